@@ -1,0 +1,233 @@
+package httpfutures
+
+import (
+	"context"
+	"iter"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A Future is the pending result of one round trip. It is resolved exactly once, with a response
+// or an error (never both), and then its Done channel is closed.
+//
+// Unless the request streams (WithStreaming, ContextWithStreaming), the response body has been
+// read into memory by the worker when the Future resolves: the connection is already back in the
+// pool, reading the body does no I/O, and closing it is optional but harmless.
+//
+// A Future is safe for concurrent use.
+type Future struct {
+	// Set before the Future is shared, read-only after.
+	req    *http.Request
+	t      *AsyncTransport
+	done   chan struct{}
+	opts   *requestOptions            // per-request options from the request's context; nil if none
+	client *http.Client               // for a Session: the client whose Do runs in the worker
+	hop    bool                       // an internal redirect hop of a Session request
+	stream bool                       // resolve at the response headers; the body holds the slots
+	decode func(*http.Response) error // for Decode: runs after the hooks
+
+	// Owned by the Scheduler, guarded by Scheduler.mu.
+	host       *host
+	prio       int
+	seq        uint64
+	index      int         // position in the host's queue; -1 when not queued
+	stop       func() bool // stops watching the request's context while queued
+	prev, next *Future     // the transport's list of running futures
+
+	state atomic.Int32
+	futureSlot
+
+	mu        sync.Mutex // guards the fields below it
+	cancelRun context.CancelFunc
+	timing    Timing
+	waiters   []chan<- *Future
+
+	// The result: written once before done is closed, read only after.
+	resp *http.Response
+	err  error
+}
+
+// The states of a Future. Leaving stateQueued requires Scheduler.mu.
+const (
+	stateQueued int32 = iota
+	stateRunning
+	stateCanceling // Cancel was called while running
+	stateDone
+)
+
+// Timing tells when a Future went through each stage. A time is zero until the stage is reached.
+type Timing struct {
+	Queued   time.Time // when the request was submitted
+	Started  time.Time // when a worker started the round trip
+	Finished time.Time // when the Future resolved
+}
+
+// QueueWait is the time between Queued and Started, or zero if the request did not start.
+func (t Timing) QueueWait() time.Duration {
+	if t.Started.IsZero() {
+		return 0
+	}
+	return t.Started.Sub(t.Queued)
+}
+
+// RoundTrip is the time between Started and Finished: the round trip, the body read and the
+// response hooks. It is zero until the Future resolves, and if the request never started.
+func (t Timing) RoundTrip() time.Duration {
+	if t.Started.IsZero() || t.Finished.IsZero() {
+		return 0
+	}
+	return t.Finished.Sub(t.Started)
+}
+
+// Total is the time between Queued and Finished, or zero until the Future resolves.
+func (t Timing) Total() time.Duration {
+	if t.Finished.IsZero() {
+		return 0
+	}
+	return t.Finished.Sub(t.Queued)
+}
+
+func newFuture(t *AsyncTransport, req *http.Request) *Future {
+	return &Future{
+		req:    req,
+		t:      t,
+		done:   make(chan struct{}),
+		index:  -1,
+		timing: Timing{Queued: time.Now()},
+	}
+}
+
+// failedFuture returns a Future already resolved with err.
+func failedFuture(t *AsyncTransport, req *http.Request, err error) *Future {
+	f := newFuture(t, req)
+	f.state.Store(stateDone)
+	f.finish(nil, err)
+	return f
+}
+
+// Result waits for the Future to resolve and returns its response or its error. A non-2xx
+// response is not an error.
+func (f *Future) Result() (*http.Response, error) {
+	<-f.done
+	return f.resp, f.err
+}
+
+// Wait is like Result but returns ctx.Err() if ctx ends first, leaving the request to go on; call
+// Cancel to stop it.
+func (f *Future) Wait(ctx context.Context) (*http.Response, error) {
+	select {
+	case <-f.done:
+		return f.resp, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Done returns a channel that is closed when the Future resolves.
+func (f *Future) Done() <-chan struct{} { return f.done }
+
+// Request returns the request that was submitted, as given. Its response's Request field names
+// the same request, or for a Session request that was redirected, the last request sent.
+func (f *Future) Request() *http.Request { return f.req }
+
+// Timing returns when the Future was queued, started and finished.
+func (f *Future) Timing() Timing {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.timing
+}
+
+// Cancel stops the request: a queued request leaves the queue at once and is never sent; a
+// running one has its context canceled. It reports whether it stopped the request, in which case
+// the Future's error is context.Canceled. It returns false if the Future had already resolved.
+func (f *Future) Cancel() bool {
+	if f.t == nil {
+		return false
+	}
+	return f.t.sched.cancel(f, context.Canceled)
+}
+
+// finish resolves f. Exactly one caller reaches it, by the state machine.
+func (f *Future) finish(resp *http.Response, err error) {
+	f.mu.Lock()
+	f.resp, f.err = resp, err
+	f.timing.Finished = time.Now()
+	waiters := f.waiters
+	f.waiters = nil
+	close(f.done)
+	f.mu.Unlock()
+	for _, w := range waiters {
+		w <- f
+	}
+	if f.t != nil && !f.hop {
+		f.t.count(err)
+	}
+}
+
+// abort resolves a Future that was never sent with err, closing its request body.
+func (f *Future) abort(err error) {
+	closeBody(f.req)
+	f.finish(nil, err)
+}
+
+// notify sends f on ch once f resolves; ch must have room for it.
+func (f *Future) notify(ch chan<- *Future) {
+	f.mu.Lock()
+	select {
+	case <-f.done:
+		f.mu.Unlock()
+		ch <- f
+	default:
+		f.waiters = append(f.waiters, ch)
+		f.mu.Unlock()
+	}
+}
+
+// AsCompleted yields the given futures as they resolve, in the order they resolve, each once.
+// Nil futures are skipped. It starts no goroutine; stopping the iteration early leaves the
+// futures running.
+func AsCompleted(futures ...*Future) iter.Seq[*Future] {
+	return func(yield func(*Future) bool) {
+		seen := make(map[*Future]struct{}, len(futures))
+		ch := make(chan *Future, len(futures))
+		for _, f := range futures {
+			if f == nil {
+				continue
+			}
+			if _, dup := seen[f]; dup {
+				continue
+			}
+			seen[f] = struct{}{}
+			f.notify(ch)
+		}
+		for range len(seen) {
+			if !yield(<-ch) {
+				return
+			}
+		}
+	}
+}
+
+// WaitAll waits until every future has resolved, or ctx ends. It returns ctx.Err() if ctx ended
+// first, leaving the futures running; otherwise the error of the first failed future in the
+// order given, or nil.
+func WaitAll(ctx context.Context, futures ...*Future) error {
+	for _, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for _, f := range futures {
+		if f != nil && f.err != nil {
+			return f.err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,242 @@
+package httpfutures
+
+import "time"
+
+// The containers of the Scheduler. None of them allocates per element beyond slice growth, and
+// none is safe for concurrent use: the Scheduler guards them with its mutex.
+
+// futureHeap is a host's queue: a binary heap of futures, highest priority first, then in the
+// order submitted. Each future knows its index, so a canceled one leaves in O(log n).
+type futureHeap []*Future
+
+func (q futureHeap) less(i, j int) bool {
+	if q[i].prio != q[j].prio {
+		return q[i].prio > q[j].prio
+	}
+	return q[i].seq < q[j].seq
+}
+
+func (q futureHeap) swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index = i
+	q[j].index = j
+}
+
+func (q *futureHeap) push(f *Future) {
+	f.index = len(*q)
+	*q = append(*q, f)
+	q.up(f.index)
+}
+
+func (q futureHeap) peek() *Future {
+	if len(q) == 0 {
+		return nil
+	}
+	return q[0]
+}
+
+func (q *futureHeap) pop() *Future {
+	f := (*q)[0]
+	q.remove(f)
+	return f
+}
+
+func (q *futureHeap) remove(f *Future) {
+	old := *q
+	i, last := f.index, len(old)-1
+	if i != last {
+		old.swap(i, last)
+	}
+	old[last] = nil
+	*q = old[:last]
+	if i != last {
+		if !q.down(i) {
+			q.up(i)
+		}
+	}
+	f.index = -1
+	if cap(*q) > 64 && len(*q) < cap(*q)/4 {
+		*q = append(futureHeap(nil), (*q)...) // give back the memory of a drained burst
+	}
+}
+
+func (q futureHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !q.less(i, p) {
+			return
+		}
+		q.swap(i, p)
+		i = p
+	}
+}
+
+func (q futureHeap) down(i int) bool {
+	start := i
+	for {
+		l := 2*i + 1
+		if l >= len(q) {
+			break
+		}
+		c := l
+		if r := l + 1; r < len(q) && q.less(r, l) {
+			c = r
+		}
+		if !q.less(c, i) {
+			break
+		}
+		q.swap(i, c)
+		i = c
+	}
+	return i > start
+}
+
+// hostRing is the round-robin of hosts that a worker may take a request from: a FIFO of hosts,
+// each at most once (host.inRing).
+type hostRing struct {
+	buf  []*host
+	head int
+	n    int
+}
+
+func (r *hostRing) len() int { return r.n }
+
+func (r *hostRing) push(h *host) {
+	if r.n == len(r.buf) {
+		grown := make([]*host, max(8, 2*len(r.buf)))
+		for i := range r.n {
+			grown[i] = r.buf[(r.head+i)%len(r.buf)]
+		}
+		r.buf, r.head = grown, 0
+	}
+	r.buf[(r.head+r.n)%len(r.buf)] = h
+	r.n++
+}
+
+func (r *hostRing) pop() *host {
+	h := r.buf[r.head]
+	r.buf[r.head] = nil
+	r.head = (r.head + 1) % len(r.buf)
+	r.n--
+	return h
+}
+
+// hostTimers is a min-heap of hosts by the time they wait for: the end of a pause, or a rate
+// token coming due.
+type hostTimers []*host
+
+func (t hostTimers) swap(i, j int) {
+	t[i], t[j] = t[j], t[i]
+	t[i].timerIdx = i
+	t[j].timerIdx = j
+}
+
+func (t *hostTimers) push(h *host) {
+	h.timerIdx = len(*t)
+	*t = append(*t, h)
+	t.up(h.timerIdx)
+}
+
+// set makes h wait until at, or keeps the later time if h waits already.
+func (t *hostTimers) set(h *host, at time.Time) {
+	if h.timerIdx < 0 {
+		h.wakeAt = at
+		t.push(h)
+		return
+	}
+	if at.After(h.wakeAt) {
+		h.wakeAt = at
+		t.down(h.timerIdx)
+	}
+}
+
+func (t *hostTimers) pop() *host {
+	old := *t
+	h, last := old[0], len(old)-1
+	old.swap(0, last)
+	old[last] = nil
+	*t = old[:last]
+	t.down(0)
+	h.timerIdx = -1
+	return h
+}
+
+func (t hostTimers) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !t[i].wakeAt.Before(t[p].wakeAt) {
+			return
+		}
+		t.swap(i, p)
+		i = p
+	}
+}
+
+func (t hostTimers) down(i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(t) {
+			return
+		}
+		c := l
+		if r := l + 1; r < len(t) && t[r].wakeAt.Before(t[l].wakeAt) {
+			c = r
+		}
+		if !t[c].wakeAt.Before(t[i].wakeAt) {
+			return
+		}
+		t.swap(i, c)
+		i = c
+	}
+}
+
+// hostList is an intrusive doubly linked list of idle hosts, oldest first.
+type hostList struct{ front, back *host }
+
+func (l *hostList) pushBack(h *host) {
+	h.idlePrev, h.idleNext, h.inIdle = l.back, nil, true
+	if l.back != nil {
+		l.back.idleNext = h
+	} else {
+		l.front = h
+	}
+	l.back = h
+}
+
+func (l *hostList) remove(h *host) {
+	if h.idlePrev != nil {
+		h.idlePrev.idleNext = h.idleNext
+	} else {
+		l.front = h.idleNext
+	}
+	if h.idleNext != nil {
+		h.idleNext.idlePrev = h.idlePrev
+	} else {
+		l.back = h.idlePrev
+	}
+	h.idlePrev, h.idleNext, h.inIdle = nil, nil, false
+}
+
+// futureList is an intrusive doubly linked list of a transport's running futures, so that a
+// Shutdown whose context ends can cancel them.
+type futureList struct{ front *Future }
+
+func (l *futureList) push(f *Future) {
+	f.prev, f.next = nil, l.front
+	if l.front != nil {
+		l.front.prev = f
+	}
+	l.front = f
+}
+
+func (l *futureList) remove(f *Future) {
+	if f.prev != nil {
+		f.prev.next = f.next
+	} else if l.front == f {
+		l.front = f.next
+	}
+	if f.next != nil {
+		f.next.prev = f.prev
+	}
+	f.prev, f.next = nil, nil
+}

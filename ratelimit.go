@@ -1,0 +1,266 @@
+package httpfutures
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// A Limiter paces requests: each request must have a token from it before it is sent. The
+// Scheduler asks for a token only when the request could otherwise go (its host has a free slot
+// and a worker is free), and then does the waiting itself, on one timer for all hosts: no
+// goroutine and no slot is held while a token comes due.
+//
+// The Scheduler calls Reserve from one goroutine at a time, with non-decreasing times, so a
+// Limiter need not order concurrent callers. Reserve may block briefly (a distributed Limiter
+// makes a network round trip) but should not sleep until the token is due: it returns that time.
+type Limiter interface {
+	// Reserve takes a token for one request to host (a host name with an optional port) at time
+	// now, and returns when the request may be sent; a time at or before now means at once. The
+	// token is spent whether or not the request is sent. An error fails the request, as a
+	// *LimiterError. ctx ends when the Scheduler closes.
+	Reserve(ctx context.Context, host string, now time.Time) (time.Time, error)
+}
+
+// LimiterError is the error of a request that a Limiter refused.
+type LimiterError struct {
+	Host string
+	Err  error
+}
+
+// Error names the host and the Limiter's error.
+func (e *LimiterError) Error() string {
+	return fmt.Sprintf("httpfutures: limiter for %s: %v", e.Host, e.Err)
+}
+
+// Unwrap returns the Limiter's error.
+func (e *LimiterError) Unwrap() error { return e.Err }
+
+// catchUp is how far the schedule of a RateLimiter may lag behind the clock and still be kept:
+// about one timer tick. Within it, a late wake-up releases every request whose time has come, as
+// if it had been on time; beyond it (the limiter was idle) the schedule restarts from now.
+const catchUp = 2 * time.Millisecond
+
+// A RateLimiter is a Limiter on a golang.org/x/time/rate token bucket shared by every host:
+// tokens are added at rate r per second, up to burst.
+//
+// Unlike calling rate.Limiter.Wait per request, a RateLimiter keeps an absolute schedule: each
+// token is due at a time on a regular grid, and a caller that wakes late (timers on Linux sleep
+// at least about a millisecond) is handed every token that has come due since, not one. So
+// 50,000 requests per second with a burst of 1 are kept within a fraction of a percent, where
+// Wait per request reaches a fifth of that. No window of time ever sees more than r times its
+// length, plus burst, plus the tokens of one timer tick.
+//
+// A RateLimiter is safe for concurrent use, though its accuracy needs non-decreasing times.
+type RateLimiter struct {
+	mu    sync.Mutex
+	lim   *rate.Limiter
+	last  time.Time // the time of the last reservation; requires mu held
+	sched time.Time // when the last reserved token is due; requires mu held
+}
+
+// NewRateLimiter returns a RateLimiter of r tokens per second with bursts of up to burst. A burst
+// below 1 is taken as 1.
+func NewRateLimiter(r rate.Limit, burst int) *RateLimiter {
+	return &RateLimiter{lim: rate.NewLimiter(r, max(burst, 1))}
+}
+
+// Reserve implements Limiter. It never fails.
+func (l *RateLimiter) Reserve(_ context.Context, _ string, now time.Time) (time.Time, error) {
+	return l.reserve(now), nil
+}
+
+// Limit returns the rate in tokens per second.
+func (l *RateLimiter) Limit() rate.Limit { return l.lim.Limit() }
+
+// Burst returns the burst.
+func (l *RateLimiter) Burst() int { return l.lim.Burst() }
+
+func (l *RateLimiter) reserve(now time.Time) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t := now
+	if t.After(l.sched) && t.Sub(l.sched) <= catchUp {
+		t = l.sched // behind schedule by less than a tick: reserve as if on time
+	}
+	if t.Before(l.last) {
+		t = l.last
+	}
+	r := l.lim.ReserveN(t, 1)
+	due := t.Add(r.DelayFrom(t))
+	l.last, l.sched = t, due
+	return due
+}
+
+// observeLocked applies the backpressure a response asks for to its host: Retry-After on a 429
+// or 503 pauses the host's whole queue, and the RateLimit fields slow its pace. It requires s.mu
+// held.
+func (s *Scheduler) observeLocked(h *host, resp *http.Response, now time.Time) {
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
+			s.pauseLocked(h, now, d)
+			return // Retry-After wins over the RateLimit fields.
+		}
+	}
+	remaining, reset, ok := parseRateLimit(resp.Header)
+	if !ok {
+		return
+	}
+	if remaining == 0 {
+		s.pauseLocked(h, now, reset)
+		return
+	}
+	if reset <= 0 {
+		return
+	}
+	reset = min(reset, s.maxRetryAfter)
+	pace := rate.Limit(float64(remaining) / reset.Seconds())
+	if h.adaptive == nil || now.After(h.adaptEnd) {
+		h.adaptive = NewRateLimiter(pace, 1)
+		h.adaptive.reserve(now) // start empty: remaining requests, evenly, by the reset
+	} else {
+		h.adaptive.lim.SetLimitAt(now, pace)
+	}
+	h.adaptEnd = now.Add(reset)
+}
+
+// pauseLocked stops h's queue for d, capped at the maximum the Scheduler allows.
+func (s *Scheduler) pauseLocked(h *host, now time.Time, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	until := now.Add(min(d, s.maxRetryAfter))
+	if !until.After(h.pausedTo) {
+		return
+	}
+	h.pausedTo = until
+	if h.inIdle {
+		s.idle.remove(h)
+	}
+	s.parkLocked(h, until)
+}
+
+// parseRetryAfter reads a Retry-After value: a number of seconds, or an HTTP-date in any of the
+// three forms HTTP allows. A date in the past means no wait.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if isDigits(v) {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n > math.MaxInt64/int64(time.Second) {
+			return math.MaxInt64, true // too large to represent: capped by the caller
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(t.Sub(now), 0), true
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// parseRateLimit reads the remaining quota and the time to its reset from the RateLimit header
+// field of draft-ietf-httpapi-ratelimit-headers (`RateLimit: "default";r=50;t=30`), taking the
+// most restrictive of several policies, or else from the older RateLimit-Remaining and
+// RateLimit-Reset fields. A malformed field is ignored as a whole. RateLimit-Policy describes
+// the quota and is not needed here.
+func parseRateLimit(hdr http.Header) (remaining int64, reset time.Duration, ok bool) {
+	if v := hdr.Values("RateLimit"); len(v) > 0 {
+		return parseRateLimitField(strings.Join(v, ","))
+	}
+	rem, rst := hdr.Get("RateLimit-Remaining"), hdr.Get("RateLimit-Reset")
+	if rem == "" || rst == "" || !isDigits(strings.TrimSpace(rem)) || !isDigits(strings.TrimSpace(rst)) {
+		return 0, 0, false
+	}
+	r, err1 := strconv.ParseInt(strings.TrimSpace(rem), 10, 64)
+	t, err2 := strconv.ParseInt(strings.TrimSpace(rst), 10, 64)
+	if err1 != nil || err2 != nil || t > math.MaxInt64/int64(time.Second) {
+		return 0, 0, false
+	}
+	return r, time.Duration(t) * time.Second, true
+}
+
+// parseRateLimitField parses a structured-field list of policies, each an item with parameters
+// r (remaining) and t (seconds to reset), and returns the policy with the slowest pace.
+func parseRateLimitField(v string) (remaining int64, reset time.Duration, ok bool) {
+	best := math.Inf(1)
+	for member := range strings.SplitSeq(v, ",") {
+		member = strings.TrimSpace(member)
+		if member == "" {
+			continue
+		}
+		parts := strings.Split(member, ";")
+		if !validItem(strings.TrimSpace(parts[0])) {
+			return 0, 0, false
+		}
+		r, t := int64(-1), int64(-1)
+		for _, p := range parts[1:] {
+			k, val, found := strings.Cut(strings.TrimSpace(p), "=")
+			if !found || !isDigits(val) {
+				if k == "r" || k == "t" {
+					return 0, 0, false
+				}
+				continue // another parameter, or a boolean one
+			}
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil || n > math.MaxInt64/int64(time.Second) {
+				return 0, 0, false
+			}
+			switch k {
+			case "r":
+				r = n
+			case "t":
+				t = n
+			}
+		}
+		if r < 0 || t < 0 {
+			return 0, 0, false
+		}
+		pace := math.Inf(1)
+		if t > 0 {
+			pace = float64(r) / float64(t)
+		}
+		if r == 0 {
+			pace = -float64(t) // exhausted: the longest wait is the most restrictive
+		}
+		if pace < best {
+			best, remaining, reset, ok = pace, r, time.Duration(t)*time.Second, true
+		}
+	}
+	return remaining, reset, ok
+}
+
+// validItem reports whether s is a structured-field token or string naming a policy.
+func validItem(s string) bool {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return !strings.ContainsAny(s[1:len(s)-1], "\"\\")
+	}
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("*_-.:/%!#$&'+^`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,616 @@
+package httpfutures
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// A Scheduler runs the round trips of one or more transports: it queues requests per host, paces
+// them, and runs them on a fixed pool of worker goroutines.
+//
+// A request is admitted when three gates are open, in this order: a rate token (the host's own
+// rate limit, the server's pace, then the Limiters shared by all hosts), a host slot
+// (WithHostLimit) and a global slot (WithWorkers). No gate is waited on while holding a later one,
+// so a throttled host never holds a worker, and never delays requests to other hosts. Hosts are
+// served round-robin; the requests to one host leave in priority order, then in the order
+// submitted.
+//
+// A queued request costs its Future and a place in a heap: there is no goroutine per request.
+// The Scheduler starts its goroutines (the workers and one pacer) at the first request, and
+// Close stops them all.
+//
+// Most programs need no Scheduler of their own: NewTransport and NewSession make one. Create
+// one with NewScheduler to share a pool of workers and its limits among several transports and
+// sessions (WithScheduler). A Scheduler is safe for concurrent use.
+type Scheduler struct {
+	workers       int
+	hostLimit     int
+	queueLimit    int
+	hostRate      rate.Limit
+	hostBurst     int
+	limiters      []Limiter // shared by all hosts, called with limMu held
+	maxRetryAfter time.Duration
+	backpressure  bool
+	hostIdle      time.Duration
+
+	ctx  context.Context // given to Limiters; canceled by Close
+	stop context.CancelFunc
+	wake chan struct{} // wakes the pacer early; capacity 1
+	quit chan struct{} // closed by Close: the pacer stops
+	wg   sync.WaitGroup
+
+	limMu  sync.Mutex // serializes calls to limiters, with non-decreasing times
+	limNow time.Time  // the last time given to a limiter; requires limMu held
+
+	mu       sync.Mutex
+	cond     sync.Cond // workers wait on it (with mu) for a host to serve or a free slot
+	hosts    map[string]*host
+	ring     hostRing   // hosts that have a request a worker may take now, round-robin
+	timers   hostTimers // hosts waiting for a time: a pause to end or a rate token to come due
+	idle     hostList   // hosts with nothing queued or running, for eviction
+	pacerAt  time.Time  // when the pacer wakes next; zero if it waits for a signal
+	queued   int        // requests in host queues
+	inflight int        // slots taken
+	seq      uint64     // submission counter, for FIFO order within a priority
+	started  bool
+	closed   bool
+}
+
+// host is the state the Scheduler keeps for one host. It is guarded by Scheduler.mu, except
+// during a reservation (reserving), when the reserving worker alone touches its limiters.
+type host struct {
+	key      string
+	queue    futureHeap
+	inflight int
+	limiter  *RateLimiter // WithHostRateLimit; nil if none
+	adaptive *RateLimiter // the pace asked by the server's RateLimit fields; nil if none
+	adaptEnd time.Time    // when the server's pace lapses
+
+	inRing    bool
+	reserving bool      // a worker is reserving rate tokens for it, with Scheduler.mu released
+	timerIdx  int       // position in Scheduler.timers; -1 if not waiting
+	wakeAt    time.Time // when it stops waiting, if timerIdx >= 0
+	pausedTo  time.Time // paused by the server until then
+	hostDue   time.Time // when the token of the host's own limiters is due, if hostTok
+	hostTok   bool
+	tokenAt   time.Time // when the host's next request may go, if token
+	token     bool      // all rate tokens for the host's next request are reserved
+
+	idlePrev, idleNext *host
+	inIdle             bool
+	evictAt            time.Time
+}
+
+// NewScheduler returns a Scheduler configured by opts. Options that do not concern a scheduler
+// (hooks, body handling, a client) are ignored.
+func NewScheduler(opts ...Option) *Scheduler {
+	return newScheduler(newConfig(opts))
+}
+
+func newScheduler(c *config) *Scheduler {
+	s := &Scheduler{
+		workers:       c.workers,
+		hostLimit:     c.hostLimit,
+		queueLimit:    c.queueLimit,
+		hostRate:      c.hostRate,
+		hostBurst:     c.hostBurst,
+		maxRetryAfter: c.maxRetryAfter,
+		backpressure:  !c.noBackpressure,
+		hostIdle:      c.hostIdle,
+		wake:          make(chan struct{}, 1),
+		quit:          make(chan struct{}),
+		hosts:         make(map[string]*host),
+	}
+	if c.rate > 0 && c.rate != rate.Inf {
+		s.limiters = append(s.limiters, NewRateLimiter(c.rate, c.burst))
+	}
+	s.limiters = append(s.limiters, c.limiters...)
+	s.ctx, s.stop = context.WithCancel(context.Background())
+	s.cond.L = &s.mu
+	return s
+}
+
+// Close stops the Scheduler: requests still queued fail with ErrClosed without being sent,
+// requests running finish, and new requests fail with ErrClosed. Close returns when every
+// goroutine of the Scheduler has stopped. Streamed response bodies stay readable.
+func (s *Scheduler) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return nil
+	}
+	s.closed = true
+	var failed []*Future
+	for _, h := range s.hosts {
+		for len(h.queue) > 0 {
+			f := h.queue.peek()
+			s.dequeueLocked(f)
+			failed = append(failed, f)
+		}
+	}
+	for _, f := range failed {
+		f.t.checkDrainedLocked()
+	}
+	s.mu.Unlock()
+	for _, f := range failed {
+		f.abort(ErrClosed)
+	}
+	s.cond.Broadcast()
+	close(s.quit)
+	s.stop()
+	s.wg.Wait()
+	return nil
+}
+
+// startLocked starts the workers and the pacer. It requires s.mu held.
+func (s *Scheduler) startLocked() {
+	s.started = true
+	s.wg.Add(s.workers + 1)
+	for range s.workers {
+		go s.worker()
+	}
+	go s.pace()
+}
+
+// hostKey names the host a request is queued under: its host and port, lower-cased, with a
+// default port left out, so that http://Example.com:80/ and http://example.com/ share a queue.
+func hostKey(scheme, hostport string) string {
+	switch {
+	case scheme == "http" && strings.HasSuffix(hostport, ":80"):
+		hostport = hostport[:len(hostport)-3]
+	case scheme == "https" && strings.HasSuffix(hostport, ":443"):
+		hostport = hostport[:len(hostport)-4]
+	}
+	return strings.ToLower(hostport)
+}
+
+// submit queues f. It fails with ErrClosed or ErrQueueFull, leaving f untouched.
+func (s *Scheduler) submit(f *Future) error {
+	key := hostKey(f.req.URL.Scheme, f.req.URL.Host)
+	if f.opts != nil {
+		f.prio = f.opts.priority
+	}
+	ctx := f.req.Context()
+	s.mu.Lock()
+	if s.closed || f.t.closing {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.queueLimit > 0 && s.queued >= s.queueLimit {
+		s.mu.Unlock()
+		return ErrQueueFull
+	}
+	if !s.started {
+		s.startLocked()
+	}
+	s.evictLocked(f.timing.Queued)
+	h := s.hosts[key]
+	if h == nil {
+		h = &host{key: key, timerIdx: -1}
+		if s.hostRate > 0 && s.hostRate != rate.Inf {
+			h.limiter = NewRateLimiter(s.hostRate, s.hostBurst)
+		}
+		s.hosts[key] = h
+	} else if h.inIdle {
+		s.idle.remove(h)
+	}
+	f.host = h
+	f.seq = s.seq
+	s.seq++
+	h.queue.push(f)
+	s.queued++
+	f.t.queued++
+	if ctx.Done() != nil {
+		f.stop = context.AfterFunc(ctx, func() { s.cancelQueued(f, ctx.Err()) })
+	}
+	pushed := s.pushRingLocked(h)
+	s.mu.Unlock()
+	if pushed {
+		s.cond.Signal()
+	}
+	return nil
+}
+
+// dequeueLocked takes the queued f out of its host's queue and marks it done; the caller
+// resolves it with abort, once s.mu is released. It requires s.mu held.
+func (s *Scheduler) dequeueLocked(f *Future) {
+	h := f.host
+	h.queue.remove(f)
+	s.queued--
+	f.t.queued--
+	if f.stop != nil {
+		f.stop()
+		f.stop = nil
+	}
+	f.state.Store(stateDone)
+	s.maybeIdleLocked(h, time.Now())
+}
+
+// cancelQueued resolves f with err if it is still queued.
+func (s *Scheduler) cancelQueued(f *Future, err error) bool {
+	s.mu.Lock()
+	if f.index < 0 {
+		s.mu.Unlock()
+		return false
+	}
+	s.dequeueLocked(f)
+	f.t.checkDrainedLocked()
+	s.mu.Unlock()
+	f.abort(err)
+	return true
+}
+
+// cancel stops f: out of the queue if it is queued, by canceling its context if it runs.
+func (s *Scheduler) cancel(f *Future, err error) bool {
+	if s.cancelQueued(f, err) {
+		return true
+	}
+	if !f.state.CompareAndSwap(stateRunning, stateCanceling) {
+		return false
+	}
+	f.mu.Lock()
+	stop := f.cancelRun
+	f.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	return true
+}
+
+// takeableLocked reports whether a worker may serve h now, rate tokens aside.
+func (s *Scheduler) takeableLocked(h *host) bool {
+	return !h.reserving && h.timerIdx < 0 && len(h.queue) > 0 &&
+		(s.hostLimit == 0 || h.inflight < s.hostLimit)
+}
+
+// pushRingLocked puts h in the round-robin if a worker may serve it. It requires s.mu held.
+func (s *Scheduler) pushRingLocked(h *host) bool {
+	if h.inRing || !s.takeableLocked(h) {
+		return false
+	}
+	h.inRing = true
+	s.ring.push(h)
+	return true
+}
+
+// paced reports whether h's requests need rate tokens.
+func (s *Scheduler) paced(h *host) bool {
+	return h.limiter != nil || h.adaptive != nil || len(s.limiters) > 0
+}
+
+// parkLocked makes h wait until at, then return to the round-robin.
+func (s *Scheduler) parkLocked(h *host, at time.Time) {
+	s.timers.set(h, at)
+	if s.pacerAt.IsZero() || at.Before(s.pacerAt) {
+		s.pacerAt = at
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// worker runs requests until the Scheduler closes.
+func (s *Scheduler) worker() {
+	defer s.wg.Done()
+	s.mu.Lock()
+	for {
+		f := s.takeLocked()
+		if f == nil {
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		bodyHolds := f.t.run(f)
+		s.mu.Lock()
+		f.t.doneLocked(f)
+		if !bodyHolds {
+			s.releaseSlotLocked(f)
+		}
+		if f.detached {
+			// A Session request that followed a redirect: another worker took this one's place.
+			s.mu.Unlock()
+			return
+		}
+	}
+}
+
+// takeLocked waits for a request that may start now, takes its slots, and returns it; nil once
+// the Scheduler is closed. It requires s.mu held, and releases it while waiting or reserving.
+func (s *Scheduler) takeLocked() *Future {
+	for {
+		if s.closed {
+			return nil
+		}
+		if s.inflight >= s.workers || s.ring.len() == 0 {
+			s.cond.Wait()
+			continue
+		}
+		h := s.ring.pop()
+		h.inRing = false
+		if !s.takeableLocked(h) {
+			s.maybeIdleLocked(h, time.Now())
+			continue
+		}
+		if s.paced(h) && !s.admitLocked(h) {
+			continue
+		}
+		f := h.queue.pop()
+		s.queued--
+		s.inflight++
+		h.inflight++
+		f.slotHeld.Store(true)
+		f.t.queued--
+		f.t.inflight++
+		f.t.running.push(f)
+		if f.stop != nil {
+			f.stop()
+			f.stop = nil
+		}
+		f.state.Store(stateRunning)
+		s.pushRingLocked(h)
+		if s.ring.len() > 0 && s.inflight < s.workers {
+			s.cond.Signal()
+		}
+		return f
+	}
+}
+
+// admitLocked reserves h's rate tokens if it has none, and reports whether its next request may
+// go now. If not, h waits on a timer, or is back in the round-robin. It requires s.mu held, and
+// releases it while calling the shared limiters.
+func (s *Scheduler) admitLocked(h *host) bool {
+	if !h.token {
+		now := time.Now()
+		if !h.hostTok {
+			h.hostDue, h.hostTok = s.reserveHostLocked(h, now), true
+		}
+		if h.hostDue.After(now) {
+			s.parkLocked(h, h.hostDue)
+			return false
+		}
+		due := h.hostDue
+		if len(s.limiters) > 0 {
+			h.reserving = true
+			s.mu.Unlock()
+			shared, err := s.reserveShared(h.key)
+			s.mu.Lock()
+			h.reserving = false
+			if err != nil {
+				if f := h.queue.peek(); f != nil {
+					s.dequeueLocked(f)
+					f.t.checkDrainedLocked()
+					s.mu.Unlock()
+					f.abort(&LimiterError{Host: h.key, Err: err})
+					s.mu.Lock()
+				}
+				s.pushRingLocked(h)
+				return false
+			}
+			due = later(due, shared)
+		}
+		h.hostTok = false
+		h.token, h.tokenAt = true, due
+	}
+	if h.tokenAt.After(time.Now()) {
+		s.parkLocked(h, h.tokenAt)
+		return false
+	}
+	if !s.takeableLocked(h) || s.inflight >= s.workers || s.closed {
+		// The state changed while the lock was released; the token keeps.
+		s.pushRingLocked(h)
+		return false
+	}
+	h.token = false
+	return true
+}
+
+// reserveHostLocked takes a token from h's own limiters and returns when it is due.
+func (s *Scheduler) reserveHostLocked(h *host, now time.Time) time.Time {
+	due := now
+	if h.limiter != nil {
+		due = h.limiter.reserve(now)
+	}
+	if h.adaptive != nil {
+		if now.Before(h.adaptEnd) {
+			due = later(due, h.adaptive.reserve(now))
+		} else {
+			h.adaptive = nil
+		}
+	}
+	return due
+}
+
+// reserveShared takes a token from each limiter shared by all hosts, one caller at a time and
+// with non-decreasing times, and returns when the last is due.
+func (s *Scheduler) reserveShared(key string) (time.Time, error) {
+	s.limMu.Lock()
+	defer s.limMu.Unlock()
+	now := time.Now()
+	if now.Before(s.limNow) {
+		now = s.limNow
+	}
+	s.limNow = now
+	due := now
+	for _, l := range s.limiters {
+		at, err := l.Reserve(s.ctx, key, now)
+		if err != nil {
+			return time.Time{}, err
+		}
+		due = later(due, at)
+	}
+	return due, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// releaseSlotLocked gives back the slots f took, once, and lets a waiting worker use them.
+func (s *Scheduler) releaseSlotLocked(f *Future) {
+	if !f.slotHeld.CompareAndSwap(true, false) {
+		return
+	}
+	h := f.host
+	s.inflight--
+	h.inflight--
+	s.pushRingLocked(h)
+	s.maybeIdleLocked(h, time.Now())
+	if s.ring.len() > 0 {
+		s.cond.Signal()
+	}
+}
+
+// releaseSlot is releaseSlotLocked for callers that do not hold s.mu.
+func (s *Scheduler) releaseSlot(f *Future) {
+	if !f.slotHeld.Load() {
+		return
+	}
+	s.mu.Lock()
+	s.releaseSlotLocked(f)
+	s.mu.Unlock()
+}
+
+// detach gives up the slots of the running f and has another worker take this goroutine's place:
+// f goes on as an ordinary caller that waits for other requests (a redirect), so that workers
+// waiting on each other can never exhaust the pool.
+func (s *Scheduler) detach(f *Future) {
+	s.mu.Lock()
+	f.detached = true
+	s.releaseSlotLocked(f)
+	if !s.closed {
+		s.wg.Add(1)
+		go s.worker()
+	}
+	s.mu.Unlock()
+}
+
+// pace is the pacer goroutine: it sleeps until the earliest host waiting for a time, then puts
+// the hosts whose time has come back in the round-robin and wakes workers for them.
+func (s *Scheduler) pace() {
+	defer s.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		now := time.Now()
+		woken := 0
+		for len(s.timers) > 0 && !s.timers[0].wakeAt.After(now) {
+			h := s.timers.pop()
+			if s.pushRingLocked(h) {
+				woken++
+			} else {
+				s.maybeIdleLocked(h, now)
+			}
+		}
+		next := time.Time{}
+		if len(s.timers) > 0 {
+			next = s.timers[0].wakeAt
+		}
+		s.pacerAt = next
+		s.mu.Unlock()
+		for range min(woken, s.workers) {
+			s.cond.Signal()
+		}
+		var fire <-chan time.Time
+		if !next.IsZero() {
+			timer.Reset(next.Sub(now))
+			fire = timer.C
+		}
+		select {
+		case <-fire:
+		case <-s.wake:
+		case <-s.quit:
+			return
+		}
+	}
+}
+
+// maybeIdleLocked puts h on the idle list if nothing is queued, running or pending for it.
+func (s *Scheduler) maybeIdleLocked(h *host, now time.Time) {
+	if h.inIdle || h.inRing || h.reserving || h.timerIdx >= 0 || len(h.queue) > 0 || h.inflight > 0 {
+		return
+	}
+	keep := s.hostIdle
+	if h.limiter != nil {
+		// Evicting it before its bucket refills would hand the host a fresh burst.
+		keep = max(keep, time.Duration(float64(h.limiter.Burst())/float64(h.limiter.Limit())*float64(time.Second)))
+	}
+	h.evictAt = later(later(now.Add(keep), h.pausedTo), h.adaptEnd)
+	s.idle.pushBack(h)
+}
+
+// evictLocked forgets a few hosts that have been idle long enough, so that a crawler visiting
+// millions of hosts keeps only the recent ones. It requires s.mu held.
+func (s *Scheduler) evictLocked(now time.Time) {
+	for range 2 {
+		h := s.idle.front
+		if h == nil || h.evictAt.After(now) {
+			return
+		}
+		s.idle.remove(h)
+		delete(s.hosts, h.key)
+	}
+}
+
+// Stats returns the counts of the Scheduler as a whole: the requests of all its transports.
+func (s *Scheduler) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Queued: s.queued, InFlight: s.inflight, Hosts: len(s.hosts), Paused: s.pausedLocked(time.Now())}
+}
+
+func (s *Scheduler) pausedLocked(now time.Time) int {
+	n := 0
+	for _, h := range s.timers {
+		if h.pausedTo.After(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// HostStats describes the state of one host in a Scheduler.
+type HostStats struct {
+	Queued      int        // requests waiting in the host's queue
+	InFlight    int        // requests to the host holding a slot
+	PausedUntil time.Time  // when a pause asked by the server ends; zero if not paused
+	Pace        rate.Limit // the pace asked by the server's RateLimit fields; zero if none
+}
+
+// HostStats returns the state of host (a host name with an optional port, as in a URL); the
+// zero HostStats if the Scheduler has no state for it.
+func (s *Scheduler) HostStats(host string) HostStats {
+	key := hostKey("", host)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.hosts[key]
+	if h == nil {
+		return HostStats{}
+	}
+	now := time.Now()
+	st := HostStats{Queued: len(h.queue), InFlight: h.inflight}
+	if h.pausedTo.After(now) {
+		st.PausedUntil = h.pausedTo
+	}
+	if h.adaptive != nil && now.Before(h.adaptEnd) {
+		st.Pace = h.adaptive.Limit()
+	}
+	return st
+}
+
+// futureSlot is embedded in Future: whether it holds a worker slot and a host slot.
+type futureSlot struct {
+	slotHeld  atomic.Bool
+	detached  bool // owned by the goroutine running the Future
+	sentFirst bool // a Session Future sent its first round trip; owned likewise
+}

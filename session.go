@@ -1,0 +1,126 @@
+package httpfutures
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// A Session is http.Client's methods returning Futures, as requests-futures' FuturesSession is
+// requests.Session's. It wraps an http.Client (WithClient, or a new one): each request runs that
+// client's Do in a worker, so its cookie jar, redirect policy and timeout apply, and every round
+// trip, redirects included, passes the Scheduler's limits.
+//
+// A Session is safe for concurrent use. Close it when done.
+type Session struct {
+	t     *AsyncTransport
+	async *http.Client // the wrapped client, run in the workers
+	sync  *http.Client // the wrapped client on the AsyncTransport
+}
+
+// NewSession returns a Session configured by opts, with 8 workers unless WithWorkers or
+// WithScheduler says otherwise.
+func NewSession(opts ...Option) *Session {
+	c := newConfig(opts)
+	base := c.client
+	if base == nil {
+		base = &http.Client{}
+	}
+	t := newTransport(base.Transport, c)
+	async, sync := *base, *base
+	async.Transport = hopTransport{t}
+	sync.Transport = t
+	return &Session{t: t, async: &async, sync: &sync}
+}
+
+// Get starts a GET of url.
+func (s *Session) Get(url string) *Future { return s.send(http.MethodGet, url, "", nil) }
+
+// Head starts a HEAD of url.
+func (s *Session) Head(url string) *Future { return s.send(http.MethodHead, url, "", nil) }
+
+// Post starts a POST of body to url with the given Content-Type. If body is an io.Closer, it is
+// closed once the request is done with it, on every path.
+func (s *Session) Post(url, contentType string, body io.Reader) *Future {
+	return s.send(http.MethodPost, url, contentType, body)
+}
+
+// PostForm starts a POST of data, URL-encoded, to url.
+func (s *Session) PostForm(url string, data url.Values) *Future {
+	return s.send(http.MethodPost, url, "application/x-www-form-urlencoded", strings.NewReader(data.Encode()))
+}
+
+// Do starts req. As with http.Client.Do, a redirect is followed according to the client's
+// policy, and the response's Request is the last request sent.
+func (s *Session) Do(req *http.Request) *Future { return s.do(req, nil) }
+
+func (s *Session) do(req *http.Request, decode func(*http.Response) error) *Future {
+	return s.t.startFunc(req, func(f *Future) {
+		f.client = s.async
+		f.decode = decode
+	})
+}
+
+func (s *Session) send(method, url, contentType string, body io.Reader) *Future {
+	req, err := http.NewRequestWithContext(context.Background(), method, url, body)
+	if err != nil {
+		if c, ok := body.(io.Closer); ok {
+			c.Close()
+		}
+		return failedFuture(s.t, nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	return s.Do(req)
+}
+
+// Client returns the wrapped client with the Session's AsyncTransport as its Transport: the
+// synchronous way to send a request under the same limits.
+func (s *Session) Client() *http.Client { return s.sync }
+
+// Transport returns the Session's AsyncTransport, for its Stats and StartRoundTrip.
+func (s *Session) Transport() *AsyncTransport { return s.t }
+
+// Close closes the Session's transport: queued requests fail with ErrClosed, running ones finish.
+func (s *Session) Close() error { return s.t.Close() }
+
+// Shutdown shuts the Session's transport down gracefully; see AsyncTransport.Shutdown.
+func (s *Session) Shutdown(ctx context.Context) error { return s.t.Shutdown(ctx) }
+
+// futureKey carries the running Session Future in its request's context, for hopTransport.
+type futureKey struct{}
+
+// hopTransport is the Transport of the client a Session runs in a worker. The first round trip
+// of a request uses the slot the worker took for it. A redirect is a new round trip that must
+// wait for its own turn: the worker's goroutine leaves the pool (another takes its place) and
+// queues it like any caller, so requests that redirect can never hold every worker while they
+// wait for one.
+type hopTransport struct{ t *AsyncTransport }
+
+func (h hopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	f, _ := req.Context().Value(futureKey{}).(*Future)
+	if f == nil {
+		return h.t.RoundTrip(req)
+	}
+	if !f.sentFirst {
+		f.sentFirst = true
+		return h.t.send(f, req)
+	}
+	if !f.detached {
+		h.t.sched.detach(f)
+	}
+	return h.t.startFunc(req, func(hop *Future) {
+		hop.hop, hop.stream = true, true
+		hop.opts = nil // the hooks are for the final response
+		if f.opts != nil {
+			hop.opts = &requestOptions{priority: f.opts.priority}
+		}
+	}).Result()
+}
+
+// CloseIdleConnections closes the idle connections of the Session's transport.
+func (h hopTransport) CloseIdleConnections() { h.t.CloseIdleConnections() }
