@@ -3,6 +3,7 @@ package httpfutures
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"runtime/debug"
 )
@@ -20,7 +21,8 @@ type Hooks struct {
 
 	// Response is called after the round trip, before the Future resolves, with the response.
 	// Unless the request streams, the body has been read into memory: the hook may read it (to
-	// decode JSON in the background, say), and the caller reads it again from the start. An
+	// decode JSON in the background, say), and the next hook and the caller read it again from
+	// the start. An
 	// error returned, or a panic, becomes the Future's error and the response is discarded; a
 	// panic is returned as a *PanicError with its value and stack, and the worker lives on.
 	Response func(*http.Response) error
@@ -98,6 +100,9 @@ func runResponseHooks(resp *http.Response, hooks ...Hooks) (err error) {
 	}()
 	for _, h := range hooks {
 		if h.Response != nil {
+			if b, ok := resp.Body.(*memBody); ok {
+				b.Seek(0, io.SeekStart) // each hook reads the body from the start
+			}
 			if err := h.Response(resp); err != nil {
 				return err
 			}
