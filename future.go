@@ -21,7 +21,6 @@ type Future struct {
 	// Set before the Future is shared, read-only after.
 	req    *http.Request
 	t      *AsyncTransport
-	done   chan struct{}
 	opts   *requestOptions            // per-request options from the request's context; nil if none
 	client *http.Client               // for a Session: the client whose Do runs in the worker
 	hop    bool                       // an internal redirect hop of a Session request
@@ -36,10 +35,12 @@ type Future struct {
 	stop       func() bool // stops watching the request's context while queued
 	prev, next *Future     // the transport's list of running futures
 
-	state atomic.Int32
+	state    atomic.Int32
+	resolved atomic.Bool // set once resp and err are written
 	futureSlot
 
-	mu        sync.Mutex // guards the fields below it
+	mu        sync.Mutex    // guards the fields below it
+	done      chan struct{} // made when first asked for, or closedChan
 	cancelRun context.CancelFunc
 	timing    Timing
 	waiters   []chan<- *Future
@@ -89,11 +90,17 @@ func (t Timing) Total() time.Duration {
 	return t.Finished.Sub(t.Queued)
 }
 
+// closedChan is the Done channel of a Future that resolved before anyone asked for it.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
 func newFuture(t *AsyncTransport, req *http.Request) *Future {
 	return &Future{
 		req:    req,
 		t:      t,
-		done:   make(chan struct{}),
 		index:  -1,
 		timing: Timing{Queued: time.Now()},
 	}
@@ -110,15 +117,20 @@ func failedFuture(t *AsyncTransport, req *http.Request, err error) *Future {
 // Result waits for the Future to resolve and returns its response or its error. A non-2xx
 // response is not an error.
 func (f *Future) Result() (*http.Response, error) {
-	<-f.done
+	if !f.resolved.Load() {
+		<-f.Done()
+	}
 	return f.resp, f.err
 }
 
 // Wait is like Result but returns ctx.Err() if ctx ends first, leaving the request to go on; call
 // Cancel to stop it.
 func (f *Future) Wait(ctx context.Context) (*http.Response, error) {
+	if f.resolved.Load() {
+		return f.resp, f.err
+	}
 	select {
-	case <-f.done:
+	case <-f.Done():
 		return f.resp, f.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -126,7 +138,18 @@ func (f *Future) Wait(ctx context.Context) (*http.Response, error) {
 }
 
 // Done returns a channel that is closed when the Future resolves.
-func (f *Future) Done() <-chan struct{} { return f.done }
+func (f *Future) Done() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done == nil {
+		if f.resolved.Load() {
+			f.done = closedChan
+		} else {
+			f.done = make(chan struct{})
+		}
+	}
+	return f.done
+}
 
 // Request returns the request that was submitted, as given. Its response's Request field names
 // the same request, or for a Session request that was redirected, the last request sent.
@@ -154,9 +177,14 @@ func (f *Future) finish(resp *http.Response, err error) {
 	f.mu.Lock()
 	f.resp, f.err = resp, err
 	f.timing.Finished = time.Now()
+	f.resolved.Store(true)
+	if f.done != nil {
+		close(f.done)
+	} else {
+		f.done = closedChan
+	}
 	waiters := f.waiters
 	f.waiters = nil
-	close(f.done)
 	f.mu.Unlock()
 	for _, w := range waiters {
 		w <- f
@@ -175,14 +203,13 @@ func (f *Future) abort(err error) {
 // notify sends f on ch once f resolves; ch must have room for it.
 func (f *Future) notify(ch chan<- *Future) {
 	f.mu.Lock()
-	select {
-	case <-f.done:
+	if f.resolved.Load() {
 		f.mu.Unlock()
 		ch <- f
-	default:
-		f.waiters = append(f.waiters, ch)
-		f.mu.Unlock()
+		return
 	}
+	f.waiters = append(f.waiters, ch)
+	f.mu.Unlock()
 }
 
 // AsCompleted yields the given futures as they resolve, in the order they resolve, each once.
@@ -218,8 +245,11 @@ func WaitAll(ctx context.Context, futures ...*Future) error {
 		if f == nil {
 			continue
 		}
+		if f.resolved.Load() {
+			continue
+		}
 		select {
-		case <-f.done:
+		case <-f.Done():
 		case <-ctx.Done():
 			return ctx.Err()
 		}

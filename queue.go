@@ -5,7 +5,103 @@ import "time"
 // The containers of the Scheduler. None of them allocates per element beyond slice growth, and
 // none is safe for concurrent use: the Scheduler guards them with its mutex.
 
-// futureHeap is a host's queue: a binary heap of futures, highest priority first, then in the
+// hostQueue is a host's queue: the requests of priority 0, the common case, in a FIFO ring, and
+// those of other priorities in a heap. The highest priority leaves first, then the oldest. Each
+// future knows its place (index), so a canceled one leaves at once: from the heap in O(log n),
+// from the ring in O(1), its slot left empty until the head passes it.
+type hostQueue struct {
+	fifo futureRing
+	heap futureHeap
+}
+
+func (q *hostQueue) len() int { return q.fifo.live + len(q.heap) }
+
+func (q *hostQueue) push(f *Future) {
+	if f.prio == 0 {
+		q.fifo.push(f)
+	} else {
+		q.heap.push(f)
+	}
+}
+
+func (q *hostQueue) peek() *Future {
+	top, first := q.heap.peek(), q.fifo.peek()
+	if top != nil && (first == nil || top.prio > 0) {
+		return top
+	}
+	return first
+}
+
+func (q *hostQueue) pop() *Future {
+	f := q.peek()
+	q.remove(f)
+	return f
+}
+
+func (q *hostQueue) remove(f *Future) {
+	if f.prio == 0 {
+		q.fifo.remove(f)
+	} else {
+		q.heap.remove(f)
+	}
+}
+
+// appendAll appends the queued futures to out, in no particular order.
+func (q *hostQueue) appendAll(out []*Future) []*Future {
+	for p := q.fifo.head; p < q.fifo.tail; p++ {
+		if f := q.fifo.buf[p%len(q.fifo.buf)]; f != nil {
+			out = append(out, f)
+		}
+	}
+	return append(out, q.heap...)
+}
+
+// futureRing is a FIFO of futures in a ring buffer. Positions are absolute (they only grow), and
+// a future's index is its position, so that it can be removed in place.
+type futureRing struct {
+	buf  []*Future
+	head int // position of the first slot, maybe empty
+	tail int // position after the last slot
+	live int // slots not empty
+}
+
+func (r *futureRing) push(f *Future) {
+	if r.tail-r.head == len(r.buf) {
+		grown := make([]*Future, max(8, 2*len(r.buf)))
+		for p := r.head; p < r.tail; p++ {
+			grown[p%len(grown)] = r.buf[p%len(r.buf)]
+		}
+		r.buf = grown
+	}
+	r.buf[r.tail%len(r.buf)] = f
+	f.index = r.tail
+	r.tail++
+	r.live++
+}
+
+func (r *futureRing) peek() *Future {
+	for r.head < r.tail {
+		if f := r.buf[r.head%len(r.buf)]; f != nil {
+			return f
+		}
+		r.head++
+	}
+	return nil
+}
+
+func (r *futureRing) remove(f *Future) {
+	r.buf[f.index%len(r.buf)] = nil
+	f.index = -1
+	r.live--
+	if r.live == 0 {
+		r.head, r.tail = 0, 0
+		if len(r.buf) > 64 {
+			r.buf = nil // give back the memory of a drained burst
+		}
+	}
+}
+
+// futureHeap is a binary heap of futures, highest priority first, then in the
 // order submitted. Each future knows its index, so a canceled one leaves in O(log n).
 type futureHeap []*Future
 

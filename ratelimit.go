@@ -43,27 +43,28 @@ func (e *LimiterError) Error() string {
 // Unwrap returns the Limiter's error.
 func (e *LimiterError) Unwrap() error { return e.Err }
 
-// catchUp is how far the schedule of a RateLimiter may lag behind the clock and still be kept:
-// about one timer tick. Within it, a late wake-up releases every request whose time has come, as
-// if it had been on time; beyond it (the limiter was idle) the schedule restarts from now.
-const catchUp = 2 * time.Millisecond
+// maxCatchUp bounds how far behind its schedule a RateLimiter catches up: a process stopped for
+// longer than this (suspended, say) restarts its schedule rather than send a flood.
+const maxCatchUp = 100 * time.Millisecond
 
 // A RateLimiter is a Limiter on a golang.org/x/time/rate token bucket shared by every host:
 // tokens are added at rate r per second, up to burst.
 //
-// Unlike calling rate.Limiter.Wait per request, a RateLimiter keeps an absolute schedule: each
-// token is due at a time on a regular grid, and a caller that wakes late (timers on Linux sleep
-// at least about a millisecond) is handed every token that has come due since, not one. So
-// 50,000 requests per second with a burst of 1 are kept within a fraction of a percent, where
-// Wait per request reaches a fifth of that. No window of time ever sees more than r times its
-// length, plus burst, plus the tokens of one timer tick.
+// Unlike calling rate.Limiter.Wait per request, a RateLimiter used by a Scheduler keeps an
+// absolute schedule: while requests wait on it, each token is due at a time on a regular grid,
+// and a wake-up that comes late (timers on Linux sleep at least about a millisecond, and a busy
+// machine adds more) is handed every token that has come due since, not one. So 50,000 requests
+// per second with a burst of 1 are kept within a fraction of a percent, where Wait per request
+// reaches a fifth of that. Once nothing waits, the schedule restarts from the next request, as a
+// token bucket does: an idle spell earns a burst, not a backlog.
 //
 // A RateLimiter is safe for concurrent use, though its accuracy needs non-decreasing times.
 type RateLimiter struct {
-	mu    sync.Mutex
-	lim   *rate.Limiter
-	last  time.Time // the time of the last reservation; requires mu held
-	sched time.Time // when the last reserved token is due; requires mu held
+	mu     sync.Mutex
+	lim    *rate.Limiter
+	last   time.Time // the time of the last reservation; requires mu held
+	sched  time.Time // when the last reserved token is due; requires mu held
+	behind bool      // the last token was not free at once: requests queue on the limiter
 }
 
 // NewRateLimiter returns a RateLimiter of r tokens per second with bursts of up to burst. A burst
@@ -72,9 +73,10 @@ func NewRateLimiter(r rate.Limit, burst int) *RateLimiter {
 	return &RateLimiter{lim: rate.NewLimiter(r, max(burst, 1))}
 }
 
-// Reserve implements Limiter. It never fails.
+// Reserve implements Limiter. It never fails. Called directly, it takes the request to have
+// arrived at now; a Scheduler tells it how long its request has waited.
 func (l *RateLimiter) Reserve(_ context.Context, _ string, now time.Time) (time.Time, error) {
-	return l.reserve(now), nil
+	return l.reserve(now, now), nil
 }
 
 // Limit returns the rate in tokens per second.
@@ -83,19 +85,24 @@ func (l *RateLimiter) Limit() rate.Limit { return l.lim.Limit() }
 // Burst returns the burst.
 func (l *RateLimiter) Burst() int { return l.lim.Burst() }
 
-func (l *RateLimiter) reserve(now time.Time) time.Time {
+// reserve takes a token at now for a request that has waited since since, and returns when it
+// is due.
+func (l *RateLimiter) reserve(now, since time.Time) time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t := now
-	if t.After(l.sched) && t.Sub(l.sched) <= catchUp {
-		t = l.sched // behind schedule by less than a tick: reserve as if on time
+	if l.behind && now.After(l.sched) && !since.After(l.sched) && now.Sub(l.sched) <= maxCatchUp {
+		// Requests have waited on the limiter without a break since its last token came due:
+		// this token is due on the same grid, however late the caller woke.
+		t = l.sched
 	}
 	if t.Before(l.last) {
 		t = l.last
 	}
 	r := l.lim.ReserveN(t, 1)
-	due := t.Add(r.DelayFrom(t))
-	l.last, l.sched = t, due
+	delay := r.DelayFrom(t)
+	due := t.Add(delay)
+	l.last, l.sched, l.behind = t, due, delay > 0
 	return due
 }
 
@@ -124,11 +131,17 @@ func (s *Scheduler) observeLocked(h *host, resp *http.Response, now time.Time) {
 	pace := rate.Limit(float64(remaining) / reset.Seconds())
 	if h.adaptive == nil || now.After(h.adaptEnd) {
 		h.adaptive = NewRateLimiter(pace, 1)
-		h.adaptive.reserve(now) // start empty: remaining requests, evenly, by the reset
+		h.adaptive.reserve(now, now) // start empty: remaining requests, evenly, by the reset
 	} else {
 		h.adaptive.lim.SetLimitAt(now, pace)
 	}
 	h.adaptEnd = now.Add(reset)
+}
+
+// asksBackpressure reports whether resp carries anything observeLocked acts on.
+func asksBackpressure(resp *http.Response) bool {
+	h := resp.Header
+	return len(h) > 0 && (h["Retry-After"] != nil || h["Ratelimit"] != nil || h["Ratelimit-Remaining"] != nil)
 }
 
 // pauseLocked stops h's queue for d, capped at the maximum the Scheduler allows.

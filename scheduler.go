@@ -56,6 +56,8 @@ type Scheduler struct {
 	pacerAt  time.Time  // when the pacer wakes next; zero if it waits for a signal
 	queued   int        // requests in host queues
 	inflight int        // slots taken
+	waiting  int        // workers waiting on cond
+	waking   int        // workers signaled and not yet running
 	seq      uint64     // submission counter, for FIFO order within a priority
 	started  bool
 	closed   bool
@@ -65,7 +67,7 @@ type Scheduler struct {
 // during a reservation (reserving), when the reserving worker alone touches its limiters.
 type host struct {
 	key      string
-	queue    futureHeap
+	queue    hostQueue
 	inflight int
 	limiter  *RateLimiter // WithHostRateLimit; nil if none
 	adaptive *RateLimiter // the pace asked by the server's RateLimit fields; nil if none
@@ -128,7 +130,7 @@ func (s *Scheduler) Close() error {
 	s.closed = true
 	var failed []*Future
 	for _, h := range s.hosts {
-		for len(h.queue) > 0 {
+		for h.queue.len() > 0 {
 			f := h.queue.peek()
 			s.dequeueLocked(f)
 			failed = append(failed, f)
@@ -209,11 +211,9 @@ func (s *Scheduler) submit(f *Future) error {
 	if ctx.Done() != nil {
 		f.stop = context.AfterFunc(ctx, func() { s.cancelQueued(f, ctx.Err()) })
 	}
-	pushed := s.pushRingLocked(h)
+	s.pushRingLocked(h)
+	s.wakeLocked()
 	s.mu.Unlock()
-	if pushed {
-		s.cond.Signal()
-	}
 	return nil
 }
 
@@ -229,7 +229,7 @@ func (s *Scheduler) dequeueLocked(f *Future) {
 		f.stop = nil
 	}
 	f.state.Store(stateDone)
-	s.maybeIdleLocked(h, time.Now())
+	s.maybeIdleLocked(h)
 }
 
 // cancelQueued resolves f with err if it is still queued.
@@ -265,7 +265,7 @@ func (s *Scheduler) cancel(f *Future, err error) bool {
 
 // takeableLocked reports whether a worker may serve h now, rate tokens aside.
 func (s *Scheduler) takeableLocked(h *host) bool {
-	return !h.reserving && h.timerIdx < 0 && len(h.queue) > 0 &&
+	return !h.reserving && h.timerIdx < 0 && h.queue.len() > 0 &&
 		(s.hostLimit == 0 || h.inflight < s.hostLimit)
 }
 
@@ -277,6 +277,17 @@ func (s *Scheduler) pushRingLocked(h *host) bool {
 	h.inRing = true
 	s.ring.push(h)
 	return true
+}
+
+// wakeLocked wakes a waiting worker if there is work that no woken worker will take: at most
+// one worker is being woken per host in the round-robin, and each, once it has taken a request,
+// wakes the next if work remains. Waking every worker for every request would have them all
+// contend for mu, on a machine with fewer cores than workers. It requires s.mu held.
+func (s *Scheduler) wakeLocked() {
+	if s.waiting > s.waking && s.waking < s.ring.len() && s.inflight+s.waking < s.workers {
+		s.waking++
+		s.cond.Signal()
+	}
 }
 
 // paced reports whether h's requests need rate tokens.
@@ -329,13 +340,18 @@ func (s *Scheduler) takeLocked() *Future {
 			return nil
 		}
 		if s.inflight >= s.workers || s.ring.len() == 0 {
+			s.waiting++
 			s.cond.Wait()
+			s.waiting--
+			if s.waking > 0 {
+				s.waking--
+			}
 			continue
 		}
 		h := s.ring.pop()
 		h.inRing = false
 		if !s.takeableLocked(h) {
-			s.maybeIdleLocked(h, time.Now())
+			s.maybeIdleLocked(h)
 			continue
 		}
 		if s.paced(h) && !s.admitLocked(h) {
@@ -355,9 +371,7 @@ func (s *Scheduler) takeLocked() *Future {
 		}
 		f.state.Store(stateRunning)
 		s.pushRingLocked(h)
-		if s.ring.len() > 0 && s.inflight < s.workers {
-			s.cond.Signal()
-		}
+		s.wakeLocked()
 		return f
 	}
 }
@@ -368,8 +382,9 @@ func (s *Scheduler) takeLocked() *Future {
 func (s *Scheduler) admitLocked(h *host) bool {
 	if !h.token {
 		now := time.Now()
+		since := h.queue.peek().timing.Queued // how long the next request has waited
 		if !h.hostTok {
-			h.hostDue, h.hostTok = s.reserveHostLocked(h, now), true
+			h.hostDue, h.hostTok = s.reserveHostLocked(h, now, since), true
 		}
 		if h.hostDue.After(now) {
 			s.parkLocked(h, h.hostDue)
@@ -379,7 +394,7 @@ func (s *Scheduler) admitLocked(h *host) bool {
 		if len(s.limiters) > 0 {
 			h.reserving = true
 			s.mu.Unlock()
-			shared, err := s.reserveShared(h.key)
+			shared, err := s.reserveShared(h.key, since)
 			s.mu.Lock()
 			h.reserving = false
 			if err != nil {
@@ -412,14 +427,14 @@ func (s *Scheduler) admitLocked(h *host) bool {
 }
 
 // reserveHostLocked takes a token from h's own limiters and returns when it is due.
-func (s *Scheduler) reserveHostLocked(h *host, now time.Time) time.Time {
+func (s *Scheduler) reserveHostLocked(h *host, now, since time.Time) time.Time {
 	due := now
 	if h.limiter != nil {
-		due = h.limiter.reserve(now)
+		due = h.limiter.reserve(now, since)
 	}
 	if h.adaptive != nil {
 		if now.Before(h.adaptEnd) {
-			due = later(due, h.adaptive.reserve(now))
+			due = later(due, h.adaptive.reserve(now, since))
 		} else {
 			h.adaptive = nil
 		}
@@ -428,8 +443,9 @@ func (s *Scheduler) reserveHostLocked(h *host, now time.Time) time.Time {
 }
 
 // reserveShared takes a token from each limiter shared by all hosts, one caller at a time and
-// with non-decreasing times, and returns when the last is due.
-func (s *Scheduler) reserveShared(key string) (time.Time, error) {
+// with non-decreasing times, for a request that has waited since since, and returns when the
+// last is due.
+func (s *Scheduler) reserveShared(key string, since time.Time) (time.Time, error) {
 	s.limMu.Lock()
 	defer s.limMu.Unlock()
 	now := time.Now()
@@ -439,7 +455,13 @@ func (s *Scheduler) reserveShared(key string) (time.Time, error) {
 	s.limNow = now
 	due := now
 	for _, l := range s.limiters {
-		at, err := l.Reserve(s.ctx, key, now)
+		var at time.Time
+		var err error
+		if rl, ok := l.(*RateLimiter); ok {
+			at = rl.reserve(now, since)
+		} else {
+			at, err = l.Reserve(s.ctx, key, now)
+		}
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -464,10 +486,8 @@ func (s *Scheduler) releaseSlotLocked(f *Future) {
 	s.inflight--
 	h.inflight--
 	s.pushRingLocked(h)
-	s.maybeIdleLocked(h, time.Now())
-	if s.ring.len() > 0 {
-		s.cond.Signal()
-	}
+	s.maybeIdleLocked(h)
+	s.wakeLocked()
 }
 
 // releaseSlot is releaseSlotLocked for callers that do not hold s.mu.
@@ -503,13 +523,12 @@ func (s *Scheduler) pace() {
 	for {
 		s.mu.Lock()
 		now := time.Now()
-		woken := 0
 		for len(s.timers) > 0 && !s.timers[0].wakeAt.After(now) {
 			h := s.timers.pop()
 			if s.pushRingLocked(h) {
-				woken++
+				s.wakeLocked()
 			} else {
-				s.maybeIdleLocked(h, now)
+				s.maybeIdleLocked(h)
 			}
 		}
 		next := time.Time{}
@@ -518,9 +537,6 @@ func (s *Scheduler) pace() {
 		}
 		s.pacerAt = next
 		s.mu.Unlock()
-		for range min(woken, s.workers) {
-			s.cond.Signal()
-		}
 		var fire <-chan time.Time
 		if !next.IsZero() {
 			timer.Reset(next.Sub(now))
@@ -536,10 +552,11 @@ func (s *Scheduler) pace() {
 }
 
 // maybeIdleLocked puts h on the idle list if nothing is queued, running or pending for it.
-func (s *Scheduler) maybeIdleLocked(h *host, now time.Time) {
-	if h.inIdle || h.inRing || h.reserving || h.timerIdx >= 0 || len(h.queue) > 0 || h.inflight > 0 {
+func (s *Scheduler) maybeIdleLocked(h *host) {
+	if h.inIdle || h.inRing || h.reserving || h.timerIdx >= 0 || h.queue.len() > 0 || h.inflight > 0 {
 		return
 	}
+	now := time.Now()
 	keep := s.hostIdle
 	if h.limiter != nil {
 		// Evicting it before its bucket refills would hand the host a fresh burst.
@@ -598,7 +615,7 @@ func (s *Scheduler) HostStats(host string) HostStats {
 		return HostStats{}
 	}
 	now := time.Now()
-	st := HostStats{Queued: len(h.queue), InFlight: h.inflight}
+	st := HostStats{Queued: h.queue.len(), InFlight: h.inflight}
 	if h.pausedTo.After(now) {
 		st.PausedUntil = h.pausedTo
 	}

@@ -232,14 +232,14 @@ func (t *AsyncTransport) dequeueAllLocked() []*Future {
 	if t.queued == 0 {
 		return nil
 	}
+	var all []*Future
 	for _, h := range t.sched.hosts {
-		for i := 0; i < len(h.queue); {
-			if f := h.queue[i]; f.t == t {
+		all = h.queue.appendAll(all[:0])
+		for _, f := range all {
+			if f.t == t {
 				t.sched.dequeueLocked(f)
 				out = append(out, f)
-				continue // the heap moved another future to i
 			}
-			i++
 		}
 	}
 	return out
@@ -398,7 +398,7 @@ func (t *AsyncTransport) send(f *Future, req *http.Request) (*http.Response, err
 	if err != nil {
 		return nil, err
 	}
-	if s := t.sched; s.backpressure {
+	if s := t.sched; s.backpressure && asksBackpressure(resp) {
 		s.mu.Lock()
 		s.observeLocked(f.host, resp, time.Now())
 		s.mu.Unlock()
@@ -421,6 +421,9 @@ func (f *Future) resolve(resp *http.Response, err error) {
 // readBody reads the whole body into memory, at most max bytes, and closes it.
 func readBody(resp *http.Response, max int64) error {
 	body := resp.Body
+	if body == http.NoBody {
+		return nil
+	}
 	defer body.Close()
 	if resp.ContentLength > max {
 		return fmt.Errorf("%w: Content-Length %d is over the limit of %d bytes (raise WithMaxBodySize, or stream the body)", ErrBodyTooLarge, resp.ContentLength, max)

@@ -764,4 +764,3 @@ func TestSlowServerDoesNotBlockOthers(t *testing.T) {
 	_, err := stuck.Result()
 	require.NoError(t, err)
 }
-

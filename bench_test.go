@@ -1,0 +1,350 @@
+package httpfutures_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/httpfutures/httpfutures"
+)
+
+// Each benchmark measures the package beside its baseline, in one run:
+//
+//	go test -run '^$' -bench . -benchmem
+//
+// Compare ratios taken in the same run; absolute figures drift with the machine's load.
+
+// noopTransport answers every request at once, without I/O: what remains is the cost of the
+// layer above it.
+type noopTransport struct{}
+
+func (noopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: req}, nil
+}
+
+// window is how many requests each benchmark keeps outstanding, as a fan-out does.
+const window = 256
+
+// BenchmarkOverhead is the cost of scheduling one request, on a RoundTripper that does nothing,
+// against the plainest asynchronous baseline: a goroutine and a channel per request.
+func BenchmarkOverhead(b *testing.B) {
+	req, _ := http.NewRequest(http.MethodGet, "http://noop.invalid/", nil)
+	b.Run("goroutine+channel", func(b *testing.B) {
+		b.ReportAllocs()
+		var rt noopTransport
+		type result struct {
+			resp *http.Response
+			err  error
+		}
+		chans := make([]chan result, 0, window)
+		for i := 0; i < b.N; i++ {
+			ch := make(chan result, 1)
+			go func() {
+				resp, err := rt.RoundTrip(req)
+				ch <- result{resp, err}
+			}()
+			chans = append(chans, ch)
+			if len(chans) == window || i == b.N-1 {
+				for _, ch := range chans {
+					if r := <-ch; r.err != nil {
+						b.Fatal(r.err)
+					}
+				}
+				chans = chans[:0]
+			}
+		}
+	})
+	b.Run("httpfutures", func(b *testing.B) {
+		b.ReportAllocs()
+		tr := httpfutures.NewTransport(noopTransport{})
+		defer tr.Close()
+		fs := make([]*httpfutures.Future, 0, window)
+		for i := 0; i < b.N; i++ {
+			fs = append(fs, tr.StartRoundTrip(req))
+			if len(fs) == window || i == b.N-1 {
+				for _, f := range fs {
+					if _, err := f.Result(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				fs = fs[:0]
+			}
+		}
+	})
+}
+
+// BenchmarkFanout is many GETs to one loopback server, 8 at a time: 8 goroutines sharing one
+// http.Client (the limit: nothing between them and net/http), against a Session of 8 workers.
+func BenchmarkFanout(b *testing.B) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"url":%q,"args":{}}`, r.URL.String())
+	}))
+	defer ts.Close()
+	url := ts.URL + "/get"
+
+	b.Run("raw-goroutines", func(b *testing.B) {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 8
+		defer tr.CloseIdleConnections()
+		c := &http.Client{Transport: tr}
+		jobs := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range jobs {
+					resp, err := c.Get(url)
+					if err != nil {
+						b.Error(err)
+						continue
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+		b.ResetTimer()
+		for range b.N {
+			jobs <- struct{}{}
+		}
+		close(jobs)
+		wg.Wait()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	})
+	b.Run("session", func(b *testing.B) {
+		s := httpfutures.NewSession(httpfutures.WithWorkers(8))
+		defer s.Close()
+		fs := make([]*httpfutures.Future, 0, window)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			fs = append(fs, s.Get(url))
+			if len(fs) == window || i == b.N-1 {
+				for f := range httpfutures.AsCompleted(fs...) {
+					resp, err := f.Result()
+					if err != nil {
+						b.Fatal(err)
+					}
+					resp.Body.Close()
+				}
+				fs = fs[:0]
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	})
+}
+
+// sendTimes is a RoundTripper that records when each request was sent.
+type sendTimes struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (s *sendTimes) RoundTrip(req *http.Request) (*http.Response, error) {
+	now := time.Now()
+	s.mu.Lock()
+	s.times = append(s.times, now)
+	s.mu.Unlock()
+	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: req}, nil
+}
+
+// maxInWindow is the largest number of times in any window of length w.
+func maxInWindow(times []time.Time, w time.Duration) int {
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	best, lo := 0, 0
+	for hi := range times {
+		for times[hi].Sub(times[lo]) >= w {
+			lo++
+		}
+		best = max(best, hi-lo+1)
+	}
+	return best
+}
+
+// maxGap is the longest time between two sorted times: how late the latest wake-up came.
+func maxGap(times []time.Time) time.Duration {
+	var gap time.Duration
+	for i := 1; i < len(times); i++ {
+		gap = max(gap, times[i].Sub(times[i-1]))
+	}
+	return gap
+}
+
+// BenchmarkRate is the rate achieved at 1,000, 10,000 and 50,000 requests per second with a
+// burst of 1, on a RoundTripper that does nothing: x/time/rate used naively (Wait before each
+// request) against WithRateLimit. Each op is a quarter second of requests; "%target" is the
+// achieved rate over the target, "win-excess" is how far the busiest 100 ms window went over
+// rate x 100 ms + burst, in requests, and "max-gap-µs" the longest pause between two requests:
+// the latest wake-up, whose backlog is sent at once to keep the rate.
+func BenchmarkRate(b *testing.B) {
+	req, _ := http.NewRequest(http.MethodGet, "http://noop.invalid/", nil)
+	for _, r := range []int{1000, 10000, 50000} {
+		n := r / 4
+		report := func(b *testing.B, rec *sendTimes, elapsed time.Duration) {
+			achieved := float64(len(rec.times)) / elapsed.Seconds()
+			b.ReportMetric(100*achieved/float64(r), "%target")
+			b.ReportMetric(float64(maxInWindow(rec.times, 100*time.Millisecond)-(r/10+1)), "win-excess")
+			b.ReportMetric(float64(maxGap(rec.times).Microseconds()), "max-gap-µs")
+		}
+		b.Run(fmt.Sprintf("%d/naive-wait", r), func(b *testing.B) {
+			lim := rate.NewLimiter(rate.Limit(r), 1)
+			rec := &sendTimes{}
+			start := time.Now()
+			for range b.N {
+				for range n {
+					if err := lim.Wait(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+					rec.RoundTrip(req)
+				}
+			}
+			report(b, rec, time.Since(start))
+		})
+		b.Run(fmt.Sprintf("%d/httpfutures", r), func(b *testing.B) {
+			rec := &sendTimes{}
+			tr := httpfutures.NewTransport(rec, httpfutures.WithRateLimit(rate.Limit(r), 1))
+			defer tr.Close()
+			fs := make([]*httpfutures.Future, 0, n)
+			start := time.Now()
+			for range b.N {
+				for range n {
+					fs = append(fs, tr.StartRoundTrip(req))
+				}
+				if err := httpfutures.WaitAll(context.Background(), fs...); err != nil {
+					b.Fatal(err)
+				}
+				fs = fs[:0]
+			}
+			report(b, rec, time.Since(start))
+		})
+	}
+}
+
+// BenchmarkFairness is the time for 50 requests to an idle host, alone and while another host
+// has 10,000 requests queued behind a rate limit of 100 per second: with no head-of-line
+// blocking the two are the same.
+func BenchmarkFairness(b *testing.B) {
+	idle, _ := http.NewRequest(http.MethodGet, "http://idle.invalid/", nil)
+	throttled, _ := http.NewRequest(http.MethodGet, "http://throttled.invalid/", nil)
+	run := func(b *testing.B, busy bool) {
+		tr := httpfutures.NewTransport(noopTransport{}, httpfutures.WithHostRateLimit(100, 1), httpfutures.WithWorkers(8))
+		defer tr.Close()
+		if busy {
+			for range 10000 {
+				tr.StartRoundTrip(throttled)
+			}
+		}
+		var total time.Duration
+		for range b.N {
+			fs := make([]*httpfutures.Future, 50)
+			start := time.Now()
+			for i := range fs {
+				fs[i] = tr.StartRoundTrip(idle)
+			}
+			httpfutures.WaitAll(context.Background(), fs...)
+			total += time.Since(start)
+		}
+		b.ReportMetric(float64(total.Microseconds())/float64(b.N), "µs/50-idle-host")
+	}
+	b.Run("alone", func(b *testing.B) { run(b, false) })
+	b.Run("beside-throttled-host", func(b *testing.B) { run(b, true) })
+}
+
+// BenchmarkQueued is the memory and goroutines of 20,000 queued requests, the requests
+// themselves included, against a goroutine per request blocked on a channel.
+func BenchmarkQueued(b *testing.B) {
+	const n = 20000
+	measure := func(b *testing.B, queue func(reqs []*http.Request) (release func())) {
+		for range b.N {
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			g0 := runtime.NumGoroutine()
+			reqs := make([]*http.Request, n)
+			for i := range reqs {
+				reqs[i], _ = http.NewRequest(http.MethodGet, fmt.Sprintf("http://example.invalid/item/%d", i), nil)
+			}
+			release := queue(reqs)
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc+(after.StackInuse-before.StackInuse))/n, "B/queued")
+			b.ReportMetric(float64(runtime.NumGoroutine()-g0), "goroutines")
+			release()
+		}
+	}
+	b.Run("goroutine-per-request", func(b *testing.B) {
+		measure(b, func(reqs []*http.Request) func() {
+			gate := make(chan struct{})
+			var wg sync.WaitGroup
+			for _, req := range reqs {
+				wg.Go(func() {
+					<-gate
+					noopTransport{}.RoundTrip(req)
+				})
+			}
+			return func() { close(gate); wg.Wait() }
+		})
+	})
+	b.Run("httpfutures", func(b *testing.B) {
+		measure(b, func(reqs []*http.Request) func() {
+			block := make(chan struct{})
+			tr := httpfutures.NewTransport(blockingTransport(block), httpfutures.WithWorkers(1))
+			fs := make([]*httpfutures.Future, len(reqs))
+			for i, req := range reqs {
+				fs[i] = tr.StartRoundTrip(req)
+			}
+			return func() { close(block); tr.Close() }
+		})
+	})
+}
+
+// blockingTransport answers each request once release is closed.
+type blockingTransport chan struct{}
+
+func (c blockingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	<-c
+	return noopTransport{}.RoundTrip(req)
+}
+
+// BenchmarkHosts is the memory and time per host of requests to 100,000 distinct hosts, each
+// with its own rate limit: the state a crawler keeps.
+func BenchmarkHosts(b *testing.B) {
+	const n = 100000
+	reqs := make([]*http.Request, n)
+	for i := range reqs {
+		reqs[i], _ = http.NewRequest(http.MethodGet, fmt.Sprintf("http://host-%d.invalid/", i), nil)
+	}
+	for range b.N {
+		tr := httpfutures.NewTransport(noopTransport{}, httpfutures.WithHostRateLimit(10, 1))
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		fs := make([]*httpfutures.Future, n)
+		for i, req := range reqs {
+			fs[i] = tr.StartRoundTrip(req)
+		}
+		if err := httpfutures.WaitAll(context.Background(), fs...); err != nil {
+			b.Fatal(err)
+		}
+		elapsed := time.Since(start)
+		fs = nil
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(elapsed.Nanoseconds())/n, "ns/host")
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/host-kept")
+		b.ReportMetric(float64(tr.Stats().Hosts), "hosts-kept")
+		tr.Close()
+	}
+}
