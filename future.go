@@ -2,6 +2,7 @@ package httpfutures
 
 import (
 	"context"
+	"io"
 	"iter"
 	"net/http"
 	"sync"
@@ -34,6 +35,14 @@ type Future struct {
 	index      int         // position in the host's queue; -1 when not queued
 	stop       func() bool // stops watching the request's context while queued
 	prev, next *Future     // the transport's list of running futures
+	delayIdx   int         // position in Scheduler.delayed; -1 when not waiting to retry
+	retryAt    time.Time   // when a retry waiting in Scheduler.delayed is due
+
+	// Owned by the goroutine running the Future.
+	nextBody io.ReadCloser // the body of the next attempt, from GetBody
+	again    bool          // the attempt failed: try again after wait
+	wait     time.Duration
+	attempts atomic.Int32
 
 	state    atomic.Int32
 	resolved atomic.Bool // set once resp and err are written
@@ -99,10 +108,11 @@ var closedChan = func() chan struct{} {
 
 func newFuture(t *AsyncTransport, req *http.Request) *Future {
 	return &Future{
-		req:    req,
-		t:      t,
-		index:  -1,
-		timing: Timing{Queued: time.Now()},
+		req:      req,
+		t:        t,
+		index:    -1,
+		delayIdx: -1,
+		timing:   Timing{Queued: time.Now()},
 	}
 }
 
@@ -174,6 +184,9 @@ func (f *Future) Cancel() bool {
 
 // finish resolves f. Exactly one caller reaches it, by the state machine.
 func (f *Future) finish(resp *http.Response, err error) {
+	if f.t != nil && !f.hop {
+		f.t.count(err) // before anyone can see the result, so that Stats agree with it
+	}
 	f.mu.Lock()
 	f.resp, f.err = resp, err
 	f.timing.Finished = time.Now()
@@ -189,16 +202,28 @@ func (f *Future) finish(resp *http.Response, err error) {
 	for _, w := range waiters {
 		w <- f
 	}
-	if f.t != nil && !f.hop {
-		f.t.count(err)
+}
+
+// abort resolves a Future that was not sent again with err, closing the body it would have sent.
+func (f *Future) abort(err error) {
+	f.closePendingBody()
+	f.finish(nil, err)
+}
+
+// closePendingBody closes the body the next attempt would send: the request's own before the
+// first attempt, the one from GetBody before a retry.
+func (f *Future) closePendingBody() {
+	if f.attempts.Load() == 0 && f.nextBody == nil {
+		closeBody(f.req)
+	} else if f.nextBody != nil {
+		f.nextBody.Close()
+		f.nextBody = nil
 	}
 }
 
-// abort resolves a Future that was never sent with err, closing its request body.
-func (f *Future) abort(err error) {
-	closeBody(f.req)
-	f.finish(nil, err)
-}
+// Attempts returns how many attempts of the request were made: 1 unless it was retried
+// (WithRetry), 0 if it was never sent.
+func (f *Future) Attempts() int { return int(f.attempts.Load()) }
 
 // notify sends f on ch once f resolves; ch must have room for it.
 func (f *Future) notify(ch chan<- *Future) {

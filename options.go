@@ -51,6 +51,7 @@ type config struct {
 	hooks       Hooks
 	maxBodySize int64
 	stream      bool
+	retry       *RetryPolicy
 
 	// Session.
 	client *http.Client

@@ -336,3 +336,61 @@ func (l *futureList) remove(f *Future) {
 	}
 	f.prev, f.next = nil, nil
 }
+
+// futureTimers is a min-heap of futures waiting to be tried again, by when they are due.
+type futureTimers []*Future
+
+func (t futureTimers) swap(i, j int) {
+	t[i], t[j] = t[j], t[i]
+	t[i].delayIdx = i
+	t[j].delayIdx = j
+}
+
+func (t *futureTimers) push(f *Future) {
+	f.delayIdx = len(*t)
+	*t = append(*t, f)
+	for i := f.delayIdx; i > 0; {
+		p := (i - 1) / 2
+		if !(*t)[i].retryAt.Before((*t)[p].retryAt) {
+			break
+		}
+		t.swap(i, p)
+		i = p
+	}
+}
+
+func (t *futureTimers) remove(f *Future) {
+	old := *t
+	i, last := f.delayIdx, len(old)-1
+	old.swap(i, last)
+	old[last] = nil
+	*t = old[:last]
+	f.delayIdx = -1
+	if i == last {
+		return
+	}
+	// Restore the heap at i: up, or else down.
+	for i > 0 {
+		p := (i - 1) / 2
+		if !(*t)[i].retryAt.Before((*t)[p].retryAt) {
+			break
+		}
+		t.swap(i, p)
+		i = p
+	}
+	for {
+		l := 2*i + 1
+		if l >= len(*t) {
+			return
+		}
+		c := l
+		if r := l + 1; r < len(*t) && (*t)[r].retryAt.Before((*t)[l].retryAt) {
+			c = r
+		}
+		if !(*t)[c].retryAt.Before((*t)[i].retryAt) {
+			return
+		}
+		t.swap(i, c)
+		i = c
+	}
+}

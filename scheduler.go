@@ -50,15 +50,16 @@ type Scheduler struct {
 	mu       sync.Mutex
 	cond     sync.Cond // workers wait on it (with mu) for a host to serve or a free slot
 	hosts    map[string]*host
-	ring     hostRing   // hosts that have a request a worker may take now, round-robin
-	timers   hostTimers // hosts waiting for a time: a pause to end or a rate token to come due
-	idle     hostList   // hosts with nothing queued or running, for eviction
-	pacerAt  time.Time  // when the pacer wakes next; zero if it waits for a signal
-	queued   int        // requests in host queues
-	inflight int        // slots taken
-	waiting  int        // workers waiting on cond
-	waking   int        // workers signaled and not yet running
-	seq      uint64     // submission counter, for FIFO order within a priority
+	ring     hostRing     // hosts that have a request a worker may take now, round-robin
+	timers   hostTimers   // hosts waiting for a time: a pause to end or a rate token to come due
+	delayed  futureTimers // requests waiting to be tried again (WithRetry)
+	idle     hostList     // hosts with nothing queued or running, for eviction
+	pacerAt  time.Time    // when the pacer wakes next; zero if it waits for a signal
+	queued   int          // requests in host queues
+	inflight int          // slots taken
+	waiting  int          // workers waiting on cond
+	waking   int          // workers signaled and not yet running
+	seq      uint64       // submission counter, for FIFO order within a priority
 	started  bool
 	closed   bool
 }
@@ -69,6 +70,7 @@ type host struct {
 	key      string
 	queue    hostQueue
 	inflight int
+	delayed  int          // requests waiting to be tried again: they keep the host
 	limiter  *RateLimiter // WithHostRateLimit; nil if none
 	adaptive *RateLimiter // the pace asked by the server's RateLimit fields; nil if none
 	adaptEnd time.Time    // when the server's pace lapses
@@ -136,6 +138,11 @@ func (s *Scheduler) Close() error {
 			failed = append(failed, f)
 		}
 	}
+	for len(s.delayed) > 0 {
+		f := s.delayed[0]
+		s.dequeueLocked(f)
+		failed = append(failed, f)
+	}
 	for _, f := range failed {
 		f.t.checkDrainedLocked()
 	}
@@ -178,7 +185,6 @@ func (s *Scheduler) submit(f *Future) error {
 	if f.opts != nil {
 		f.prio = f.opts.priority
 	}
-	ctx := f.req.Context()
 	s.mu.Lock()
 	if s.closed || f.t.closing {
 		s.mu.Unlock()
@@ -208,20 +214,34 @@ func (s *Scheduler) submit(f *Future) error {
 	h.queue.push(f)
 	s.queued++
 	f.t.queued++
-	if ctx.Done() != nil {
-		f.stop = context.AfterFunc(ctx, func() { s.cancelQueued(f, ctx.Err()) })
-	}
+	s.watchLocked(f)
 	s.pushRingLocked(h)
 	s.wakeLocked()
 	s.mu.Unlock()
 	return nil
 }
 
-// dequeueLocked takes the queued f out of its host's queue and marks it done; the caller
-// resolves it with abort, once s.mu is released. It requires s.mu held.
+// watchLocked makes the end of f's context take f out of the queue at once.
+func (s *Scheduler) watchLocked(f *Future) {
+	if ctx := f.req.Context(); ctx.Done() != nil {
+		f.stop = context.AfterFunc(ctx, func() { s.cancelQueued(f, ctx.Err()) })
+	}
+}
+
+// queuedLocked reports whether f waits in a host's queue or for a retry.
+func queuedLocked(f *Future) bool { return f.index >= 0 || f.delayIdx >= 0 }
+
+// dequeueLocked takes the queued f out of its host's queue, or out of the retries waiting, and
+// marks it done; the caller resolves it with abort, once s.mu is released. It requires s.mu
+// held.
 func (s *Scheduler) dequeueLocked(f *Future) {
 	h := f.host
-	h.queue.remove(f)
+	if f.delayIdx >= 0 {
+		s.delayed.remove(f)
+		h.delayed--
+	} else {
+		h.queue.remove(f)
+	}
 	s.queued--
 	f.t.queued--
 	if f.stop != nil {
@@ -235,7 +255,7 @@ func (s *Scheduler) dequeueLocked(f *Future) {
 // cancelQueued resolves f with err if it is still queued.
 func (s *Scheduler) cancelQueued(f *Future, err error) bool {
 	s.mu.Lock()
-	if f.index < 0 {
+	if !queuedLocked(f) {
 		s.mu.Unlock()
 		return false
 	}
@@ -298,6 +318,11 @@ func (s *Scheduler) paced(h *host) bool {
 // parkLocked makes h wait until at, then return to the round-robin.
 func (s *Scheduler) parkLocked(h *host, at time.Time) {
 	s.timers.set(h, at)
+	s.wakePacerLocked(at)
+}
+
+// wakePacerLocked makes the pacer wake by at. It requires s.mu held.
+func (s *Scheduler) wakePacerLocked(at time.Time) {
 	if s.pacerAt.IsZero() || at.Before(s.pacerAt) {
 		s.pacerAt = at
 		select {
@@ -319,17 +344,54 @@ func (s *Scheduler) worker() {
 		}
 		s.mu.Unlock()
 		bodyHolds := f.t.run(f)
+		detached := f.detached
 		s.mu.Lock()
+		if f.again {
+			if err := s.requeueLocked(f); err != nil {
+				s.mu.Unlock()
+				f.state.Store(stateDone)
+				f.abort(err)
+				s.mu.Lock()
+			}
+		}
 		f.t.doneLocked(f)
 		if !bodyHolds {
 			s.releaseSlotLocked(f)
 		}
-		if f.detached {
+		if detached {
 			// A Session request that followed a redirect: another worker took this one's place.
 			s.mu.Unlock()
 			return
 		}
 	}
+}
+
+// requeueLocked puts the running f back for another attempt after f.wait, with no slot held
+// meanwhile. It fails with context.Canceled if f was canceled during the attempt, and with
+// ErrClosed if its transport is closing. It requires s.mu held.
+func (s *Scheduler) requeueLocked(f *Future) error {
+	f.again, f.detached, f.sentFirst = false, false, false
+	if !f.state.CompareAndSwap(stateRunning, stateQueued) {
+		return context.Canceled
+	}
+	if s.closed || f.t.closing {
+		return ErrClosed
+	}
+	h := f.host
+	s.queued++
+	f.t.queued++
+	s.watchLocked(f)
+	if f.wait <= 0 {
+		h.queue.push(f)
+		s.pushRingLocked(h)
+		s.wakeLocked()
+		return nil
+	}
+	f.retryAt = time.Now().Add(f.wait)
+	h.delayed++
+	s.delayed.push(f)
+	s.wakePacerLocked(f.retryAt)
+	return nil
 }
 
 // takeLocked waits for a request that may start now, takes its slots, and returns it; nil once
@@ -531,9 +593,21 @@ func (s *Scheduler) pace() {
 				s.maybeIdleLocked(h)
 			}
 		}
+		for len(s.delayed) > 0 && !s.delayed[0].retryAt.After(now) {
+			f := s.delayed[0]
+			s.delayed.remove(f)
+			f.host.delayed--
+			f.host.queue.push(f)
+			if s.pushRingLocked(f.host) {
+				s.wakeLocked()
+			}
+		}
 		next := time.Time{}
 		if len(s.timers) > 0 {
 			next = s.timers[0].wakeAt
+		}
+		if len(s.delayed) > 0 && (next.IsZero() || s.delayed[0].retryAt.Before(next)) {
+			next = s.delayed[0].retryAt
 		}
 		s.pacerAt = next
 		s.mu.Unlock()
@@ -553,7 +627,7 @@ func (s *Scheduler) pace() {
 
 // maybeIdleLocked puts h on the idle list if nothing is queued, running or pending for it.
 func (s *Scheduler) maybeIdleLocked(h *host) {
-	if h.inIdle || h.inRing || h.reserving || h.timerIdx >= 0 || h.queue.len() > 0 || h.inflight > 0 {
+	if h.inIdle || h.inRing || h.reserving || h.timerIdx >= 0 || h.queue.len() > 0 || h.inflight > 0 || h.delayed > 0 {
 		return
 	}
 	now := time.Now()

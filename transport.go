@@ -30,6 +30,7 @@ type Stats struct {
 	Completed uint64 // Futures resolved with a response, of any status
 	Failed    uint64 // Futures resolved with an error other than a cancellation
 	Canceled  uint64 // Futures canceled, by Cancel, their context or Close (ErrClosed)
+	Retries   uint64 // attempts sent again after a failure (WithRetry)
 	Hosts     int    // hosts the Scheduler keeps state for
 	Paused    int    // hosts paused by the server's Retry-After or RateLimit fields
 }
@@ -52,10 +53,12 @@ type AsyncTransport struct {
 	hooks     []Hooks
 	maxBody   int64
 	stream    bool
+	retry     *retrier      // nil: no retries
 	drained   chan struct{} // closed once closing and nothing is queued or running
 	completed atomic.Uint64
 	failed    atomic.Uint64
 	canceled  atomic.Uint64
+	retries   atomic.Uint64
 
 	// Guarded by sched.mu.
 	closing       bool
@@ -84,6 +87,9 @@ func newTransport(next http.RoundTripper, c *config) *AsyncTransport {
 	}
 	if t.sched == nil {
 		t.sched, t.ownSched = newScheduler(c), true
+	}
+	if c.retry != nil {
+		t.retry = newRetrier(*c.retry)
 	}
 	if c.hooks.Request != nil || c.hooks.Response != nil {
 		t.hooks = []Hooks{c.hooks}
@@ -234,12 +240,13 @@ func (t *AsyncTransport) dequeueAllLocked() []*Future {
 	}
 	var all []*Future
 	for _, h := range t.sched.hosts {
-		all = h.queue.appendAll(all[:0])
-		for _, f := range all {
-			if f.t == t {
-				t.sched.dequeueLocked(f)
-				out = append(out, f)
-			}
+		all = h.queue.appendAll(all)
+	}
+	all = append(all, t.sched.delayed...)
+	for _, f := range all {
+		if f.t == t {
+			t.sched.dequeueLocked(f)
+			out = append(out, f)
 		}
 	}
 	return out
@@ -278,6 +285,7 @@ func (t *AsyncTransport) Stats() Stats {
 	st := Stats{Queued: t.queued, InFlight: t.inflight, Hosts: len(s.hosts), Paused: s.pausedLocked(time.Now())}
 	s.mu.Unlock()
 	st.Completed, st.Failed, st.Canceled = t.completed.Load(), t.failed.Load(), t.canceled.Load()
+	st.Retries = t.retries.Load()
 	return st
 }
 
@@ -295,22 +303,28 @@ func (t *AsyncTransport) CloseIdleConnections() {
 	}
 }
 
-// run performs the round trip of f in a worker, and resolves f. It reports whether a streamed
-// body now holds f's slots, to give them back when it is closed.
+// run performs an attempt of f in a worker, and resolves f unless the attempt is to be tried
+// again (f.again). It reports whether a streamed body now holds f's slots, to give them back
+// when it is closed.
 func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 	parent := f.req.Context()
 	if err := parent.Err(); err != nil {
-		closeBody(f.req)
+		f.closePendingBody()
 		f.resolve(nil, err)
 		return false
 	}
 	ctx, cancel := context.WithCancel(parent)
+	if t.retry != nil && t.retry.AttemptTimeout > 0 && !f.hop {
+		ctx, cancel = context.WithTimeout(parent, t.retry.AttemptTimeout)
+	}
 	if f.client != nil {
 		ctx = context.WithValue(ctx, futureKey{}, f)
 	}
 	f.mu.Lock()
 	f.cancelRun = cancel
-	f.timing.Started = time.Now()
+	if f.timing.Started.IsZero() {
+		f.timing.Started = time.Now()
+	}
 	f.mu.Unlock()
 	if f.state.Load() == stateCanceling {
 		cancel()
@@ -320,16 +334,24 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 	if f.opts != nil {
 		reqHooks = f.opts.hooks
 	}
-	req := f.req.WithContext(ctx)
-	if hasRequestHook(t.hooks) || hasRequestHook(reqHooks) {
+	hooked := hasRequestHook(t.hooks) || hasRequestHook(reqHooks)
+	var req *http.Request
+	if hooked {
 		req = f.req.Clone(ctx) // the hooks may change it; the caller's request stays as it was
+	} else {
+		req = f.req.WithContext(ctx)
+	}
+	if f.nextBody != nil { // a retry: the body again, from GetBody
+		req.Body, f.nextBody = f.nextBody, nil
+	}
+	if hooked {
 		err := runRequestHooks(req, t.hooks...)
 		if err == nil {
 			err = runRequestHooks(req, reqHooks...)
 		}
 		if err != nil {
 			cancel()
-			closeBody(f.req)
+			closeBody(req)
 			f.resolve(nil, err)
 			return false
 		}
@@ -337,10 +359,18 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 
 	var resp *http.Response
 	var err error
+	f.attempts.Add(1)
 	if f.client != nil {
 		resp, err = f.client.Do(req)
 	} else {
 		resp, err = t.send(f, req)
+	}
+	if t.retry != nil && !f.hop {
+		resp, err, f.wait, f.again = t.retry.after(t, f, parent, resp, err)
+		if f.again {
+			cancel()
+			return false
+		}
 	}
 	if err != nil {
 		cancel()
@@ -421,7 +451,7 @@ func (f *Future) resolve(resp *http.Response, err error) {
 // readBody reads the whole body into memory, at most max bytes, and closes it.
 func readBody(resp *http.Response, max int64) error {
 	body := resp.Body
-	if body == http.NoBody {
+	if _, read := body.(*memBody); read || body == http.NoBody {
 		return nil
 	}
 	defer body.Close()
@@ -446,7 +476,7 @@ func readBody(resp *http.Response, max int64) error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("httpfutures: reading response body: %w", err)
+			return &bodyReadError{err}
 		}
 	}
 	if len(buf) == 0 {
@@ -456,6 +486,13 @@ func readBody(resp *http.Response, max int64) error {
 	resp.Body = &memBody{Reader: *bytes.NewReader(buf)}
 	return nil
 }
+
+// bodyReadError is the error of a response whose body could not be read whole: a connection
+// reset or a truncated body.
+type bodyReadError struct{ err error }
+
+func (e *bodyReadError) Error() string { return "httpfutures: reading response body: " + e.err.Error() }
+func (e *bodyReadError) Unwrap() error { return e.err }
 
 // memBody is a response body read into memory.
 type memBody struct{ bytes.Reader }

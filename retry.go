@@ -1,0 +1,312 @@
+package httpfutures
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// Why a failed attempt was not tried again. A *RetryError wraps one of them.
+var (
+	// ErrRetriesExhausted: the request failed on every attempt the policy allows.
+	ErrRetriesExhausted = errors.New("httpfutures: retries exhausted")
+	// ErrNotReplayable: the request has a body that cannot be sent again (no GetBody).
+	ErrNotReplayable = errors.New("httpfutures: request body cannot be replayed")
+	// ErrNotIdempotent: the method is not idempotent (POST, PATCH), the request has no
+	// Idempotency-Key, and the policy does not retry such requests.
+	ErrNotIdempotent = errors.New("httpfutures: request is not idempotent")
+	// ErrRetryBudget: retrying would exceed the retry budget.
+	ErrRetryBudget = errors.New("httpfutures: retry budget exhausted")
+)
+
+// RetryPolicy says which failed attempts of a request are tried again, and when. It composes
+// go-retryablehttp's policy and backoff functions; its zero value retries as go-retryablehttp's
+// client does by default, with the safety of this package: each attempt goes back through the
+// Scheduler (paced, limited and fair, with no worker held while it waits), Retry-After is capped,
+// only replayable and idempotent requests are retried, and a budget keeps a failing upstream from
+// a retry storm.
+type RetryPolicy struct {
+	// MaxRetries is how many times a request may be tried again after its first attempt. Zero
+	// means 4.
+	MaxRetries int
+
+	// CheckRetry decides whether an attempt failed in a way worth retrying. If nil,
+	// retryablehttp.DefaultRetryPolicy is used: connection errors, 429, and 5xx but 501.
+	CheckRetry retryablehttp.CheckRetry
+
+	// Backoff says how long to wait before the next attempt, given MinWait, MaxWait, the number
+	// of the attempt that failed (0 for the first) and its response. If nil,
+	// retryablehttp.DefaultBackoff is used: exponential from MinWait, or Retry-After on a 429 or
+	// 503. The wait is capped by WithMaxRetryAfter, whatever the Backoff returns.
+	Backoff retryablehttp.Backoff
+
+	// MinWait and MaxWait bound the Backoff. Zero means 1s and 30s.
+	MinWait, MaxWait time.Duration
+
+	// RetryNonIdempotent retries POST and PATCH requests too. Without it, they are retried only
+	// if they carry an Idempotency-Key header.
+	RetryNonIdempotent bool
+
+	// Budget bounds the retries of a transport, over all its requests.
+	Budget RetryBudget
+
+	// AttemptTimeout, if not zero, bounds each attempt: one that takes longer (a server that
+	// stalls) fails with context.DeadlineExceeded and is judged by CheckRetry like any failure.
+	// The request's own context bounds all attempts together.
+	AttemptTimeout time.Duration
+
+	// MaxDrain is how much of a failed attempt's response body is read, so that its connection
+	// can be reused, before it is closed. Zero means 4 KiB.
+	MaxDrain int64
+}
+
+// A RetryBudget bounds retries to a share of requests: over any Window, at most Ratio retries per
+// request sent, or MinRetries, whichever is more. Its zero value allows 20% over 10 seconds, with
+// at least 10 retries.
+type RetryBudget struct {
+	Ratio      float64       // zero means 0.2; math.Inf(1) turns the budget off
+	MinRetries int           // zero means 10
+	Window     time.Duration // zero means 10s
+}
+
+// WithRetry makes a transport or session retry failed attempts according to p.
+func WithRetry(p RetryPolicy) Option {
+	nonNegative("WithRetry MaxRetries", int64(p.MaxRetries))
+	nonNegative("WithRetry MinWait", int64(p.MinWait))
+	nonNegative("WithRetry MaxWait", int64(p.MaxWait))
+	nonNegative("WithRetry MaxDrain", p.MaxDrain)
+	nonNegative("WithRetry AttemptTimeout", int64(p.AttemptTimeout))
+	nonNegative("WithRetry Budget.MinRetries", int64(p.Budget.MinRetries))
+	nonNegative("WithRetry Budget.Window", int64(p.Budget.Window))
+	if p.Budget.Ratio < 0 || math.IsNaN(p.Budget.Ratio) {
+		panic(fmt.Sprintf("httpfutures: WithRetry Budget.Ratio: invalid value %v", p.Budget.Ratio))
+	}
+	return optionFunc(func(c *config) { c.retry = &p })
+}
+
+// RetryError is the error of a request whose failed attempt was not tried again.
+type RetryError struct {
+	Attempts int            // attempts made, the first included
+	Reason   error          // why it was not tried again: ErrRetriesExhausted, ErrNotReplayable, ...
+	Err      error          // the last attempt's error, or the CheckRetry error for it; may be nil
+	Response *http.Response // the last attempt's response, its body in memory; nil if it had none
+}
+
+// Error tells the reason and the last attempt's outcome.
+func (e *RetryError) Error() string {
+	last := "no response"
+	switch {
+	case e.Response != nil:
+		last = e.Response.Status
+	case e.Err != nil:
+		last = e.Err.Error()
+	}
+	return fmt.Sprintf("%v after %d attempt(s): %s", e.Reason, e.Attempts, last)
+}
+
+// Unwrap returns the reason and the last attempt's error, so that errors.Is matches either.
+func (e *RetryError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Reason}
+	}
+	return []error{e.Reason, e.Err}
+}
+
+// retrier is a RetryPolicy with its defaults filled in, and its budget.
+type retrier struct {
+	RetryPolicy
+	budget retryBudget
+}
+
+func newRetrier(p RetryPolicy) *retrier {
+	r := &retrier{RetryPolicy: p}
+	if r.MaxRetries == 0 {
+		r.MaxRetries = 4
+	}
+	if r.CheckRetry == nil {
+		r.CheckRetry = retryablehttp.DefaultRetryPolicy
+	}
+	if r.Backoff == nil {
+		r.Backoff = retryablehttp.DefaultBackoff
+	}
+	if r.MinWait == 0 {
+		r.MinWait = time.Second
+	}
+	if r.MaxWait == 0 {
+		r.MaxWait = 30 * time.Second
+	}
+	if r.MaxDrain == 0 {
+		r.MaxDrain = 4 << 10
+	}
+	r.budget.init(p.Budget)
+	return r
+}
+
+// after judges an attempt of f that ended with resp or err. It returns the wait before the next
+// attempt and true, having disposed of resp; or the response or error to resolve f with, the
+// response's body read into memory unless f streams. ctx is the request's own context, not the
+// attempt's.
+func (r *retrier) after(t *AsyncTransport, f *Future, ctx context.Context, resp *http.Response, err error) (*http.Response, error, time.Duration, bool) {
+	attempts := int(f.attempts.Load())
+	if attempts == 1 {
+		r.budget.add(time.Now(), 1, 0)
+	}
+	again, checkErr := r.CheckRetry(ctx, resp, err)
+	if checkErr == nil && !again && err == nil && !f.stream {
+		// The body is part of the attempt: a connection reset halfway through it fails the
+		// attempt too, and is judged as such.
+		if err = readBody(resp, t.maxBody); err != nil {
+			resp = nil
+			var re *bodyReadError
+			if !errors.As(err, &re) {
+				return nil, err, 0, false // too large: no attempt will do better
+			}
+			again, checkErr = r.CheckRetry(ctx, nil, re.err)
+		}
+	}
+	if !again {
+		if checkErr != nil { // as in retryablehttp: the policy's error stands for the attempt's
+			discard(resp, 0)
+			return nil, fmt.Errorf("httpfutures: retry policy: %w", checkErr), 0, false
+		}
+		return resp, err, 0, false
+	}
+	if checkErr != nil {
+		err = checkErr
+	}
+	if reason := r.refuse(f); reason != nil {
+		if resp != nil && readBody(resp, t.maxBody) != nil {
+			resp.Body = http.NoBody
+		}
+		return nil, &RetryError{Attempts: attempts, Reason: reason, Err: err, Response: resp}, 0, false
+	}
+	if hasBody(f.req) {
+		body, gerr := f.req.GetBody()
+		if gerr != nil {
+			discard(resp, 0)
+			return nil, &RetryError{Attempts: attempts, Reason: ErrNotReplayable, Err: gerr}, 0, false
+		}
+		f.nextBody = body
+	}
+	wait := r.Backoff(r.MinWait, r.MaxWait, attempts-1, resp)
+	wait = min(max(wait, 0), t.sched.maxRetryAfter)
+	discard(resp, r.MaxDrain)
+	t.retries.Add(1)
+	return nil, nil, wait, true
+}
+
+// refuse returns why f may not be tried again, or nil.
+func (r *retrier) refuse(f *Future) error {
+	switch {
+	case int(f.attempts.Load()) > r.MaxRetries:
+		return ErrRetriesExhausted
+	case !r.RetryNonIdempotent && !idempotent(f.req):
+		return ErrNotIdempotent
+	case hasBody(f.req) && f.req.GetBody == nil:
+		return ErrNotReplayable
+	case !r.budget.take(time.Now()):
+		return ErrRetryBudget // checked last: a retry allowed is spent at once
+	}
+	return nil
+}
+
+func hasBody(req *http.Request) bool {
+	return req.Body != nil && req.Body != http.NoBody
+}
+
+// idempotent reports whether req may be sent twice: its method is idempotent (RFC 9110), or it
+// carries an Idempotency-Key.
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return req.Header.Get("Idempotency-Key") != ""
+}
+
+// discard reads up to limit bytes of resp's body, so that its connection can be reused, and
+// closes it.
+func discard(resp *http.Response, limit int64) {
+	if resp == nil {
+		return
+	}
+	if limit > 0 {
+		io.CopyN(io.Discard, resp.Body, limit)
+	}
+	resp.Body.Close()
+}
+
+// retryBudget counts requests and retries in a sliding window of ten buckets.
+type retryBudget struct {
+	ratio      float64
+	minRetries int
+	bucket     time.Duration
+
+	mu      sync.Mutex
+	starts  [10]time.Time // the start of each bucket's span; requires mu held
+	reqs    [10]int
+	retries [10]int
+}
+
+func (b *retryBudget) init(c RetryBudget) {
+	b.ratio, b.minRetries = c.Ratio, c.MinRetries
+	if b.ratio == 0 {
+		b.ratio = 0.2
+	}
+	if b.minRetries == 0 {
+		b.minRetries = 10
+	}
+	window := c.Window
+	if window == 0 {
+		window = 10 * time.Second
+	}
+	b.bucket = window / 10
+}
+
+// slot returns the bucket for now, emptied if it held an older span. It requires b.mu held.
+func (b *retryBudget) slot(now time.Time) int {
+	span := now.Truncate(b.bucket)
+	i := int(span.UnixNano()/int64(b.bucket)) % len(b.starts)
+	if !b.starts[i].Equal(span) {
+		b.starts[i], b.reqs[i], b.retries[i] = span, 0, 0
+	}
+	return i
+}
+
+func (b *retryBudget) add(now time.Time, reqs, retries int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i := b.slot(now)
+	b.reqs[i] += reqs
+	b.retries[i] += retries
+}
+
+// take spends a retry from the budget at now, if one fits in it.
+func (b *retryBudget) take(now time.Time) bool {
+	if math.IsInf(b.ratio, 1) {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := b.slot(now)
+	oldest := now.Truncate(b.bucket).Add(-9 * b.bucket)
+	reqs, retries := 0, 0
+	for i, start := range b.starts {
+		if !start.Before(oldest) {
+			reqs += b.reqs[i]
+			retries += b.retries[i]
+		}
+	}
+	if float64(retries+1) > max(float64(b.minRetries), b.ratio*float64(reqs)) {
+		return false
+	}
+	b.retries[cur]++
+	return true
+}
