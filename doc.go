@@ -1,0 +1,76 @@
+// Package httpfutures runs HTTP requests asynchronously, as Python's requests-futures does, and
+// schedules them: a bounded pool of workers, rate limits for all hosts and for each, per-host
+// concurrency limits, fair queues, priorities, cancellation, retries, and the backpressure
+// servers ask for.
+//
+// It is an http.RoundTripper middleware. An AsyncTransport wraps any RoundTripper (nil:
+// http.DefaultTransport's settings): StartRoundTrip queues a request and returns a Future at
+// once, and RoundTrip still works, so an http.Client gains the limits by swapping its
+// Transport. A Session keeps http.Client's methods (Get, Post, Do...) but returns Futures:
+//
+//	s := httpfutures.NewSession()
+//	defer s.Close()
+//	one := s.Get("https://example.com/a")
+//	two := s.Get("https://example.com/b") // sent while the first is in flight
+//	resp, err := one.Result()             // errors are in the Future, as in requests-futures
+//
+// # Futures
+//
+// A Future resolves once, with a response or an error, never both; a non-2xx response is not an
+// error. Errors are shifted into the Future: a bad URL, a refused connection, a full queue or a
+// closed transport do not make StartRoundTrip or Session.Get fail, Result returns them. Match
+// them with errors.Is: ErrClosed, ErrQueueFull, ErrBodyTooLarge, ErrInvalidRequest,
+// context.Canceled and context.DeadlineExceeded.
+//
+// Unless a request streams, its response body is read into memory by the worker, bounded by
+// WithMaxBodySize: the connection goes back to the pool at once and a slow reader never holds
+// one. WithStreaming and ContextWithStreaming leave the body to the caller instead.
+//
+// AsCompleted yields futures in the order they resolve, and WaitAll waits for all of them.
+// Cancel, or the end of the request's context, takes a queued request out of the queue at once;
+// it is never sent.
+//
+// # Scheduling
+//
+// A Scheduler admits a request when a rate token, a host slot and a global slot are all free,
+// in that order, and never waits for a token while holding a slot: a throttled host never delays
+// the others. Hosts are served round-robin; the requests to one host leave by priority
+// (ContextWithPriority), then in the order submitted. A queued request costs its Future and a
+// place in its host's queue, with no goroutine. State kept per host is evicted once the host has
+// been idle (WithHostIdleTimeout), so that a crawler's memory does not grow with the hosts it
+// has seen.
+//
+// Rate limits (WithRateLimit, WithHostRateLimit) wrap golang.org/x/time/rate and keep an
+// absolute schedule, so they stay accurate at tens of thousands of requests per second despite
+// the millisecond granularity of timers. A Limiter can pace many processes together (a
+// distributed quota); WithLimiter plugs one in.
+//
+// Servers are heard: a 429 or 503 with Retry-After (seconds or an HTTP-date) pauses that host's
+// whole queue, capped by WithMaxRetryAfter, and the RateLimit header fields (draft
+// ietf-httpapi-ratelimit-headers: remaining r and reset t) slow the host to r requests in t
+// seconds. WithBackpressure(false) turns this off.
+//
+// # Retries
+//
+// WithRetry retries failed attempts with go-retryablehttp's policy and backoff functions, but
+// each attempt goes back through the Scheduler: it is paced and counted like any request, and no
+// worker sleeps through the backoff. Only idempotent requests whose bodies can be replayed
+// (Request.GetBody) are retried, a budget bounds retries to a share of requests, and when the
+// policy gives up the *RetryError carries the last response. go-retryablehttp's own client and
+// RoundTripper compose with an AsyncTransport too, above it or below it.
+//
+// # Cost
+//
+// Scheduling a request costs about 1.5 µs and 870 bytes in 5 allocations on a RoundTripper that
+// does nothing (8 workers, 2 cores), against 0.8 µs and 300 bytes for a goroutine and a channel
+// per request; a request queued costs about 420 bytes on top of the request itself, and no
+// goroutine. Against a loopback server, a Session of 8 workers sends as many requests per second
+// as 8 goroutines sharing an http.Client. BenchmarkOverhead, BenchmarkQueued and BenchmarkFanout
+// in bench_test.go measure these.
+//
+// # Goroutines
+//
+// A Scheduler owns every goroutine it starts (its workers and a pacer), from the first request;
+// Close returns when they have all stopped. Close an AsyncTransport or Session when done with
+// it. Hooks run in the workers and must not wait on other requests of the same Scheduler.
+package httpfutures
