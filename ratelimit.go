@@ -76,7 +76,7 @@ func NewRateLimiter(r rate.Limit, burst int) *RateLimiter {
 // Reserve implements Limiter. It never fails. Called directly, it takes the request to have
 // arrived at now; a Scheduler tells it how long its request has waited.
 func (l *RateLimiter) Reserve(_ context.Context, _ string, now time.Time) (time.Time, error) {
-	return l.reserve(now, now), nil
+	return l.reserve(now, now, 0), nil
 }
 
 // Limit returns the rate in tokens per second.
@@ -85,16 +85,21 @@ func (l *RateLimiter) Limit() rate.Limit { return l.lim.Limit() }
 // Burst returns the burst.
 func (l *RateLimiter) Burst() int { return l.lim.Burst() }
 
-// reserve takes a token at now for a request that has waited since since, and returns when it
-// is due.
-func (l *RateLimiter) reserve(now, since time.Time) time.Time {
+// reserve takes a token at now for a request that could have gone at notBefore at the earliest
+// (when it was queued, or its host's pause ended), busy being how long, since the limiter's last
+// reservation, no request could have gone for want of a slot. It returns when the token is due.
+func (l *RateLimiter) reserve(now, notBefore time.Time, busy time.Duration) time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t := now
-	if l.behind && now.After(l.sched) && !since.After(l.sched) && now.Sub(l.sched) <= maxCatchUp {
-		// Requests have waited on the limiter without a break since its last token came due:
-		// this token is due on the same grid, however late the caller woke.
-		t = l.sched
+	if l.behind && now.After(l.sched) {
+		// Requests have waited on the limiter: this token is due on its schedule, however late
+		// the caller woke. Tokens that came due while no slot was free, or before the request
+		// was there, are not owed: a token bucket would have lost them too.
+		t = later(l.sched.Add(busy), notBefore)
+		if t.After(now) || now.Sub(t) > maxCatchUp {
+			t = now
+		}
 	}
 	if t.Before(l.last) {
 		t = l.last
@@ -127,15 +132,16 @@ func (s *Scheduler) observeLocked(h *host, resp *http.Response, now time.Time) {
 	if reset <= 0 {
 		return
 	}
-	reset = min(reset, s.maxRetryAfter)
-	pace := rate.Limit(float64(remaining) / reset.Seconds())
+	// The pace the server asks for, but no slower than one request per WithMaxRetryAfter: a
+	// pace is a pause between requests, and pauses are capped.
+	pace := rate.Limit(max(float64(remaining)/reset.Seconds(), 1/s.maxRetryAfter.Seconds()))
 	if h.adaptive == nil || now.After(h.adaptEnd) {
 		h.adaptive = NewRateLimiter(pace, 1)
-		h.adaptive.reserve(now, now) // start empty: remaining requests, evenly, by the reset
+		h.adaptive.reserve(now, now, 0) // start empty: remaining requests, evenly, by the reset
 	} else {
 		h.adaptive.lim.SetLimitAt(now, pace)
 	}
-	h.adaptEnd = now.Add(reset)
+	h.adaptEnd = now.Add(min(reset, s.maxRetryAfter))
 }
 
 // asksBackpressure reports whether resp carries anything observeLocked acts on.

@@ -59,9 +59,16 @@ type Scheduler struct {
 	inflight int          // slots taken
 	waiting  int          // workers waiting on cond
 	waking   int          // workers signaled and not yet running
-	seq      uint64       // submission counter, for FIFO order within a priority
-	started  bool
-	closed   bool
+
+	// How long no slot was free, accumulated, for the rate limiters' catch-up: in the pool, and
+	// summed over hosts at their WithHostLimit. fullSince is when the pool filled, if it is full.
+	poolFull, hostsFull time.Duration
+	fullSince           time.Time
+	sharedMark          [2]time.Duration // poolFull and hostsFull at the last shared reservation
+	seq                 uint64           // submission counter, for FIFO order within a priority
+	started             bool
+	closed              bool
+	tracksFull          bool // rate limiters are configured: account for the time slots are full
 }
 
 // host is the state the Scheduler keeps for one host. It is guarded by Scheduler.mu, except
@@ -84,6 +91,10 @@ type host struct {
 	hostTok   bool
 	tokenAt   time.Time // when the host's next request may go, if token
 	token     bool      // all rate tokens for the host's next request are reserved
+
+	full      time.Duration    // how long the host had no free slot (WithHostLimit), accumulated
+	fullSince time.Time        // when its slots filled, if they are full
+	mark      [2]time.Duration // poolFull and full at its last reservation
 
 	idlePrev, idleNext *host
 	inIdle             bool
@@ -114,6 +125,7 @@ func newScheduler(c *config) *Scheduler {
 		s.limiters = append(s.limiters, NewRateLimiter(c.rate, c.burst))
 	}
 	s.limiters = append(s.limiters, c.limiters...)
+	s.tracksFull = len(s.limiters) > 0 || s.hostRate > 0
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.cond.L = &s.mu
 	return s
@@ -299,6 +311,12 @@ func (s *Scheduler) pushRingLocked(h *host) bool {
 	return true
 }
 
+// minFull is the shortest spell of full slots that costs the rate limiters their catch-up. Shorter
+// spells are mostly the slots draining a catch-up's own backlog after a late wake-up; a longer one
+// (a slow response holding the slots) means the tokens that came due could not be used, and a
+// token bucket would have lost them.
+const minFull = 10 * time.Millisecond
+
 // wakeLocked wakes a waiting worker if there is work that no woken worker will take: at most
 // one worker is being woken per host in the round-robin, and each, once it has taken a request,
 // wakes the next if work remains. Waking every worker for every request would have them all
@@ -423,6 +441,15 @@ func (s *Scheduler) takeLocked() *Future {
 		s.queued--
 		s.inflight++
 		h.inflight++
+		if s.tracksFull && (s.inflight == s.workers || h.inflight == s.hostLimit) {
+			now := time.Now()
+			if s.inflight == s.workers {
+				s.fullSince = now
+			}
+			if h.inflight == s.hostLimit {
+				h.fullSince = now
+			}
+		}
 		f.slotHeld.Store(true)
 		f.t.queued--
 		f.t.inflight++
@@ -444,9 +471,12 @@ func (s *Scheduler) takeLocked() *Future {
 func (s *Scheduler) admitLocked(h *host) bool {
 	if !h.token {
 		now := time.Now()
-		since := h.queue.peek().timing.Queued // how long the next request has waited
+		// The next request could not have gone before it was queued, nor during a pause.
+		notBefore := later(h.queue.peek().timing.Queued, h.pausedTo)
 		if !h.hostTok {
-			h.hostDue, h.hostTok = s.reserveHostLocked(h, now, since), true
+			busy := s.poolFull - h.mark[0] + h.full - h.mark[1]
+			h.mark = [2]time.Duration{s.poolFull, h.full}
+			h.hostDue, h.hostTok = s.reserveHostLocked(h, now, notBefore, busy), true
 		}
 		if h.hostDue.After(now) {
 			s.parkLocked(h, h.hostDue)
@@ -455,8 +485,10 @@ func (s *Scheduler) admitLocked(h *host) bool {
 		due := h.hostDue
 		if len(s.limiters) > 0 {
 			h.reserving = true
+			busy := s.poolFull - s.sharedMark[0] + s.hostsFull - s.sharedMark[1]
+			s.sharedMark = [2]time.Duration{s.poolFull, s.hostsFull}
 			s.mu.Unlock()
-			shared, err := s.reserveShared(h.key, since)
+			shared, err := s.reserveShared(h.key, notBefore, busy)
 			s.mu.Lock()
 			h.reserving = false
 			if err != nil {
@@ -489,14 +521,14 @@ func (s *Scheduler) admitLocked(h *host) bool {
 }
 
 // reserveHostLocked takes a token from h's own limiters and returns when it is due.
-func (s *Scheduler) reserveHostLocked(h *host, now, since time.Time) time.Time {
+func (s *Scheduler) reserveHostLocked(h *host, now, notBefore time.Time, busy time.Duration) time.Time {
 	due := now
 	if h.limiter != nil {
-		due = h.limiter.reserve(now, since)
+		due = h.limiter.reserve(now, notBefore, busy)
 	}
 	if h.adaptive != nil {
 		if now.Before(h.adaptEnd) {
-			due = later(due, h.adaptive.reserve(now, since))
+			due = later(due, h.adaptive.reserve(now, notBefore, busy))
 		} else {
 			h.adaptive = nil
 		}
@@ -505,9 +537,9 @@ func (s *Scheduler) reserveHostLocked(h *host, now, since time.Time) time.Time {
 }
 
 // reserveShared takes a token from each limiter shared by all hosts, one caller at a time and
-// with non-decreasing times, for a request that has waited since since, and returns when the
-// last is due.
-func (s *Scheduler) reserveShared(key string, since time.Time) (time.Time, error) {
+// with non-decreasing times, and returns when the last is due. notBefore and busy are as for
+// RateLimiter.reserve.
+func (s *Scheduler) reserveShared(key string, notBefore time.Time, busy time.Duration) (time.Time, error) {
 	s.limMu.Lock()
 	defer s.limMu.Unlock()
 	now := time.Now()
@@ -520,7 +552,7 @@ func (s *Scheduler) reserveShared(key string, since time.Time) (time.Time, error
 		var at time.Time
 		var err error
 		if rl, ok := l.(*RateLimiter); ok {
-			at = rl.reserve(now, since)
+			at = rl.reserve(now, notBefore, busy)
 		} else {
 			at, err = l.Reserve(s.ctx, key, now)
 		}
@@ -545,6 +577,22 @@ func (s *Scheduler) releaseSlotLocked(f *Future) {
 		return
 	}
 	h := f.host
+	if s.inflight == s.workers && !s.fullSince.IsZero() || h.inflight == s.hostLimit && !h.fullSince.IsZero() {
+		now := time.Now()
+		if s.inflight == s.workers && !s.fullSince.IsZero() {
+			if d := now.Sub(s.fullSince); d > minFull {
+				s.poolFull += d
+			}
+			s.fullSince = time.Time{}
+		}
+		if h.inflight == s.hostLimit && !h.fullSince.IsZero() {
+			if d := now.Sub(h.fullSince); d > minFull {
+				h.full += d
+				s.hostsFull += d
+			}
+			h.fullSince = time.Time{}
+		}
+	}
 	s.inflight--
 	h.inflight--
 	s.pushRingLocked(h)
