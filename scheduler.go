@@ -500,6 +500,7 @@ func (s *Scheduler) admitLocked(h *host) bool {
 					s.mu.Lock()
 				}
 				s.pushRingLocked(h)
+				s.maybeIdleLocked(h)
 				return false
 			}
 			due = later(due, shared)
@@ -514,6 +515,7 @@ func (s *Scheduler) admitLocked(h *host) bool {
 	if !s.takeableLocked(h) || s.inflight >= s.workers || s.closed {
 		// The state changed while the lock was released; the token keeps.
 		s.pushRingLocked(h)
+		s.maybeIdleLocked(h)
 		return false
 	}
 	h.token = false
@@ -727,9 +729,10 @@ type HostStats struct {
 }
 
 // HostStats returns the state of host (a host name with an optional port, as in a URL); the
-// zero HostStats if the Scheduler has no state for it.
+// zero HostStats if the Scheduler has no state for it. A default port (80 or 443) may be given or
+// left out.
 func (s *Scheduler) HostStats(host string) HostStats {
-	key := hostKey("", host)
+	key := strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(host), ":80"), ":443")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.hosts[key]
