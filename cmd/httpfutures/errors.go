@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/httpfutures/httpfutures"
+)
+
+// The kinds that failed requests are grouped by. Error strings differ from request to request
+// (local ports, URLs), so the report counts kinds and keeps one message of each as an example.
+const (
+	kindTimeout  = "timeout"
+	kindRefused  = "connection refused"
+	kindReset    = "connection reset"
+	kindClosed   = "connection closed by peer"
+	kindDNS      = "dns lookup failed"
+	kindTLS      = "tls"
+	kindCanceled = "canceled"
+	kindShutdown = "transport closed"
+	kindOther    = "other"
+)
+
+// errorKind names the kind of a request's error, for grouping in the report.
+func errorKind(err error) string {
+	var (
+		netErr   net.Error
+		dnsErr   *net.DNSError
+		recErr   tls.RecordHeaderError
+		certErr  *tls.CertificateVerificationError
+		unkAuth  x509.UnknownAuthorityError
+		hostErr  x509.HostnameError
+		invalErr x509.CertificateInvalidError
+	)
+	switch {
+	case errors.Is(err, httpfutures.ErrClosed):
+		return kindShutdown
+	case errors.Is(err, context.Canceled):
+		return kindCanceled
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return kindTimeout
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return kindRefused
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE):
+		return kindReset
+	case errors.As(err, &dnsErr):
+		if dnsErr.IsTimeout {
+			return kindTimeout
+		}
+		return kindDNS
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return kindTimeout
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return kindClosed
+	case errors.As(err, &recErr), errors.As(err, &certErr), errors.As(err, &unkAuth),
+		errors.As(err, &hostErr), errors.As(err, &invalErr):
+		return kindTLS
+	default:
+		return kindOther
+	}
+}

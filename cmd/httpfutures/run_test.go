@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// runJSON runs the program with -o json added and decodes the report.
+func runJSON(t *testing.T, ctx context.Context, args ...string) (code int, rep map[string]any, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(ctx, append([]string{"-o", "json"}, args...), &out, &errb)
+	if out.Len() > 0 {
+		require.NoError(t, json.Unmarshal(out.Bytes(), &rep), "stdout: %s", out.String())
+	}
+	return code, rep, errb.String()
+}
+
+// latency reads a latency field of a JSON report.
+func latency(t *testing.T, rep map[string]any, field string) time.Duration {
+	t.Helper()
+	lat, ok := rep["latencies"].(map[string]any)
+	require.True(t, ok)
+	v, ok := lat[field].(float64)
+	require.True(t, ok, "latencies.%s", field)
+	return time.Duration(v)
+}
+
+// countingServer answers 200 "ok" and counts the requests it got.
+func countingServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &hits
+}
+
+func TestRunClosedModelSendsN(t *testing.T) {
+	srv, hits := countingServer(t)
+
+	code, rep, stderr := runJSON(t, t.Context(), "-n", "300", "-c", "4", srv.URL+"/x")
+
+	assert.Equal(t, 0, code, stderr)
+	assert.Empty(t, stderr, "no progress line when stderr is not a terminal")
+	assert.Equal(t, int64(300), hits.Load())
+	assert.Equal(t, float64(300), rep["requests"])
+	assert.Equal(t, float64(1), rep["success"])
+	assert.Equal(t, map[string]any{"200": float64(300)}, rep["status_codes"])
+	assert.Equal(t, map[string]any{"total": float64(600), "mean": float64(2)}, rep["bytes_in"])
+	assert.Equal(t, "closed", rep["model"])
+	assert.Positive(t, latency(t, rep, "min"))
+	assert.LessOrEqual(t, latency(t, rep, "50th"), latency(t, rep, "max"))
+}
+
+func TestRunTextReport(t *testing.T) {
+	srv, hits := countingServer(t)
+	var out, errb bytes.Buffer
+
+	code := run(t.Context(), []string{srv.URL, "-n", "20"}, &out, &errb)
+
+	assert.Equal(t, 0, code, errb.String())
+	assert.Equal(t, int64(20), hits.Load())
+	assert.Regexp(t, `(?m)^Requests +\[total, rate, throughput\] +20, `, out.String())
+	assert.Regexp(t, `(?m)^Status Codes +\[code:count\] +200:20$`, out.String())
+	assert.Regexp(t, `(?m)^Success +\[ratio\] +100\.00%$`, out.String())
+}
+
+func TestRunOpenModelKeepsTheRate(t *testing.T) {
+	srv, hits := countingServer(t)
+
+	code, rep, stderr := runJSON(t, t.Context(), "-rate", "2000", "-duration", "1s", srv.URL)
+
+	require.Equal(t, 0, code, stderr)
+	t.Logf("achieved rate %.1f/s, p50 %v, max %v", rep["rate"], latency(t, rep, "50th"), latency(t, rep, "max"))
+	// Request i is due at i/2000s, and those due before 1s are sent: exactly 2000.
+	assert.Equal(t, float64(2000), rep["requests"])
+	assert.Equal(t, int64(2000), hits.Load())
+	assert.Equal(t, "open", rep["model"])
+	assert.Equal(t, float64(2000), rep["target_rate"])
+	// The achieved send rate, from the real send times. Generous: the machine may be busy.
+	assert.InEpsilon(t, 2000, rep["rate"], 0.05)
+	assert.InEpsilon(t, float64(time.Second), rep["duration"], 0.05)
+}
+
+func TestRunLatencyCountsFromScheduledTime(t *testing.T) {
+	const stall = 200 * time.Millisecond
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 10 { // the 10th request stalls the only worker
+			time.Sleep(stall)
+		}
+	}))
+	defer srv.Close()
+
+	// 100 req/s with one worker: 20 requests fall due while the 10th is stalled. Measured from
+	// when they were sent, only the stalled one would be slow (the 98th percentile); measured
+	// from their scheduled time, the ones queued behind it carry the stall too.
+	code, rep, stderr := runJSON(t, t.Context(), "-rate", "100", "-n", "60", "-c", "1", srv.URL)
+
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, float64(60), rep["requests"])
+	assert.GreaterOrEqual(t, latency(t, rep, "max"), stall)
+	assert.GreaterOrEqual(t, latency(t, rep, "90th"), stall/2,
+		"the requests queued behind the stall must show it")
+}
+
+func TestRunSendsMethodHeadersAndBody(t *testing.T) {
+	type seen struct{ method, host, header, body string }
+	var (
+		mu  sync.Mutex
+		got []seen
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, seen{r.Method, r.Host, r.Header.Get("X-Test"), string(b)})
+		mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+
+	code, rep, stderr := runJSON(t, t.Context(), "-n", "25", "-c", "3", "-m", "post",
+		"-H", "X-Test: yes", "-H", "Host: api.example.test", "-d", "hello", srv.URL)
+
+	require.Equal(t, 0, code, stderr)
+	require.Len(t, got, 25)
+	for _, s := range got {
+		assert.Equal(t, seen{"POST", "api.example.test", "yes", "hello"}, s)
+	}
+	assert.Equal(t, map[string]any{"total": float64(125), "mean": float64(5)}, rep["bytes_out"])
+	assert.Equal(t, map[string]any{"201": float64(25)}, rep["status_codes"])
+}
+
+func TestRunCountsStatusCodes(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%4 == 0 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+
+	// Backpressure is off by default, so the 503s with Retry-After do not pause the run.
+	code, rep, stderr := runJSON(t, t.Context(), "-n", "40", "-c", "1", srv.URL)
+
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, map[string]any{"200": float64(30), "503": float64(10)}, rep["status_codes"])
+	assert.Equal(t, 0.75, rep["success"])
+	assert.Equal(t, []any{}, rep["errors"])
+}
+
+func TestRunTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+
+	start := time.Now()
+	code, rep, stderr := runJSON(t, t.Context(), "-n", "4", "-c", "4", "-timeout", "100ms", srv.URL)
+
+	assert.Less(t, time.Since(start), 3*time.Second)
+	assert.Equal(t, 1, code)
+	assert.Equal(t, map[string]any{"timeout": float64(4)}, rep["error_kinds"])
+	assert.Equal(t, map[string]any{"0": float64(4)}, rep["status_codes"])
+	assert.Regexp(t, `^httpfutures: all 4 requests failed: timeout \(.*\)\n$`, stderr)
+}
+
+func TestRunUnreachableURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+
+	var out, errb bytes.Buffer
+	code := run(t.Context(), []string{"-n", "5", "http://" + addr + "/get"}, &out, &errb)
+
+	assert.Equal(t, 1, code)
+	assert.Regexp(t, `^httpfutures: all 5 requests failed: connection refused \(.*connection refused\)\n$`, errb.String())
+	assert.Equal(t, 1, strings.Count(errb.String(), "\n"), "one line")
+	assert.Regexp(t, `(?m)^Status Codes +\[code:count\] +0:5$`, out.String())
+	assert.Regexp(t, `(?m)^connection refused: 5 \(e\.g\. `, out.String())
+}
+
+func TestRunBadUsageExits2(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"-bogus", "http://127.0.0.1:1/"}, "httpfutures: flag provided but not defined: -bogus\n"},
+		{"bad worker count", []string{"-c", "0", "http://127.0.0.1:1/"}, "httpfutures: -c must be at least 1, got 0\n"},
+		{"bad scheme", []string{"file:///etc/passwd"}, "httpfutures: invalid URL \"file:///etc/passwd\": the scheme must be http or https\n"},
+		{"no host", []string{"http://"}, "httpfutures: invalid URL \"http://\": no host\n"},
+		{"bad output", []string{"-o", "yaml", "http://127.0.0.1:1/"}, "httpfutures: -o must be text or json, got \"yaml\"\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(t.Context(), tt.args, &out, &errb)
+			assert.Equal(t, 2, code)
+			assert.Equal(t, tt.want, errb.String())
+			assert.Empty(t, out.String())
+		})
+	}
+}
+
+func TestRunHelpExits0(t *testing.T) {
+	var out, errb bytes.Buffer
+	assert.Equal(t, 0, run(t.Context(), []string{"-h"}, &out, &errb))
+	assert.Contains(t, errb.String(), "usage: httpfutures")
+	assert.Empty(t, out.String())
+}
+
+func TestRunInterruptedStillReports(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond)
+	}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	code, rep, stderr := runJSON(t, ctx, "-n", "1000000", "-c", "4", srv.URL)
+
+	assert.Less(t, time.Since(start), 5*time.Second)
+	assert.Equal(t, 0, code, stderr)
+	assert.Equal(t, true, rep["interrupted"])
+	requests := rep["requests"].(float64)
+	assert.Greater(t, requests, float64(10))
+	assert.Less(t, requests, float64(1000))
+	assert.Equal(t, map[string]any{"200": requests}, rep["status_codes"], "in-flight requests were let finish")
+}
+
+func TestRunOpenModelInterruptedStillReports(t *testing.T) {
+	srv, hits := countingServer(t)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	code, rep, stderr := runJSON(t, ctx, "-rate", "200", "-duration", "1m", srv.URL)
+
+	assert.Less(t, time.Since(start), 5*time.Second)
+	assert.Equal(t, 0, code, stderr)
+	assert.Equal(t, true, rep["interrupted"])
+	requests := rep["requests"].(float64)
+	// About 60 sent in 300ms, and what was queued ahead of its time (at most 100ms more).
+	assert.Greater(t, requests, float64(20))
+	assert.Less(t, requests, float64(200))
+	assert.Equal(t, float64(hits.Load()), requests)
+	assert.NotContains(t, rep, "not_sent", "what was queued was sent")
+}
+
+func TestRunDemo(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(t.Context(), []string{"-duration", "300ms"}, &out, &errb)
+
+	assert.Equal(t, 0, code, errb.String())
+	lines := strings.Split(strings.TrimRight(errb.String(), "\n"), "\n")
+	require.Len(t, lines, 1, errb.String())
+	assert.Regexp(t, `^demo: no URL given, so this loads an embedded server at http://127\.0\.0\.1:\d+ .*httpfutures \[flags\] URL$`, lines[0])
+	// 500 req/s for 300ms, alternating /get and /delay/5.
+	assert.Regexp(t, `(?m)^Requests +\[total, rate, throughput\] +150, `, out.String())
+	assert.Regexp(t, `(?m)^Status Codes +\[code:count\] +200:150$`, out.String())
+}
+
+func TestRunBodies(t *testing.T) {
+	bodyFile := filepath.Join(t.TempDir(), "body.bin")
+	require.NoError(t, os.WriteFile(bodyFile, []byte("from a file\n"), 0o600))
+
+	tests := []struct {
+		name     string
+		args     []string
+		wantBody string
+		wantLen  int64
+	}{
+		{"string", []string{"-d", "abc"}, "abc", 3},
+		{"empty string", []string{"-d", ""}, "", 0},
+		{"file", []string{"-D", bodyFile}, "from a file\n", 12},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			type seen struct {
+				body     string
+				length   int64
+				chunked  bool
+				hasCType bool
+			}
+			var (
+				mu  sync.Mutex
+				got []seen
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				got = append(got, seen{string(b), r.ContentLength, slices.Contains(r.TransferEncoding, "chunked"), r.Header.Get("Content-Type") != ""})
+				mu.Unlock()
+			}))
+			defer srv.Close()
+
+			args := append([]string{"-n", "6", "-c", "2", "-m", "PUT"}, tt.args...)
+			code, rep, stderr := runJSON(t, t.Context(), append(args, srv.URL)...)
+
+			require.Equal(t, 0, code, stderr)
+			require.Len(t, got, 6)
+			for _, s := range got {
+				assert.Equal(t, seen{tt.wantBody, tt.wantLen, false, false}, s)
+			}
+			assert.Equal(t, float64(6*tt.wantLen), rep["bytes_out"].(map[string]any)["total"])
+		})
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	require.NoError(t, err)
+	defer f.Close()
+	assert.False(t, isTerminal(f), "a regular file")
+	assert.False(t, isTerminal(&bytes.Buffer{}), "a buffer")
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	defer w.Close()
+	assert.False(t, isTerminal(w), "a pipe")
+}
