@@ -198,7 +198,7 @@ func (s *Scheduler) submit(f *Future) error {
 		f.prio = f.opts.priority
 	}
 	s.mu.Lock()
-	if s.closed || f.t.closing {
+	if s.closed || f.t.closing && !f.hop { // a running request's redirect may finish
 		s.mu.Unlock()
 		return ErrClosed
 	}

@@ -244,7 +244,7 @@ func (t *AsyncTransport) dequeueAllLocked() []*Future {
 	}
 	all = append(all, t.sched.delayed...)
 	for _, f := range all {
-		if f.t == t {
+		if f.t == t && !f.hop { // a hop is part of a running request, which finishes
 			t.sched.dequeueLocked(f)
 			out = append(out, f)
 		}
@@ -330,11 +330,14 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 		cancel()
 	}
 
-	var reqHooks []Hooks
+	hooks, reqHooks := t.hooks, []Hooks(nil)
 	if f.opts != nil {
 		reqHooks = f.opts.hooks
 	}
-	hooked := hasRequestHook(t.hooks) || hasRequestHook(reqHooks)
+	if f.hop {
+		hooks = nil // a redirect of a Session request: the hooks are for the request as a whole
+	}
+	hooked := hasRequestHook(hooks) || hasRequestHook(reqHooks)
 	var req *http.Request
 	if hooked {
 		req = f.req.Clone(ctx) // the hooks may change it; the caller's request stays as it was
@@ -345,7 +348,7 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 		req.Body, f.nextBody = f.nextBody, nil
 	}
 	if hooked {
-		err := runRequestHooks(req, t.hooks...)
+		err := runRequestHooks(req, hooks...)
 		if err == nil {
 			err = runRequestHooks(req, reqHooks...)
 		}
@@ -392,8 +395,8 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 			return false
 		}
 	}
-	if len(t.hooks) > 0 || len(reqHooks) > 0 || f.decode != nil {
-		err := runResponseHooks(resp, t.hooks...)
+	if len(hooks) > 0 || len(reqHooks) > 0 || f.decode != nil {
+		err := runResponseHooks(resp, hooks...)
 		if err == nil {
 			err = runResponseHooks(resp, reqHooks...)
 		}
