@@ -126,19 +126,26 @@ func BenchmarkFanout(b *testing.B) {
 	b.Run("session", func(b *testing.B) {
 		s := httpfutures.NewSession(httpfutures.WithWorkers(8))
 		defer s.Close()
-		fs := make([]*httpfutures.Future, 0, window)
+		// A sliding window of requests in flight: the oldest is waited for before the next is
+		// sent, so the workers never run dry, as the raw goroutines' feeder never does.
+		ring := make([]*httpfutures.Future, window)
+		wait := func(f *httpfutures.Future) {
+			resp, err := f.Result()
+			if err != nil {
+				b.Fatal(err)
+			}
+			resp.Body.Close()
+		}
 		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			fs = append(fs, s.Get(url))
-			if len(fs) == window || i == b.N-1 {
-				for f := range httpfutures.AsCompleted(fs...) {
-					resp, err := f.Result()
-					if err != nil {
-						b.Fatal(err)
-					}
-					resp.Body.Close()
-				}
-				fs = fs[:0]
+		for i := range b.N {
+			if f := ring[i%window]; f != nil {
+				wait(f)
+			}
+			ring[i%window] = s.Get(url)
+		}
+		for i := range window {
+			if f := ring[(b.N+i)%window]; f != nil {
+				wait(f)
 			}
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
@@ -245,8 +252,8 @@ func (l oneHostLimiter) Reserve(ctx context.Context, host string, now time.Time)
 }
 
 // BenchmarkFairness is the time for 50 requests to an idle host, alone and while another host
-// has 10,000 requests queued behind a limit of 100 per second: with no head-of-line blocking
-// the two are the same.
+// has 10,000 requests queued behind a limit of 100 per second on the same Scheduler: with no
+// head-of-line blocking the two are the same.
 func BenchmarkFairness(b *testing.B) {
 	idle, _ := http.NewRequest(http.MethodGet, "http://idle.invalid/", nil)
 	throttled, _ := http.NewRequest(http.MethodGet, "http://throttled.invalid/", nil)
@@ -254,10 +261,19 @@ func BenchmarkFairness(b *testing.B) {
 		limiter := oneHostLimiter{"throttled.invalid", httpfutures.NewRateLimiter(100, 1)}
 		tr := httpfutures.NewTransport(noopTransport{}, httpfutures.WithLimiter(limiter), httpfutures.WithWorkers(8))
 		defer tr.Close()
-		if busy {
-			for range 10000 {
-				tr.StartRoundTrip(throttled)
-			}
+		// Either way 10,000 requests are queued, so that both cases carry the same live heap
+		// (and garbage collector's work): beside the idle host, or on a transport of their own.
+		other := tr
+		if !busy {
+			block := make(blockingTransport)
+			other = httpfutures.NewTransport(block, httpfutures.WithWorkers(1))
+			defer func() {
+				close(block) // before Close, which waits for the request it holds
+				other.Close()
+			}()
+		}
+		for range 10000 {
+			other.StartRoundTrip(throttled)
 		}
 		var total time.Duration
 		for range b.N {

@@ -55,8 +55,10 @@ const maxCatchUp = 100 * time.Millisecond
 // and a wake-up that comes late (timers on Linux sleep at least about a millisecond, and a busy
 // machine adds more) is handed every token that has come due since, not one. So 50,000 requests
 // per second with a burst of 1 are kept within a fraction of a percent, where Wait per request
-// reaches a fifth of that. Once nothing waits, the schedule restarts from the next request, as a
-// token bucket does: an idle spell earns a burst, not a backlog.
+// reaches a fifth of that. What is owed is only what could have been sent: once nothing waits,
+// the schedule restarts from the next request, as a token bucket does (an idle spell earns a
+// burst, not a backlog), and tokens that came due while every slot was held for a while (a slow
+// response) are lost likewise. A process stopped for longer than 100 ms restarts its schedule.
 //
 // A RateLimiter is safe for concurrent use, though its accuracy needs non-decreasing times.
 type RateLimiter struct {
