@@ -11,10 +11,10 @@ import "time"
 // from the ring in O(1), its slot left empty until the head passes it.
 type hostQueue struct {
 	fifo futureRing
-	heap futureHeap
+	heap indexedHeap[*Future, byPriority]
 }
 
-func (q *hostQueue) len() int { return q.fifo.live + len(q.heap) }
+func (q *hostQueue) len() int { return q.fifo.live + q.heap.len() }
 
 func (q *hostQueue) push(f *Future) {
 	if f.prio == 0 {
@@ -25,9 +25,11 @@ func (q *hostQueue) push(f *Future) {
 }
 
 func (q *hostQueue) peek() *Future {
-	top, first := q.heap.peek(), q.fifo.peek()
-	if top != nil && (first == nil || top.prio > 0) {
-		return top
+	first := q.fifo.peek()
+	if q.heap.len() > 0 {
+		if top := q.heap.peek(); first == nil || top.prio > 0 {
+			return top
+		}
 	}
 	return first
 }
@@ -53,7 +55,7 @@ func (q *hostQueue) appendAll(out []*Future) []*Future {
 			out = append(out, f)
 		}
 	}
-	return append(out, q.heap...)
+	return append(out, q.heap.items...)
 }
 
 // futureRing is a FIFO of futures in a ring buffer. Positions are absolute (they only grow), and
@@ -101,92 +103,6 @@ func (r *futureRing) remove(f *Future) {
 	}
 }
 
-// futureHeap is a binary heap of futures, highest priority first, then in the
-// order submitted. Each future knows its index, so a canceled one leaves in O(log n).
-type futureHeap []*Future
-
-func (q futureHeap) less(i, j int) bool {
-	if q[i].prio != q[j].prio {
-		return q[i].prio > q[j].prio
-	}
-	return q[i].seq < q[j].seq
-}
-
-func (q futureHeap) swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index = i
-	q[j].index = j
-}
-
-func (q *futureHeap) push(f *Future) {
-	f.index = len(*q)
-	*q = append(*q, f)
-	q.up(f.index)
-}
-
-func (q futureHeap) peek() *Future {
-	if len(q) == 0 {
-		return nil
-	}
-	return q[0]
-}
-
-func (q *futureHeap) pop() *Future {
-	f := (*q)[0]
-	q.remove(f)
-	return f
-}
-
-func (q *futureHeap) remove(f *Future) {
-	old := *q
-	i, last := f.index, len(old)-1
-	if i != last {
-		old.swap(i, last)
-	}
-	old[last] = nil
-	*q = old[:last]
-	if i != last {
-		if !q.down(i) {
-			q.up(i)
-		}
-	}
-	f.index = -1
-	if cap(*q) > 64 && len(*q) < cap(*q)/4 {
-		*q = append(futureHeap(nil), (*q)...) // give back the memory of a drained burst
-	}
-}
-
-func (q futureHeap) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !q.less(i, p) {
-			return
-		}
-		q.swap(i, p)
-		i = p
-	}
-}
-
-func (q futureHeap) down(i int) bool {
-	start := i
-	for {
-		l := 2*i + 1
-		if l >= len(q) {
-			break
-		}
-		c := l
-		if r := l + 1; r < len(q) && q.less(r, l) {
-			c = r
-		}
-		if !q.less(c, i) {
-			break
-		}
-		q.swap(i, c)
-		i = c
-	}
-	return i > start
-}
-
 // hostRing is the round-robin of hosts that a worker may take a request from: a FIFO of hosts,
 // each at most once (host.inRing).
 type hostRing struct {
@@ -215,75 +131,6 @@ func (r *hostRing) pop() *host {
 	r.head = (r.head + 1) % len(r.buf)
 	r.n--
 	return h
-}
-
-// hostTimers is a min-heap of hosts by the time they wait for: the end of a pause, or a rate
-// token coming due.
-type hostTimers []*host
-
-func (t hostTimers) swap(i, j int) {
-	t[i], t[j] = t[j], t[i]
-	t[i].timerIdx = i
-	t[j].timerIdx = j
-}
-
-func (t *hostTimers) push(h *host) {
-	h.timerIdx = len(*t)
-	*t = append(*t, h)
-	t.up(h.timerIdx)
-}
-
-// set makes h wait until at, or keeps the later time if h waits already.
-func (t *hostTimers) set(h *host, at time.Time) {
-	if h.timerIdx < 0 {
-		h.wakeAt = at
-		t.push(h)
-		return
-	}
-	if at.After(h.wakeAt) {
-		h.wakeAt = at
-		t.down(h.timerIdx)
-	}
-}
-
-func (t *hostTimers) pop() *host {
-	old := *t
-	h, last := old[0], len(old)-1
-	old.swap(0, last)
-	old[last] = nil
-	*t = old[:last]
-	t.down(0)
-	h.timerIdx = -1
-	return h
-}
-
-func (t hostTimers) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !t[i].wakeAt.Before(t[p].wakeAt) {
-			return
-		}
-		t.swap(i, p)
-		i = p
-	}
-}
-
-func (t hostTimers) down(i int) {
-	for {
-		l := 2*i + 1
-		if l >= len(t) {
-			return
-		}
-		c := l
-		if r := l + 1; r < len(t) && t[r].wakeAt.Before(t[l].wakeAt) {
-			c = r
-		}
-		if !t[c].wakeAt.Before(t[i].wakeAt) {
-			return
-		}
-		t.swap(i, c)
-		i = c
-	}
 }
 
 // hostList is an intrusive doubly linked list of idle hosts, oldest first.
@@ -337,60 +184,130 @@ func (l *futureList) remove(f *Future) {
 	f.prev, f.next = nil, nil
 }
 
-// futureTimers is a min-heap of futures waiting to be tried again, by when they are due.
-type futureTimers []*Future
-
-func (t futureTimers) swap(i, j int) {
-	t[i], t[j] = t[j], t[i]
-	t[i].delayIdx = i
-	t[j].delayIdx = j
+// An indexedHeap is a binary heap whose elements know their position in it (kept by O), so that
+// any of them leaves, or moves when its key changes, in O(log n). O orders the elements; its zero
+// value is ready to use.
+type indexedHeap[T any, O heapOrder[T]] struct {
+	items []T
+	order O
 }
 
-func (t *futureTimers) push(f *Future) {
-	f.delayIdx = len(*t)
-	*t = append(*t, f)
-	for i := f.delayIdx; i > 0; {
-		p := (i - 1) / 2
-		if !(*t)[i].retryAt.Before((*t)[p].retryAt) {
-			break
-		}
-		t.swap(i, p)
-		i = p
+// heapOrder orders the elements of an indexedHeap and keeps their positions.
+type heapOrder[T any] interface {
+	less(a, b T) bool // a leaves before b
+	pos(T) *int       // where the element keeps its position; -1 when out of the heap
+}
+
+func (h *indexedHeap[T, O]) len() int { return len(h.items) }
+
+// peek returns the first element; the heap must not be empty.
+func (h *indexedHeap[T, O]) peek() T { return h.items[0] }
+
+func (h *indexedHeap[T, O]) push(x T) {
+	*h.order.pos(x) = len(h.items)
+	h.items = append(h.items, x)
+	h.up(len(h.items) - 1)
+}
+
+func (h *indexedHeap[T, O]) pop() T {
+	x := h.items[0]
+	h.remove(x)
+	return x
+}
+
+func (h *indexedHeap[T, O]) remove(x T) {
+	i, last := *h.order.pos(x), len(h.items)-1
+	if i != last {
+		h.swap(i, last)
+	}
+	var zero T
+	h.items[last] = zero
+	h.items = h.items[:last]
+	*h.order.pos(x) = -1
+	if i != last {
+		h.fix(i)
+	}
+	if cap(h.items) > 64 && len(h.items) < cap(h.items)/4 {
+		h.items = append([]T(nil), h.items...) // give back the memory of a drained burst
 	}
 }
 
-func (t *futureTimers) remove(f *Future) {
-	old := *t
-	i, last := f.delayIdx, len(old)-1
-	old.swap(i, last)
-	old[last] = nil
-	*t = old[:last]
-	f.delayIdx = -1
-	if i == last {
-		return
+// fix restores the heap after the key of the element at i changed.
+func (h *indexedHeap[T, O]) fix(i int) {
+	if !h.down(i) {
+		h.up(i)
 	}
-	// Restore the heap at i: up, or else down.
+}
+
+func (h *indexedHeap[T, O]) swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	*h.order.pos(h.items[i]) = i
+	*h.order.pos(h.items[j]) = j
+}
+
+func (h *indexedHeap[T, O]) up(i int) {
 	for i > 0 {
 		p := (i - 1) / 2
-		if !(*t)[i].retryAt.Before((*t)[p].retryAt) {
-			break
+		if !h.order.less(h.items[i], h.items[p]) {
+			return
 		}
-		t.swap(i, p)
+		h.swap(i, p)
 		i = p
 	}
+}
+
+func (h *indexedHeap[T, O]) down(i int) bool {
+	start := i
 	for {
 		l := 2*i + 1
-		if l >= len(*t) {
-			return
+		if l >= len(h.items) {
+			break
 		}
 		c := l
-		if r := l + 1; r < len(*t) && (*t)[r].retryAt.Before((*t)[l].retryAt) {
+		if r := l + 1; r < len(h.items) && h.order.less(h.items[r], h.items[l]) {
 			c = r
 		}
-		if !(*t)[c].retryAt.Before((*t)[i].retryAt) {
-			return
+		if !h.order.less(h.items[c], h.items[i]) {
+			break
 		}
-		t.swap(i, c)
+		h.swap(i, c)
 		i = c
+	}
+	return i > start
+}
+
+// byPriority orders a host's prioritized requests: highest priority first, then the oldest.
+type byPriority struct{}
+
+func (byPriority) less(a, b *Future) bool {
+	if a.prio != b.prio {
+		return a.prio > b.prio
+	}
+	return a.seq < b.seq
+}
+func (byPriority) pos(f *Future) *int { return &f.index }
+
+// byWake orders the hosts waiting for a time: a pause to end, or a rate token to come due.
+type byWake struct{}
+
+func (byWake) less(a, b *host) bool { return a.wakeAt.Before(b.wakeAt) }
+func (byWake) pos(h *host) *int     { return &h.timerIdx }
+
+// byRetry orders the requests waiting to be tried again.
+type byRetry struct{}
+
+func (byRetry) less(a, b *Future) bool { return a.retryAt.Before(b.retryAt) }
+func (byRetry) pos(f *Future) *int     { return &f.delayIdx }
+
+// setWake makes h wait until at, or keeps the later time if it waits already.
+func setWake(t *indexedHeap[*host, byWake], h *host, at time.Time) {
+	if h.timerIdx < 0 {
+		h.wakeAt = at
+		t.push(h)
+		return
+	}
+	if at.After(h.wakeAt) {
+		h.wakeAt = at
+		t.fix(h.timerIdx)
 	}
 }

@@ -50,15 +50,15 @@ type Scheduler struct {
 	mu       sync.Mutex
 	cond     sync.Cond // workers wait on it (with mu) for a host to serve or a free slot
 	hosts    map[string]*host
-	ring     hostRing     // hosts that have a request a worker may take now, round-robin
-	timers   hostTimers   // hosts waiting for a time: a pause to end or a rate token to come due
-	delayed  futureTimers // requests waiting to be tried again (WithRetry)
-	idle     hostList     // hosts with nothing queued or running, for eviction
-	pacerAt  time.Time    // when the pacer wakes next; zero if it waits for a signal
-	queued   int          // requests in host queues
-	inflight int          // slots taken
-	waiting  int          // workers waiting on cond
-	waking   int          // workers signaled and not yet running
+	ring     hostRing                      // hosts that have a request a worker may take now, round-robin
+	timers   indexedHeap[*host, byWake]    // hosts waiting for a time: a pause to end or a token due
+	delayed  indexedHeap[*Future, byRetry] // requests waiting to be tried again (WithRetry)
+	idle     hostList                      // hosts with nothing queued or running, for eviction
+	pacerAt  time.Time                     // when the pacer wakes next; zero if it waits for a signal
+	queued   int                           // requests in host queues
+	inflight int                           // slots taken
+	waiting  int                           // workers waiting on cond
+	waking   int                           // workers signaled and not yet running
 
 	// How long no slot was free, accumulated, for the rate limiters' catch-up: in the pool, and
 	// summed over hosts at their WithHostLimit. fullSince is when the pool filled, if it is full.
@@ -150,8 +150,8 @@ func (s *Scheduler) Close() error {
 			failed = append(failed, f)
 		}
 	}
-	for len(s.delayed) > 0 {
-		f := s.delayed[0]
+	for s.delayed.len() > 0 {
+		f := s.delayed.peek()
 		s.dequeueLocked(f)
 		failed = append(failed, f)
 	}
@@ -335,7 +335,7 @@ func (s *Scheduler) paced(h *host) bool {
 
 // parkLocked makes h wait until at, then return to the round-robin.
 func (s *Scheduler) parkLocked(h *host, at time.Time) {
-	s.timers.set(h, at)
+	setWake(&s.timers, h, at)
 	s.wakePacerLocked(at)
 }
 
@@ -635,7 +635,7 @@ func (s *Scheduler) pace() {
 	for {
 		s.mu.Lock()
 		now := time.Now()
-		for len(s.timers) > 0 && !s.timers[0].wakeAt.After(now) {
+		for s.timers.len() > 0 && !s.timers.peek().wakeAt.After(now) {
 			h := s.timers.pop()
 			if s.pushRingLocked(h) {
 				s.wakeLocked()
@@ -643,8 +643,8 @@ func (s *Scheduler) pace() {
 				s.maybeIdleLocked(h)
 			}
 		}
-		for len(s.delayed) > 0 && !s.delayed[0].retryAt.After(now) {
-			f := s.delayed[0]
+		for s.delayed.len() > 0 && !s.delayed.peek().retryAt.After(now) {
+			f := s.delayed.peek()
 			s.delayed.remove(f)
 			f.host.delayed--
 			f.host.queue.push(f)
@@ -653,11 +653,11 @@ func (s *Scheduler) pace() {
 			}
 		}
 		next := time.Time{}
-		if len(s.timers) > 0 {
-			next = s.timers[0].wakeAt
+		if s.timers.len() > 0 {
+			next = s.timers.peek().wakeAt
 		}
-		if len(s.delayed) > 0 && (next.IsZero() || s.delayed[0].retryAt.Before(next)) {
-			next = s.delayed[0].retryAt
+		if s.delayed.len() > 0 && (next.IsZero() || s.delayed.peek().retryAt.Before(next)) {
+			next = s.delayed.peek().retryAt
 		}
 		s.pacerAt = next
 		s.mu.Unlock()
@@ -712,7 +712,7 @@ func (s *Scheduler) Stats() Stats {
 
 func (s *Scheduler) pausedLocked(now time.Time) int {
 	n := 0
-	for _, h := range s.timers {
+	for _, h := range s.timers.items {
 		if h.pausedTo.After(now) {
 			n++
 		}

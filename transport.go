@@ -242,7 +242,7 @@ func (t *AsyncTransport) dequeueAllLocked() []*Future {
 	for _, h := range t.sched.hosts {
 		all = h.queue.appendAll(all)
 	}
-	all = append(all, t.sched.delayed...)
+	all = append(all, t.sched.delayed.items...)
 	for _, f := range all {
 		if f.t == t && !f.hop { // a hop is part of a running request, which finishes
 			t.sched.dequeueLocked(f)
