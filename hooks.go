@@ -93,11 +93,7 @@ func ContextWithStreaming(ctx context.Context) context.Context {
 
 // runResponseHooks calls each response hook in turn, turning a panic into a *PanicError.
 func runResponseHooks(resp *http.Response, hooks ...Hooks) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
+	defer recoverHook(&err)
 	for _, h := range hooks {
 		if h.Response != nil {
 			if b, ok := resp.Body.(*memBody); ok {
@@ -113,15 +109,18 @@ func runResponseHooks(resp *http.Response, hooks ...Hooks) (err error) {
 
 // runRequestHooks calls each request hook in turn, turning a panic into a *PanicError.
 func runRequestHooks(req *http.Request, hooks ...Hooks) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
+	defer recoverHook(&err)
 	for _, h := range hooks {
 		if h.Request != nil {
 			h.Request(req)
 		}
 	}
 	return nil
+}
+
+// recoverHook, deferred, turns a hook's panic into a *PanicError in *err.
+func recoverHook(err *error) {
+	if v := recover(); v != nil {
+		*err = &PanicError{Value: v, Stack: debug.Stack()}
+	}
 }

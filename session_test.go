@@ -851,71 +851,48 @@ func TestSessionShutdown(t *testing.T) {
 	}
 }
 
-func TestSessionShutdownLetsRunningRequestsRedirect(t *testing.T) {
-	arrived := make(chan struct{}, 1)
-	release := make(chan struct{})
-	answer := sync.OnceFunc(func() { close(release) })
-	mux := http.NewServeMux()
-	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		http.Redirect(w, r, "/done", http.StatusFound)
-	})
-	mux.HandleFunc("/done", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "done") })
-	ts := httptest.NewServer(mux)
-	t.Cleanup(ts.Close)
-	t.Cleanup(answer)
-	s := httpfutures.NewSession()
+func TestSessionStopLetsRunningRequestsRedirect(t *testing.T) {
+	tests := []struct {
+		name string
+		stop func(*httpfutures.Session) error
+	}{
+		{"Shutdown", func(s *httpfutures.Session) error { return s.Shutdown(context.Background()) }},
+		{"Close", (*httpfutures.Session).Close},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			arrived := make(chan struct{}, 1)
+			release := make(chan struct{})
+			answer := sync.OnceFunc(func() { close(release) })
+			mux := http.NewServeMux()
+			mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+				arrived <- struct{}{}
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+				http.Redirect(w, r, "/done", http.StatusFound)
+			})
+			mux.HandleFunc("/done", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "done") })
+			ts := httptest.NewServer(mux)
+			t.Cleanup(ts.Close)
+			t.Cleanup(answer)
+			s := httpfutures.NewSession()
 
-	running := s.Get(ts.URL + "/slow")
-	<-arrived
-	done := make(chan error, 1)
-	go func() { done <- s.Shutdown(context.Background()) }()
-	require.Eventually(t, func() bool {
-		_, err := s.Get(ts.URL + "/done").Result()
-		return errors.Is(err, httpfutures.ErrClosed)
-	}, 5*time.Second, time.Millisecond, "no new requests once Shutdown has begun")
-	answer()
-	require.NoError(t, <-done)
-	resp, err := running.Result()
-	require.NoError(t, err, "a request running when Shutdown began follows its redirect")
-	assert.Equal(t, "/done", resp.Request.URL.Path)
-	assert.Equal(t, "done", body(t, resp))
-}
-
-func TestSessionCloseLetsRunningRequestsRedirect(t *testing.T) {
-	arrived := make(chan struct{}, 1)
-	release := make(chan struct{})
-	answer := sync.OnceFunc(func() { close(release) })
-	mux := http.NewServeMux()
-	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		http.Redirect(w, r, "/done", http.StatusFound)
-	})
-	mux.HandleFunc("/done", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "done") })
-	ts := httptest.NewServer(mux)
-	t.Cleanup(ts.Close)
-	t.Cleanup(answer)
-	s := httpfutures.NewSession(httpfutures.WithWorkers(1))
-
-	running := s.Get(ts.URL + "/slow")
-	<-arrived
-	queued := s.Get(ts.URL + "/done")
-	closed := make(chan error, 1)
-	go func() { closed <- s.Close() }()
-	_, err := queued.Result()
-	require.ErrorIs(t, err, httpfutures.ErrClosed, "the queued request is canceled at once")
-	answer()
-	require.NoError(t, <-closed)
-	resp, err := running.Result()
-	require.NoError(t, err, "a request running when Close began follows its redirect")
-	assert.Equal(t, "/done", resp.Request.URL.Path)
-	assert.Equal(t, "done", body(t, resp))
+			running := s.Get(ts.URL + "/slow")
+			<-arrived
+			done := make(chan error, 1)
+			go func() { done <- tt.stop(s) }()
+			require.Eventually(t, func() bool {
+				_, err := s.Get(ts.URL + "/done").Result()
+				return errors.Is(err, httpfutures.ErrClosed)
+			}, 5*time.Second, time.Millisecond, "no new requests once the session stops")
+			answer()
+			require.NoError(t, <-done)
+			resp, err := running.Result()
+			require.NoError(t, err, "a request running when the session began to stop follows its redirect")
+			assert.Equal(t, "/done", resp.Request.URL.Path)
+			assert.Equal(t, "done", body(t, resp))
+		})
+	}
 }
