@@ -37,6 +37,7 @@ type Future struct {
 	prev, next *Future     // the transport's list of running futures
 	delayIdx   int         // position in Scheduler.delayed; -1 when not waiting to retry
 	retryAt    time.Time   // when a retry waiting in Scheduler.delayed is due
+	enqueued   time.Time   // when it last entered its host's queue: no rate token is owed before
 
 	// Owned by the goroutine running the Future.
 	nextBody io.ReadCloser // the body of the next attempt, from GetBody

@@ -133,33 +133,6 @@ func (r *hostRing) pop() *host {
 	return h
 }
 
-// hostList is an intrusive doubly linked list of idle hosts, oldest first.
-type hostList struct{ front, back *host }
-
-func (l *hostList) pushBack(h *host) {
-	h.idlePrev, h.idleNext, h.inIdle = l.back, nil, true
-	if l.back != nil {
-		l.back.idleNext = h
-	} else {
-		l.front = h
-	}
-	l.back = h
-}
-
-func (l *hostList) remove(h *host) {
-	if h.idlePrev != nil {
-		h.idlePrev.idleNext = h.idleNext
-	} else {
-		l.front = h.idleNext
-	}
-	if h.idleNext != nil {
-		h.idleNext.idlePrev = h.idlePrev
-	} else {
-		l.back = h.idlePrev
-	}
-	h.idlePrev, h.idleNext, h.inIdle = nil, nil, false
-}
-
 // futureList is an intrusive doubly linked list of a transport's running futures, so that a
 // Shutdown whose context ends can cancel them.
 type futureList struct{ front *Future }
@@ -292,6 +265,12 @@ type byWake struct{}
 
 func (byWake) less(a, b *host) bool { return a.wakeAt.Before(b.wakeAt) }
 func (byWake) pos(h *host) *int     { return &h.timerIdx }
+
+// byEviction orders the idle hosts by when they may be forgotten.
+type byEviction struct{}
+
+func (byEviction) less(a, b *host) bool { return a.evictAt.Before(b.evictAt) }
+func (byEviction) pos(h *host) *int     { return &h.idleIdx }
 
 // byRetry orders the requests waiting to be tried again.
 type byRetry struct{}

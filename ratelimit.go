@@ -162,7 +162,7 @@ func (s *Scheduler) pauseLocked(h *host, now time.Time, d time.Duration) {
 		return
 	}
 	h.pausedTo = until
-	if h.inIdle {
+	if h.idleIdx >= 0 {
 		s.idle.remove(h)
 	}
 	s.parkLocked(h, until)

@@ -267,7 +267,7 @@ func (b *retryBudget) init(c RetryBudget) {
 	if window == 0 {
 		window = 10 * time.Second
 	}
-	b.bucket = window / 10
+	b.bucket = max(window/10, 1)
 }
 
 // slot returns the bucket for now, emptied if it held an older span. It requires b.mu held.

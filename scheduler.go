@@ -50,15 +50,15 @@ type Scheduler struct {
 	mu       sync.Mutex
 	cond     sync.Cond // workers wait on it (with mu) for a host to serve or a free slot
 	hosts    map[string]*host
-	ring     hostRing                      // hosts that have a request a worker may take now, round-robin
-	timers   indexedHeap[*host, byWake]    // hosts waiting for a time: a pause to end or a token due
-	delayed  indexedHeap[*Future, byRetry] // requests waiting to be tried again (WithRetry)
-	idle     hostList                      // hosts with nothing queued or running, for eviction
-	pacerAt  time.Time                     // when the pacer wakes next; zero if it waits for a signal
-	queued   int                           // requests in host queues
-	inflight int                           // slots taken
-	waiting  int                           // workers waiting on cond
-	waking   int                           // workers signaled and not yet running
+	ring     hostRing                       // hosts that have a request a worker may take now, round-robin
+	timers   indexedHeap[*host, byWake]     // hosts waiting for a time: a pause to end or a token due
+	delayed  indexedHeap[*Future, byRetry]  // requests waiting to be tried again (WithRetry)
+	idle     indexedHeap[*host, byEviction] // hosts with nothing queued or running, for eviction
+	pacerAt  time.Time                      // when the pacer wakes next; zero if it waits for a signal
+	queued   int                            // requests in host queues
+	inflight int                            // slots taken
+	waiting  int                            // workers waiting on cond
+	waking   int                            // workers signaled and not yet running
 
 	// How long no slot was free, accumulated, for the rate limiters' catch-up: in the pool, and
 	// summed over hosts at their WithHostLimit. fullSince is when the pool filled, if it is full.
@@ -78,6 +78,7 @@ type host struct {
 	queue    hostQueue
 	inflight int
 	delayed  int          // requests waiting to be tried again: they keep the host
+	detached int          // Session requests running redirects, with no slot: they keep it too
 	limiter  *RateLimiter // WithHostRateLimit; nil if none
 	adaptive *RateLimiter // the pace asked by the server's RateLimit fields; nil if none
 	adaptEnd time.Time    // when the server's pace lapses
@@ -96,9 +97,8 @@ type host struct {
 	fullSince time.Time        // when its slots filled, if they are full
 	mark      [2]time.Duration // poolFull and full at its last reservation
 
-	idlePrev, idleNext *host
-	inIdle             bool
-	evictAt            time.Time
+	idleIdx int       // position in Scheduler.idle; -1 if not idle
+	evictAt time.Time // when it may be forgotten, if idle
 }
 
 // NewScheduler returns a Scheduler configured by opts. Options that do not concern a scheduler
@@ -155,13 +155,8 @@ func (s *Scheduler) Close() error {
 		s.dequeueLocked(f)
 		failed = append(failed, f)
 	}
-	for _, f := range failed {
-		f.t.checkDrainedLocked()
-	}
 	s.mu.Unlock()
-	for _, f := range failed {
-		f.abort(ErrClosed)
-	}
+	s.abortAll(failed, ErrClosed)
 	s.cond.Broadcast()
 	close(s.quit)
 	s.stop()
@@ -212,15 +207,16 @@ func (s *Scheduler) submit(f *Future) error {
 	s.evictLocked(f.timing.Queued)
 	h := s.hosts[key]
 	if h == nil {
-		h = &host{key: key, timerIdx: -1}
+		h = &host{key: key, timerIdx: -1, idleIdx: -1}
 		if s.hostRate > 0 && s.hostRate != rate.Inf {
 			h.limiter = NewRateLimiter(s.hostRate, s.hostBurst)
 		}
 		s.hosts[key] = h
-	} else if h.inIdle {
+	} else if h.idleIdx >= 0 {
 		s.idle.remove(h)
 	}
 	f.host = h
+	f.enqueued = f.timing.Queued
 	f.seq = s.seq
 	s.seq++
 	h.queue.push(f)
@@ -256,12 +252,31 @@ func (s *Scheduler) dequeueLocked(f *Future) {
 	}
 	s.queued--
 	f.t.queued--
+	f.t.aborting++ // until abortAll has resolved it
 	if f.stop != nil {
 		f.stop()
 		f.stop = nil
 	}
 	f.state.Store(stateDone)
 	s.maybeIdleLocked(h)
+}
+
+// abortAll resolves futures taken out of their queues (dequeueLocked) with err, and only then
+// lets their transports count them gone, so that Close and Shutdown return after they resolved.
+// It requires s.mu not held.
+func (s *Scheduler) abortAll(fs []*Future, err error) {
+	if len(fs) == 0 {
+		return
+	}
+	for _, f := range fs {
+		f.abort(err)
+	}
+	s.mu.Lock()
+	for _, f := range fs {
+		f.t.aborting--
+		f.t.checkDrainedLocked()
+	}
+	s.mu.Unlock()
 }
 
 // cancelQueued resolves f with err if it is still queued.
@@ -272,9 +287,8 @@ func (s *Scheduler) cancelQueued(f *Future, err error) bool {
 		return false
 	}
 	s.dequeueLocked(f)
-	f.t.checkDrainedLocked()
 	s.mu.Unlock()
-	f.abort(err)
+	s.abortAll([]*Future{f}, err)
 	return true
 }
 
@@ -378,6 +392,8 @@ func (s *Scheduler) worker() {
 		}
 		if detached {
 			// A Session request that followed a redirect: another worker took this one's place.
+			f.host.detached--
+			s.maybeIdleLocked(f.host)
 			s.mu.Unlock()
 			return
 		}
@@ -386,26 +402,32 @@ func (s *Scheduler) worker() {
 
 // requeueLocked puts the running f back for another attempt after f.wait, with no slot held
 // meanwhile. It fails with context.Canceled if f was canceled during the attempt, and with
-// ErrClosed if its transport is closing. It requires s.mu held.
+// ErrClosed if its transport was closed (Shutdown lets it go on). It requires s.mu held.
 func (s *Scheduler) requeueLocked(f *Future) error {
 	f.again, f.detached, f.sentFirst = false, false, false
 	if !f.state.CompareAndSwap(stateRunning, stateQueued) {
 		return context.Canceled
 	}
-	if s.closed || f.t.closing {
+	if s.closed || f.t.closeNow { // under Shutdown, a running request's retries go on
 		return ErrClosed
 	}
 	h := f.host
+	if h.idleIdx >= 0 { // possible for a detached request, whose host had nothing else
+		s.idle.remove(h)
+	}
 	s.queued++
 	f.t.queued++
 	s.watchLocked(f)
+	now := time.Now()
 	if f.wait <= 0 {
+		f.enqueued = now
 		h.queue.push(f)
 		s.pushRingLocked(h)
 		s.wakeLocked()
 		return nil
 	}
-	f.retryAt = time.Now().Add(f.wait)
+	f.retryAt = now.Add(f.wait)
+	f.enqueued = f.retryAt
 	h.delayed++
 	s.delayed.push(f)
 	s.wakePacerLocked(f.retryAt)
@@ -472,7 +494,7 @@ func (s *Scheduler) admitLocked(h *host) bool {
 	if !h.token {
 		now := time.Now()
 		// The next request could not have gone before it was queued, nor during a pause.
-		notBefore := later(h.queue.peek().timing.Queued, h.pausedTo)
+		notBefore := later(h.queue.peek().enqueued, h.pausedTo)
 		if !h.hostTok {
 			busy := s.poolFull - h.mark[0] + h.full - h.mark[1]
 			h.mark = [2]time.Duration{s.poolFull, h.full}
@@ -494,9 +516,8 @@ func (s *Scheduler) admitLocked(h *host) bool {
 			if err != nil {
 				if f := h.queue.peek(); f != nil {
 					s.dequeueLocked(f)
-					f.t.checkDrainedLocked()
 					s.mu.Unlock()
-					f.abort(&LimiterError{Host: h.key, Err: err})
+					s.abortAll([]*Future{f}, &LimiterError{Host: h.key, Err: err})
 					s.mu.Lock()
 				}
 				s.pushRingLocked(h)
@@ -618,6 +639,7 @@ func (s *Scheduler) releaseSlot(f *Future) {
 func (s *Scheduler) detach(f *Future) {
 	s.mu.Lock()
 	f.detached = true
+	f.host.detached++ // f still needs its host, slot or not
 	s.releaseSlotLocked(f)
 	if !s.closed {
 		s.wg.Add(1)
@@ -677,7 +699,8 @@ func (s *Scheduler) pace() {
 
 // maybeIdleLocked puts h on the idle list if nothing is queued, running or pending for it.
 func (s *Scheduler) maybeIdleLocked(h *host) {
-	if h.inIdle || h.inRing || h.reserving || h.timerIdx >= 0 || h.queue.len() > 0 || h.inflight > 0 || h.delayed > 0 {
+	if h.idleIdx >= 0 || h.inRing || h.reserving || h.timerIdx >= 0 || h.queue.len() > 0 || h.inflight > 0 ||
+		h.delayed > 0 || h.detached > 0 {
 		return
 	}
 	now := time.Now()
@@ -687,19 +710,20 @@ func (s *Scheduler) maybeIdleLocked(h *host) {
 		keep = max(keep, time.Duration(float64(h.limiter.Burst())/float64(h.limiter.Limit())*float64(time.Second)))
 	}
 	h.evictAt = later(later(now.Add(keep), h.pausedTo), h.adaptEnd)
-	s.idle.pushBack(h)
+	s.idle.push(h)
 }
 
 // evictLocked forgets a few hosts that have been idle long enough, so that a crawler visiting
 // millions of hosts keeps only the recent ones. It requires s.mu held.
 func (s *Scheduler) evictLocked(now time.Time) {
 	for range 2 {
-		h := s.idle.front
-		if h == nil || h.evictAt.After(now) {
+		if s.idle.len() == 0 || s.idle.peek().evictAt.After(now) {
 			return
 		}
-		s.idle.remove(h)
-		delete(s.hosts, h.key)
+		h := s.idle.pop()
+		if s.hosts[h.key] == h {
+			delete(s.hosts, h.key)
+		}
 	}
 }
 

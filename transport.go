@@ -65,6 +65,8 @@ type AsyncTransport struct {
 	drainedClosed bool
 	queued        int
 	inflight      int
+	aborting      int  // taken out of the queue and not yet resolved
+	closeNow      bool // Close, or a Shutdown whose context ended: retries end too
 	running       futureList
 }
 
@@ -173,13 +175,11 @@ func closeBody(req *http.Request) {
 func (t *AsyncTransport) Close() error {
 	s := t.sched
 	s.mu.Lock()
-	t.closing = true
+	t.closing, t.closeNow = true, true
 	failed := t.dequeueAllLocked()
 	t.checkDrainedLocked()
 	s.mu.Unlock()
-	for _, f := range failed {
-		f.abort(ErrClosed)
-	}
+	s.abortAll(failed, ErrClosed)
 	<-t.drained
 	return t.closeOwned()
 }
@@ -199,6 +199,7 @@ func (t *AsyncTransport) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 		s.mu.Lock()
+		t.closeNow = true
 		failed := t.dequeueAllLocked()
 		var running []*Future
 		for f := t.running.front; f != nil; f = f.next {
@@ -206,9 +207,7 @@ func (t *AsyncTransport) Shutdown(ctx context.Context) error {
 		}
 		t.checkDrainedLocked()
 		s.mu.Unlock()
-		for _, f := range failed {
-			f.abort(ErrClosed)
-		}
+		s.abortAll(failed, ErrClosed)
 		for _, f := range running {
 			s.cancel(f, context.Canceled)
 		}
@@ -254,7 +253,7 @@ func (t *AsyncTransport) dequeueAllLocked() []*Future {
 
 // checkDrainedLocked closes drained once the transport is closing and idle.
 func (t *AsyncTransport) checkDrainedLocked() {
-	if t.closing && !t.drainedClosed && t.queued == 0 && t.inflight == 0 {
+	if t.closing && !t.drainedClosed && t.queued == 0 && t.inflight == 0 && t.aborting == 0 {
 		t.drainedClosed = true
 		close(t.drained)
 	}
@@ -313,9 +312,12 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 		f.resolve(nil, err)
 		return false
 	}
-	ctx, cancel := context.WithCancel(parent)
+	var ctx context.Context
+	var cancel context.CancelFunc
 	if t.retry != nil && t.retry.AttemptTimeout > 0 && !f.hop {
 		ctx, cancel = context.WithTimeout(parent, t.retry.AttemptTimeout)
+	} else {
+		ctx, cancel = context.WithCancel(parent)
 	}
 	if f.client != nil {
 		ctx = context.WithValue(ctx, futureKey{}, f)
@@ -339,8 +341,10 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 	}
 	hooked := hasRequestHook(hooks) || hasRequestHook(reqHooks)
 	var req *http.Request
-	if hooked {
-		req = f.req.Clone(ctx) // the hooks may change it; the caller's request stays as it was
+	if hooked || f.client != nil && f.client.Jar != nil {
+		// The hooks may change the request, and http.Client adds the jar's cookies to the one it
+		// is given: they change a copy, and the caller's request stays as it was.
+		req = f.req.Clone(ctx)
 	} else {
 		req = f.req.WithContext(ctx)
 	}
