@@ -101,6 +101,8 @@ type futureKey struct{}
 // wait for one.
 type hopTransport struct{ t *AsyncTransport }
 
+// RoundTrip sends the first round trip of a Session request in the worker's slot, and a redirect
+// through the scheduler.
 func (h hopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	f, _ := req.Context().Value(futureKey{}).(*Future)
 	if f == nil {

@@ -498,7 +498,10 @@ func readBody(resp *http.Response, max int64) error {
 // reset or a truncated body.
 type bodyReadError struct{ err error }
 
+// Error tells what the read failed with.
 func (e *bodyReadError) Error() string { return "httpfutures: reading response body: " + e.err.Error() }
+
+// Unwrap returns the read's error.
 func (e *bodyReadError) Unwrap() error { return e.err }
 
 // memBody is a response body read into memory.
@@ -516,6 +519,7 @@ type streamBody struct {
 	done   atomic.Bool
 }
 
+// Read reads the body, giving back the slots at its end.
 func (b *streamBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err == io.EOF {
@@ -524,6 +528,7 @@ func (b *streamBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the body and gives back the slots.
 func (b *streamBody) Close() error {
 	err := b.ReadCloser.Close()
 	b.release()
