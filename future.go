@@ -24,40 +24,72 @@ type Future struct {
 	t      *AsyncTransport
 	opts   *requestOptions            // per-request options from the request's context; nil if none
 	client *http.Client               // for a Session: the client whose Do runs in the worker
+	decode func(*http.Response) error // for Decode: runs after the hooks
 	hop    bool                       // an internal redirect hop of a Session request
 	stream bool                       // resolve at the response headers; the body holds the slots
-	decode func(*http.Response) error // for Decode: runs after the hooks
+	ownCtx bool                       // req was made by a Session with the Future's runCtx as its context
 
 	// Owned by the Scheduler, guarded by Scheduler.mu.
+	prio       int32
 	host       *host
-	prio       int
 	seq        uint64
 	index      int         // position in the host's queue; -1 when not queued
 	stop       func() bool // stops watching the request's context while queued
 	prev, next *Future     // the transport's list of running futures
-	delayIdx   int         // position in Scheduler.delayed; -1 when not waiting to retry
-	retryAt    time.Time   // when a retry waiting in Scheduler.delayed is due
-	enqueued   time.Time   // when it last entered its host's queue: no rate token is owed before
+	enqueued   instant     // when it last entered its host's queue: no rate token is owed before
 
-	// Owned by the goroutine running the Future.
-	nextBody io.ReadCloser // the body of the next attempt, from GetBody
-	again    bool          // the attempt failed: try again after wait
-	wait     time.Duration
-	attempts atomic.Int32
+	// Owned by the goroutine running the Future, and by the Scheduler between attempts.
+	retry     *retryState // nil until an attempt fails and is to be tried again
+	again     bool        // the attempt failed: try again after retry.wait
+	detached  bool        // a Session request that left the pool to follow a redirect
+	sentFirst bool        // a Session request sent its first round trip
 
 	state    atomic.Int32
+	attempts atomic.Int32
 	resolved atomic.Bool // set once resp and err are written
-	futureSlot
+	slotHeld atomic.Bool // it holds a worker slot and a host slot
+	wg       sync.WaitGroup
 
 	mu        sync.Mutex    // guards the fields below it
+	inRunCtx  bool          // the running attempt uses runCtx, which Cancel cancels
+	ctxDone   bool          // runCtx was canceled
 	done      chan struct{} // made when first asked for, or closedChan
 	cancelRun context.CancelFunc
-	timing    Timing
+	runDone   chan struct{} // runCtx's Done channel, made when first asked for
+	afters    []func()      // runCtx's AfterFunc callbacks; nil once they ran
 	waiters   []chan<- *Future
+	queued    instant
+	started   instant
+	finished  instant
 
-	// The result: written once before done is closed, read only after.
+	// The result: written once before resolved is set, read only after.
 	resp *http.Response
 	err  error
+}
+
+// retryState is what a Future carries between its attempts (WithRetry).
+type retryState struct {
+	nextBody io.ReadCloser // the body of the next attempt, from GetBody
+	wait     time.Duration // how long to wait before the next attempt
+	retryAt  instant       // when it is due, while in Scheduler.delayed
+	delayIdx int           // position in Scheduler.delayed; -1 when not waiting to retry
+}
+
+// An instant is a reading of the monotonic clock, in nanoseconds since epoch; zero means unset.
+// Reading it costs half of time.Now, which also reads the wall clock.
+type instant int64
+
+// epoch anchors the instants.
+var epoch = time.Now()
+
+func now() instant { return instant(time.Since(epoch)) | 1 }
+
+// time returns i as a time.Time, or the zero time if i is unset.
+func (i instant) time() time.Time {
+	if i == 0 {
+		return time.Time{}
+	}
+	return epoch.Add(time.Duration(i))
 }
 
 // The states of a Future. Leaving stateQueued requires Scheduler.mu.
@@ -69,6 +101,8 @@ const (
 )
 
 // Timing tells when a Future went through each stage. A time is zero until the stage is reached.
+// The times are read from the monotonic clock: their differences are exact, and as wall-clock
+// times they follow the clock the program started with.
 type Timing struct {
 	Queued   time.Time // when the request was submitted
 	Started  time.Time // when a worker started the round trip
@@ -108,13 +142,9 @@ var closedChan = func() chan struct{} {
 }()
 
 func newFuture(t *AsyncTransport, req *http.Request) *Future {
-	return &Future{
-		req:      req,
-		t:        t,
-		index:    -1,
-		delayIdx: -1,
-		timing:   Timing{Queued: time.Now()},
-	}
+	f := &Future{req: req, t: t, index: -1, queued: now()}
+	f.wg.Add(1)
+	return f
 }
 
 // failedFuture returns a Future already resolved with err.
@@ -129,7 +159,7 @@ func failedFuture(t *AsyncTransport, req *http.Request, err error) *Future {
 // response is not an error.
 func (f *Future) Result() (*http.Response, error) {
 	if !f.resolved.Load() {
-		<-f.Done()
+		f.wg.Wait()
 	}
 	return f.resp, f.err
 }
@@ -170,7 +200,7 @@ func (f *Future) Request() *http.Request { return f.req }
 func (f *Future) Timing() Timing {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.timing
+	return Timing{Queued: f.queued.time(), Started: f.started.time(), Finished: f.finished.time()}
 }
 
 // Cancel stops the request: a queued request leaves the queue at once and is never sent; a
@@ -190,8 +220,9 @@ func (f *Future) finish(resp *http.Response, err error) {
 	}
 	f.mu.Lock()
 	f.resp, f.err = resp, err
-	f.timing.Finished = time.Now()
+	f.finished = now()
 	f.resolved.Store(true)
+	f.wg.Done()
 	if f.done != nil {
 		close(f.done)
 	} else {
@@ -214,11 +245,12 @@ func (f *Future) abort(err error) {
 // closePendingBody closes the body the next attempt would send: the request's own before the
 // first attempt, the one from GetBody before a retry.
 func (f *Future) closePendingBody() {
-	if f.attempts.Load() == 0 && f.nextBody == nil {
+	switch {
+	case f.retry != nil && f.retry.nextBody != nil:
+		f.retry.nextBody.Close()
+		f.retry.nextBody = nil
+	case f.attempts.Load() == 0:
 		closeBody(f.req)
-	} else if f.nextBody != nil {
-		f.nextBody.Close()
-		f.nextBody = nil
 	}
 }
 

@@ -193,7 +193,7 @@ func (r *retrier) after(t *AsyncTransport, f *Future, ctx context.Context, resp 
 			discard(resp, 0)
 			return nil, &RetryError{Attempts: attempts, Reason: ErrNotReplayable, Err: gerr}, 0, false
 		}
-		f.nextBody = body
+		f.retryState().nextBody = body
 	}
 	wait := r.Backoff(r.MinWait, r.MaxWait, attempts-1, resp)
 	wait = min(max(wait, 0), t.sched.maxRetryAfter)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -190,7 +189,7 @@ func hostKey(scheme, hostport string) string {
 func (s *Scheduler) submit(f *Future) error {
 	key := hostKey(f.req.URL.Scheme, f.req.URL.Host)
 	if f.opts != nil {
-		f.prio = f.opts.priority
+		f.prio = int32(f.opts.priority)
 	}
 	s.mu.Lock()
 	if s.closed || f.t.closing && !f.hop { // a running request's redirect may finish
@@ -204,7 +203,7 @@ func (s *Scheduler) submit(f *Future) error {
 	if !s.started {
 		s.startLocked()
 	}
-	s.evictLocked(f.timing.Queued)
+	s.evictLocked(f.queued.time())
 	h := s.hosts[key]
 	if h == nil {
 		h = &host{key: key, timerIdx: -1, idleIdx: -1}
@@ -216,7 +215,7 @@ func (s *Scheduler) submit(f *Future) error {
 		s.idle.remove(h)
 	}
 	f.host = h
-	f.enqueued = f.timing.Queued
+	f.enqueued = f.queued
 	f.seq = s.seq
 	s.seq++
 	h.queue.push(f)
@@ -231,20 +230,23 @@ func (s *Scheduler) submit(f *Future) error {
 
 // watchLocked makes the end of f's context take f out of the queue at once.
 func (s *Scheduler) watchLocked(f *Future) {
+	if f.ownCtx {
+		return // its context is the Future's own: only Cancel ends it
+	}
 	if ctx := f.req.Context(); ctx.Done() != nil {
 		f.stop = context.AfterFunc(ctx, func() { s.cancelQueued(f, ctx.Err()) })
 	}
 }
 
 // queuedLocked reports whether f waits in a host's queue or for a retry.
-func queuedLocked(f *Future) bool { return f.index >= 0 || f.delayIdx >= 0 }
+func queuedLocked(f *Future) bool { return f.index >= 0 || f.retry != nil && f.retry.delayIdx >= 0 }
 
 // dequeueLocked takes the queued f out of its host's queue, or out of the retries waiting, and
 // marks it done; the caller resolves it with abort, once s.mu is released. It requires s.mu
 // held.
 func (s *Scheduler) dequeueLocked(f *Future) {
 	h := f.host
-	if f.delayIdx >= 0 {
+	if f.retry != nil && f.retry.delayIdx >= 0 {
 		s.delayed.remove(f)
 		h.delayed--
 	} else {
@@ -301,9 +303,11 @@ func (s *Scheduler) cancel(f *Future, err error) bool {
 		return false
 	}
 	f.mu.Lock()
-	stop := f.cancelRun
+	stop, own := f.cancelRun, f.inRunCtx
 	f.mu.Unlock()
-	if stop != nil {
+	if own {
+		(*runCtx)(f).cancel()
+	} else if stop != nil {
 		stop()
 	}
 	return true
@@ -400,7 +404,7 @@ func (s *Scheduler) worker() {
 	}
 }
 
-// requeueLocked puts the running f back for another attempt after f.wait, with no slot held
+// requeueLocked puts the running f back for another attempt after f.retry.wait, with no slot held
 // meanwhile. It fails with context.Canceled if f was canceled during the attempt, and with
 // ErrClosed if its transport was closed (Shutdown lets it go on). It requires s.mu held.
 func (s *Scheduler) requeueLocked(f *Future) error {
@@ -418,19 +422,20 @@ func (s *Scheduler) requeueLocked(f *Future) error {
 	s.queued++
 	f.t.queued++
 	s.watchLocked(f)
-	now := time.Now()
-	if f.wait <= 0 {
-		f.enqueued = now
+	at := now()
+	r := f.retryState()
+	if r.wait <= 0 {
+		f.enqueued = at
 		h.queue.push(f)
 		s.pushRingLocked(h)
 		s.wakeLocked()
 		return nil
 	}
-	f.retryAt = now.Add(f.wait)
-	f.enqueued = f.retryAt
+	r.retryAt = at + instant(r.wait)
+	f.enqueued = r.retryAt
 	h.delayed++
 	s.delayed.push(f)
-	s.wakePacerLocked(f.retryAt)
+	s.wakePacerLocked(r.retryAt.time())
 	return nil
 }
 
@@ -494,7 +499,7 @@ func (s *Scheduler) admitLocked(h *host) bool {
 	if !h.token {
 		now := time.Now()
 		// The next request could not have gone before it was queued, nor during a pause.
-		notBefore := later(h.queue.peek().enqueued, h.pausedTo)
+		notBefore := later(h.queue.peek().enqueued.time(), h.pausedTo)
 		if !h.hostTok {
 			busy := s.poolFull - h.mark[0] + h.full - h.mark[1]
 			h.mark = [2]time.Duration{s.poolFull, h.full}
@@ -665,7 +670,7 @@ func (s *Scheduler) pace() {
 				s.maybeIdleLocked(h)
 			}
 		}
-		for s.delayed.len() > 0 && !s.delayed.peek().retryAt.After(now) {
+		for s.delayed.len() > 0 && !s.delayed.peek().retry.retryAt.time().After(now) {
 			f := s.delayed.peek()
 			s.delayed.remove(f)
 			f.host.delayed--
@@ -678,8 +683,8 @@ func (s *Scheduler) pace() {
 		if s.timers.len() > 0 {
 			next = s.timers.peek().wakeAt
 		}
-		if s.delayed.len() > 0 && (next.IsZero() || s.delayed.peek().retryAt.Before(next)) {
-			next = s.delayed.peek().retryAt
+		if at := s.nextRetryLocked(); !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
 		}
 		s.pacerAt = next
 		s.mu.Unlock()
@@ -695,6 +700,14 @@ func (s *Scheduler) pace() {
 			return
 		}
 	}
+}
+
+// nextRetryLocked returns when the earliest retry waiting is due; zero if none waits.
+func (s *Scheduler) nextRetryLocked() time.Time {
+	if s.delayed.len() == 0 {
+		return time.Time{}
+	}
+	return s.delayed.peek().retry.retryAt.time()
 }
 
 // maybeIdleLocked puts h on the idle list if nothing is queued, running or pending for it.
@@ -772,11 +785,4 @@ func (s *Scheduler) HostStats(host string) HostStats {
 		st.Pace = h.adaptive.Limit()
 	}
 	return st
-}
-
-// futureSlot is embedded in Future: whether it holds a worker slot and a host slot.
-type futureSlot struct {
-	slotHeld  atomic.Bool
-	detached  bool // owned by the goroutine running the Future
-	sentFirst bool // a Session Future sent its first round trip; owned likewise
 }

@@ -64,18 +64,29 @@ func (s *Session) do(req *http.Request, decode func(*http.Response) error) *Futu
 	})
 }
 
+// send starts a request of the Session's own. Its context is its Future's, which only Cancel
+// ends: the request runs with no copy.
 func (s *Session) send(method, url, contentType string, body io.Reader) *Future {
-	req, err := http.NewRequestWithContext(context.Background(), method, url, body)
+	f := newFuture(s.t, nil)
+	req, err := http.NewRequestWithContext((*runCtx)(f), method, url, body)
+	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+	} else if err = validate(req); err != nil {
+		f.req = req
+	}
 	if err != nil {
 		if c, ok := body.(io.Closer); ok {
 			c.Close()
 		}
-		return failedFuture(s.t, nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
+		f.state.Store(stateDone)
+		f.finish(nil, err)
+		return f
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	return s.Do(req)
+	f.req, f.ownCtx = req, true
+	return s.t.start(f, func(f *Future) { f.client = s.async })
 }
 
 // Client returns the wrapped client with the Session's AsyncTransport as its Transport: the

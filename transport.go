@@ -137,8 +137,15 @@ func (t *AsyncTransport) startFunc(req *http.Request, setup func(*Future)) *Futu
 		closeBody(req)
 		return failedFuture(t, req, err)
 	}
-	f := newFuture(t, req)
-	f.opts = optionsFrom(req.Context())
+	return t.start(newFuture(t, req), setup)
+}
+
+// start queues f, whose request is valid.
+func (t *AsyncTransport) start(f *Future, setup func(*Future)) *Future {
+	req := f.req
+	if !f.ownCtx {
+		f.opts = optionsFrom(req.Context())
+	}
 	f.stream = t.stream || (f.opts != nil && f.opts.stream)
 	if setup != nil {
 		setup(f)
@@ -307,28 +314,28 @@ func (t *AsyncTransport) CloseIdleConnections() {
 // when it is closed.
 func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 	parent := f.req.Context()
+	if f.ownCtx {
+		parent = context.Background()
+	}
 	if err := parent.Err(); err != nil {
 		f.closePendingBody()
 		f.resolve(nil, err)
 		return false
 	}
-	var ctx context.Context
-	var cancel context.CancelFunc
-	if t.retry != nil && t.retry.AttemptTimeout > 0 && !f.hop {
-		ctx, cancel = context.WithTimeout(parent, t.retry.AttemptTimeout)
-	} else {
-		ctx, cancel = context.WithCancel(parent)
-	}
-	if f.client != nil {
-		ctx = context.WithValue(ctx, futureKey{}, f)
-	}
+	ctx, cancel, own := t.attemptContext(f, parent)
 	f.mu.Lock()
-	f.cancelRun = cancel
-	if f.timing.Started.IsZero() {
-		f.timing.Started = time.Now()
+	f.cancelRun, f.inRunCtx = cancel, own
+	if f.started == 0 {
+		f.started = now()
 	}
 	f.mu.Unlock()
-	if f.state.Load() == stateCanceling {
+	switch {
+	case own:
+		if f.state.Load() == stateCanceling { // Cancel came before the attempt could be canceled
+			(*runCtx)(f).cancel()
+		}
+		cancel = func() {} // nothing to release: runCtx ends only when canceled
+	case f.state.Load() == stateCanceling:
 		cancel()
 	}
 
@@ -341,15 +348,18 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 	}
 	hooked := hasRequestHook(hooks) || hasRequestHook(reqHooks)
 	var req *http.Request
-	if hooked || f.client != nil && f.client.Jar != nil {
+	switch {
+	case hooked || f.client != nil && f.client.Jar != nil:
 		// The hooks may change the request, and http.Client adds the jar's cookies to the one it
 		// is given: they change a copy, and the caller's request stays as it was.
 		req = f.req.Clone(ctx)
-	} else {
+	case ctx == f.req.Context():
+		req = f.req // a Session's own request, made with the Future's context
+	default:
 		req = f.req.WithContext(ctx)
 	}
-	if f.nextBody != nil { // a retry: the body again, from GetBody
-		req.Body, f.nextBody = f.nextBody, nil
+	if f.retry != nil && f.retry.nextBody != nil { // a retry: the body again, from GetBody
+		req.Body, f.retry.nextBody = f.retry.nextBody, nil
 	}
 	if hooked {
 		err := runRequestHooks(req, hooks...)
@@ -373,8 +383,10 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 		resp, err = t.send(f, req)
 	}
 	if t.retry != nil && !f.hop {
-		resp, err, f.wait, f.again = t.retry.after(t, f, parent, resp, err)
+		var wait time.Duration
+		resp, err, wait, f.again = t.retry.after(t, f, parent, resp, err)
 		if f.again {
+			f.retryState().wait = wait
 			cancel()
 			return false
 		}
@@ -418,6 +430,29 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 	}
 	f.resolve(resp, nil)
 	return bodyHolds
+}
+
+// attemptContext returns the context an attempt of f runs under and the function that cancels
+// it. The first attempt of a request whose context can never end runs under the Future's runCtx,
+// which costs nothing and which Cancel cancels (own is true, cancel nil); other attempts under a
+// child of parent, with AttemptTimeout if set. A Session request's context carries its Future.
+func (t *AsyncTransport) attemptContext(f *Future, parent context.Context) (ctx context.Context, cancel context.CancelFunc, own bool) {
+	timeout := time.Duration(0)
+	if t.retry != nil && !f.hop {
+		timeout = t.retry.AttemptTimeout
+	}
+	if timeout == 0 && f.attempts.Load() == 0 && parent.Done() == nil {
+		return (*runCtx)(f), nil, true
+	}
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(parent, timeout)
+	} else {
+		ctx, cancel = context.WithCancel(parent)
+	}
+	if f.client != nil {
+		ctx = context.WithValue(ctx, futureKey{}, f)
+	}
+	return ctx, cancel, false
 }
 
 func hasRequestHook(hooks []Hooks) bool {

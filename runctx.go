@@ -1,0 +1,112 @@
+package httpfutures
+
+import (
+	"context"
+	"time"
+)
+
+// runCtx is the context of a Future's first attempt when its request's context can never end
+// (it has no Done channel, as context.Background): it ends only when Cancel, or a Shutdown whose
+// context ended, cancels the running request. It is the Future itself seen as a context, so it
+// costs no allocation, and it makes its Done channel only when asked for. A Session makes its
+// requests with it as their context, so that they need no copy to run.
+//
+// It has the AfterFunc method that context.AfterFunc and the children derived with
+// context.WithCancel use when present, so that they are told of its end without a goroutine.
+type runCtx Future
+
+// parent is the context runCtx derives from: it gives the values and the deadline.
+func (c *runCtx) parent() context.Context {
+	if c.ownCtx {
+		return context.Background()
+	}
+	return c.req.Context()
+}
+
+// Deadline returns the parent's deadline.
+func (c *runCtx) Deadline() (time.Time, bool) { return c.parent().Deadline() }
+
+// Done returns a channel closed once the context is canceled.
+func (c *runCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.runDone == nil {
+		c.runDone = make(chan struct{})
+	}
+	return c.runDone
+}
+
+// Err returns context.Canceled once the context is canceled, and nil before.
+func (c *runCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctxDone {
+		return context.Canceled
+	}
+	return nil
+}
+
+// Value returns the Future for futureKey, and the parent's values.
+func (c *runCtx) Value(key any) any {
+	if key == (futureKey{}) {
+		return (*Future)(c)
+	}
+	return c.parent().Value(key)
+}
+
+// AfterFunc arranges for fn to be called once the context is canceled, in its own goroutine if
+// it is already. stop undoes it, and reports whether it did so before fn was called.
+func (c *runCtx) AfterFunc(fn func()) (stop func() bool) {
+	c.mu.Lock()
+	if c.ctxDone {
+		c.mu.Unlock()
+		go fn()
+		return func() bool { return false }
+	}
+	i := len(c.afters)
+	c.afters = append(c.afters, fn)
+	c.mu.Unlock()
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if i < len(c.afters) && c.afters[i] != nil {
+			c.afters[i] = nil
+			return true
+		}
+		return false
+	}
+}
+
+// cancel cancels the context, and calls the functions given to AfterFunc.
+func (c *runCtx) cancel() {
+	c.mu.Lock()
+	if c.ctxDone {
+		c.mu.Unlock()
+		return
+	}
+	c.ctxDone = true
+	if c.runDone == nil {
+		c.runDone = closedChan
+	} else {
+		close(c.runDone)
+	}
+	afters := c.afters
+	c.afters = nil
+	c.mu.Unlock()
+	for _, fn := range afters {
+		if fn != nil {
+			fn()
+		}
+	}
+}
+
+// String names the context, as the contexts of package context do.
+func (c *runCtx) String() string { return "httpfutures.runCtx" }
+
+// retryState returns f's state between attempts, made on first use.
+func (f *Future) retryState() *retryState {
+	if f.retry == nil {
+		f.retry = &retryState{delayIdx: -1}
+	}
+	return f.retry
+}

@@ -1,0 +1,185 @@
+package httpfutures_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/httpfutures/httpfutures"
+)
+
+// ctxProbe is a RoundTripper that hands each request's context to the test before sending it
+// on, and waits for the test's go-ahead.
+type ctxProbe struct {
+	next http.RoundTripper
+	ctxs chan context.Context
+	goOn chan struct{}
+}
+
+func newCtxProbe() *ctxProbe {
+	return &ctxProbe{next: http.DefaultTransport, ctxs: make(chan context.Context, 10), goOn: make(chan struct{}, 10)}
+}
+
+func (p *ctxProbe) RoundTrip(req *http.Request) (*http.Response, error) {
+	p.ctxs <- req.Context()
+	<-p.goOn
+	return p.next.RoundTrip(req)
+}
+
+type probeKey struct{}
+
+// A request whose context can never end runs under a context of the Future's own: it behaves as
+// any context to the RoundTripper, ends with Cancel, and carries the request's values.
+func TestRunningContext(t *testing.T) {
+	ts, g := newGateServer(t)
+	probe := newCtxProbe()
+	tr := newTransport(t, probe)
+	parent := context.WithValue(context.Background(), probeKey{}, "value")
+	req := get(t, ts.URL).WithContext(parent)
+	f := tr.StartRoundTrip(req)
+
+	ctx := <-probe.ctxs
+	assert.Equal(t, "value", ctx.Value(probeKey{}), "the request's values are seen")
+	_, hasDeadline := ctx.Deadline()
+	assert.False(t, hasDeadline)
+	require.NoError(t, ctx.Err())
+	select {
+	case <-ctx.Done():
+		t.Fatal("done before Cancel")
+	default:
+	}
+	var ran, stopped atomic.Int32
+	context.AfterFunc(ctx, func() { ran.Add(1) })
+	stop := context.AfterFunc(ctx, func() { stopped.Add(1) })
+	assert.True(t, stop(), "an AfterFunc stopped before the end does not run")
+	assert.False(t, stop())
+	child, cancelChild := context.WithCancel(ctx)
+	defer cancelChild()
+	probe.goOn <- struct{}{}
+	<-g.arrived
+
+	require.True(t, f.Cancel())
+	_, err := f.Result()
+	require.ErrorIs(t, err, context.Canceled)
+	<-ctx.Done()
+	<-child.Done()
+	require.ErrorIs(t, ctx.Err(), context.Canceled)
+	require.ErrorIs(t, context.Cause(ctx), context.Canceled)
+	require.ErrorIs(t, context.Cause(child), context.Canceled)
+	require.Eventually(t, func() bool { return ran.Load() == 1 }, 5*time.Second, time.Millisecond)
+	assert.Zero(t, stopped.Load())
+
+	var late atomic.Int32
+	context.AfterFunc(ctx, func() { late.Add(1) })
+	require.Eventually(t, func() bool { return late.Load() == 1 }, 5*time.Second, time.Millisecond,
+		"an AfterFunc registered after the end runs at once")
+	require.NoError(t, parent.Err(), "the caller's context is untouched")
+	assert.Same(t, req, f.Request())
+}
+
+// A request whose context can end gets a child of it, which both Cancel and the parent end.
+func TestRunningContextWithCancelableParent(t *testing.T) {
+	ts, g := newGateServer(t)
+	probe := newCtxProbe()
+	tr := newTransport(t, probe)
+	parent, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	f := tr.StartRoundTrip(get(t, ts.URL).WithContext(parent))
+	ctx := <-probe.ctxs
+	probe.goOn <- struct{}{}
+	<-g.arrived
+	why := errors.New("the caller gave up")
+	cancel(why)
+	_, err := f.Result()
+	require.ErrorIs(t, err, why, "net/http reports the cause")
+	<-ctx.Done()
+	assert.ErrorIs(t, context.Cause(ctx), why, "the parent's cause reaches the attempt")
+}
+
+// A Session's own request is made with its Future's context: Cancel ends the running request,
+// the server sees it end, and a request that completed can be sent again.
+func TestSessionRequestContext(t *testing.T) {
+	ended := make(chan struct{}, 1)
+	arrived := make(chan struct{}, 1)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			arrived <- struct{}{}
+			<-r.Context().Done()
+			ended <- struct{}{}
+			return
+		}
+		w.Write([]byte("ok"))
+	}))
+	t.Cleanup(ts.Close)
+	s := newSession(t)
+
+	slow := s.Get(ts.URL + "/slow")
+	<-arrived
+	require.True(t, slow.Cancel())
+	_, err := slow.Result()
+	require.ErrorIs(t, err, context.Canceled)
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server's request did not end")
+	}
+
+	f := s.Get(ts.URL + "/ok")
+	resp, err := f.Result()
+	require.NoError(t, err)
+	assert.Equal(t, "ok", body(t, resp))
+	require.NoError(t, f.Request().Context().Err(), "a completed request's context is not canceled")
+	again, err := http.DefaultClient.Do(f.Request())
+	require.NoError(t, err, "the request can be sent again")
+	assert.Equal(t, "ok", body(t, again))
+}
+
+// The first attempt runs under the Future's own context, a retry under a fresh one: both can be
+// canceled.
+func TestCancelRetryAttempt(t *testing.T) {
+	var attempts atomic.Int32
+	arrived := make(chan int32, 10)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := attempts.Add(1)
+		if n == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		arrived <- n
+		<-r.Context().Done()
+	}))
+	t.Cleanup(ts.Close)
+	s := newSession(t, httpfutures.WithRetry(httpfutures.RetryPolicy{
+		MaxRetries: 3, MinWait: time.Millisecond, MaxWait: time.Millisecond,
+		CheckRetry: retryablehttp.DefaultRetryPolicy,
+	}))
+	f := s.Get(ts.URL)
+	assert.Equal(t, int32(2), <-arrived)
+	require.True(t, f.Cancel())
+	_, err := f.Result()
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, 2, f.Attempts())
+}
+
+// A request costs three allocations on a RoundTripper that allocates only its response: the
+// Future, and the copy of the request that carries the Future's context. Neither a context nor a
+// channel is made per request.
+func TestAllocationsPerRequest(t *testing.T) {
+	tr := newTransport(t, noopTransport{}, httpfutures.WithWorkers(1))
+	req := get(t, "http://noop.invalid/")
+	tr.StartRoundTrip(req).Result() // start the workers
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := tr.StartRoundTrip(req).Result(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.LessOrEqual(t, allocs, 3.0)
+}
