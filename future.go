@@ -30,10 +30,11 @@ type Future struct {
 	ownCtx bool                       // req was made by a Session with the Future's runCtx as its context
 
 	// Owned by the Scheduler, guarded by Scheduler.mu.
-	prio       int32
+	prio       int32  // ContextWithPriority, clamped to the int32 range
+	seq        uint32 // for FIFO order within a priority
 	host       *host
-	seq        uint64
 	index      int         // position in the host's queue; -1 when not queued
+	delayIdx   int         // position in Scheduler.delayed; -1 when not waiting to retry
 	stop       func() bool // stops watching the request's context while queued
 	prev, next *Future     // the transport's list of running futures
 	enqueued   instant     // when it last entered its host's queue: no rate token is owed before
@@ -48,11 +49,11 @@ type Future struct {
 	attempts atomic.Int32
 	resolved atomic.Bool // set once resp and err are written
 	slotHeld atomic.Bool // it holds a worker slot and a host slot
+	inRunCtx bool        // the running attempt uses runCtx, which Cancel cancels; guarded by mu
+	ctxDone  bool        // runCtx was canceled; guarded by mu
 	wg       sync.WaitGroup
 
-	mu        sync.Mutex    // guards the fields below it
-	inRunCtx  bool          // the running attempt uses runCtx, which Cancel cancels
-	ctxDone   bool          // runCtx was canceled
+	mu        sync.Mutex    // guards the fields below it, and inRunCtx and ctxDone
 	done      chan struct{} // made when first asked for, or closedChan
 	cancelRun context.CancelFunc
 	runDone   chan struct{} // runCtx's Done channel, made when first asked for
@@ -72,7 +73,6 @@ type retryState struct {
 	nextBody io.ReadCloser // the body of the next attempt, from GetBody
 	wait     time.Duration // how long to wait before the next attempt
 	retryAt  instant       // when it is due, while in Scheduler.delayed
-	delayIdx int           // position in Scheduler.delayed; -1 when not waiting to retry
 }
 
 // An instant is a reading of the monotonic clock, in nanoseconds since epoch; zero means unset.
@@ -142,7 +142,7 @@ var closedChan = func() chan struct{} {
 }()
 
 func newFuture(t *AsyncTransport, req *http.Request) *Future {
-	f := &Future{req: req, t: t, index: -1, queued: now()}
+	f := &Future{req: req, t: t, index: -1, delayIdx: -1, queued: now()}
 	f.wg.Add(1)
 	return f
 }
@@ -193,7 +193,9 @@ func (f *Future) Done() <-chan struct{} {
 }
 
 // Request returns the request that was submitted, as given. Its response's Request field names
-// the same request, or for a Session request that was redirected, the last request sent.
+// the same request, or for a Session request that was redirected, the last request sent. The
+// requests that Session.Get, Head, Post and PostForm make have a context of the Future's own,
+// which only Cancel (or a Shutdown that cancels running requests) ends.
 func (f *Future) Request() *http.Request { return f.req }
 
 // Timing returns when the Future was queued, started and finished.

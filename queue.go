@@ -256,7 +256,7 @@ func (byPriority) less(a, b *Future) bool {
 	if a.prio != b.prio {
 		return a.prio > b.prio
 	}
-	return a.seq < b.seq
+	return int32(a.seq-b.seq) < 0 // in submission order, across the counter wrapping
 }
 func (byPriority) pos(f *Future) *int { return &f.index }
 
@@ -276,7 +276,7 @@ func (byEviction) pos(h *host) *int     { return &h.idleIdx }
 type byRetry struct{}
 
 func (byRetry) less(a, b *Future) bool { return a.retry.retryAt < b.retry.retryAt }
-func (byRetry) pos(f *Future) *int     { return &f.retry.delayIdx }
+func (byRetry) pos(f *Future) *int     { return &f.delayIdx }
 
 // setWake makes h wait until at, or keeps the later time if it waits already.
 func setWake(t *indexedHeap[*host, byWake], h *host, at time.Time) {

@@ -106,7 +106,7 @@ func (c *runCtx) String() string { return "httpfutures.runCtx" }
 // retryState returns f's state between attempts, made on first use.
 func (f *Future) retryState() *retryState {
 	if f.retry == nil {
-		f.retry = &retryState{delayIdx: -1}
+		f.retry = &retryState{}
 	}
 	return f.retry
 }

@@ -183,3 +183,49 @@ func TestAllocationsPerRequest(t *testing.T) {
 	})
 	assert.LessOrEqual(t, allocs, 3.0)
 }
+
+// A request that a Session made but could not send still has a working context.
+func TestSessionInvalidRequestContext(t *testing.T) {
+	s := newSession(t)
+	f := s.Get("/no-host")
+	_, err := f.Result()
+	require.ErrorIs(t, err, httpfutures.ErrInvalidRequest)
+	require.NotNil(t, f.Request())
+	ctx := f.Request().Context()
+	assert.Nil(t, ctx.Value(probeKey{}))
+	_, hasDeadline := ctx.Deadline()
+	assert.False(t, hasDeadline)
+	assert.NoError(t, ctx.Err())
+}
+
+// Cancel may come at any moment of a request that is being retried: while an attempt runs, while
+// it decides to retry, while it waits. Each Future resolves once, canceled or given up.
+func TestCancelDuringRetries(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(ts.Close)
+	tr := newTransport(t, nil, httpfutures.WithRetry(httpfutures.RetryPolicy{
+		MaxRetries: 20, MinWait: 50 * time.Microsecond, MaxWait: 50 * time.Microsecond,
+		CheckRetry: retryablehttp.DefaultRetryPolicy,
+		Backoff:    retryablehttp.LinearJitterBackoff,
+	}))
+	fs := make([]*httpfutures.Future, 40)
+	for i := range fs {
+		fs[i] = tr.StartRoundTrip(get(t, ts.URL))
+	}
+	for i, f := range fs {
+		time.Sleep(time.Duration(i%5) * 100 * time.Microsecond)
+		f.Cancel()
+	}
+	for _, f := range fs {
+		_, err := f.Result()
+		var re *httpfutures.RetryError
+		if !errors.Is(err, context.Canceled) && !errors.As(err, &re) {
+			t.Fatalf("want canceled or given up, got %v", err)
+		}
+	}
+	st := tr.Stats()
+	assert.Equal(t, uint64(len(fs)), st.Canceled+st.Failed)
+	assert.Zero(t, st.Queued)
+}

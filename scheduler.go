@@ -2,6 +2,7 @@ package httpfutures
 
 import (
 	"context"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -64,7 +65,7 @@ type Scheduler struct {
 	poolFull, hostsFull time.Duration
 	fullSince           time.Time
 	sharedMark          [2]time.Duration // poolFull and hostsFull at the last shared reservation
-	seq                 uint64           // submission counter, for FIFO order within a priority
+	seq                 uint32           // submission counter, for FIFO order within a priority; wraps
 	started             bool
 	closed              bool
 	tracksFull          bool // rate limiters are configured: account for the time slots are full
@@ -189,7 +190,7 @@ func hostKey(scheme, hostport string) string {
 func (s *Scheduler) submit(f *Future) error {
 	key := hostKey(f.req.URL.Scheme, f.req.URL.Host)
 	if f.opts != nil {
-		f.prio = int32(f.opts.priority)
+		f.prio = int32(min(max(f.opts.priority, math.MinInt32), math.MaxInt32))
 	}
 	s.mu.Lock()
 	if s.closed || f.t.closing && !f.hop { // a running request's redirect may finish
@@ -239,14 +240,14 @@ func (s *Scheduler) watchLocked(f *Future) {
 }
 
 // queuedLocked reports whether f waits in a host's queue or for a retry.
-func queuedLocked(f *Future) bool { return f.index >= 0 || f.retry != nil && f.retry.delayIdx >= 0 }
+func queuedLocked(f *Future) bool { return f.index >= 0 || f.delayIdx >= 0 }
 
 // dequeueLocked takes the queued f out of its host's queue, or out of the retries waiting, and
 // marks it done; the caller resolves it with abort, once s.mu is released. It requires s.mu
 // held.
 func (s *Scheduler) dequeueLocked(f *Future) {
 	h := f.host
-	if f.retry != nil && f.retry.delayIdx >= 0 {
+	if f.delayIdx >= 0 {
 		s.delayed.remove(f)
 		h.delayed--
 	} else {

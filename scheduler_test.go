@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -184,6 +185,8 @@ func TestPriorities(t *testing.T) {
 		tr.StartRoundTrip(get(t, ts.URL+"/b")),
 		tr.StartRoundTrip(withPriority("/c", 5)),
 		tr.StartRoundTrip(withPriority("/d", -1)),
+		tr.StartRoundTrip(withPriority("/huge", math.MaxInt)),
+		tr.StartRoundTrip(withPriority("/tiny", math.MinInt)),
 	}
 	g.open()
 	require.NoError(t, httpfutures.WaitAll(context.Background(), append(fs, blocker)...))
@@ -191,8 +194,8 @@ func TestPriorities(t *testing.T) {
 	for range fs {
 		order = append(order, <-g.arrived)
 	}
-	assert.Equal(t, []string{"/c", "/a", "/b", "/d"}, order,
-		"highest priority first, then in the order submitted; negative after the default")
+	assert.Equal(t, []string{"/huge", "/c", "/a", "/b", "/d", "/tiny"}, order,
+		"highest priority first, then in the order submitted; negative after the default; extremes keep their sign")
 }
 
 func TestFIFOPerHostRoundRobinAcrossHosts(t *testing.T) {

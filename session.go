@@ -36,7 +36,8 @@ func NewSession(opts ...Option) *Session {
 	return &Session{t: t, async: &async, sync: &sync}
 }
 
-// Get starts a GET of url.
+// Get starts a GET of url. The request it makes, like those of Head, Post and PostForm, runs
+// under its Future's context: Cancel ends it. To give a request a context, use Do.
 func (s *Session) Get(url string) *Future { return s.send(http.MethodGet, url, "", nil) }
 
 // Head starts a HEAD of url.
@@ -69,6 +70,7 @@ func (s *Session) do(req *http.Request, decode func(*http.Response) error) *Futu
 func (s *Session) send(method, url, contentType string, body io.Reader) *Future {
 	f := newFuture(s.t, nil)
 	req, err := http.NewRequestWithContext((*runCtx)(f), method, url, body)
+	f.ownCtx = err == nil // before anything reads the context
 	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 	} else if err = validate(req); err != nil {
@@ -85,7 +87,7 @@ func (s *Session) send(method, url, contentType string, body io.Reader) *Future 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	f.req, f.ownCtx = req, true
+	f.req = req
 	return s.t.start(f, func(f *Future) { f.client = s.async })
 }
 
