@@ -75,21 +75,19 @@ type retryState struct {
 	retryAt  instant       // when it is due, while in Scheduler.delayed
 }
 
-// An instant is a reading of the monotonic clock, in nanoseconds since epoch; zero means unset.
-// Reading it costs half of time.Now, which also reads the wall clock.
+// An instant is a reading of the monotonic clock: one plus the nanoseconds since its
+// Scheduler's epoch, so that zero means unset. Reading it costs half of time.Now, which also reads the wall clock.
 type instant int64
 
-// epoch anchors the instants.
-var epoch = time.Now()
+// now returns the current instant.
+func (s *Scheduler) now() instant { return instant(time.Since(s.epoch)) + 1 }
 
-func now() instant { return instant(time.Since(epoch)) | 1 }
-
-// time returns i as a time.Time, or the zero time if i is unset.
-func (i instant) time() time.Time {
+// at returns i as a time.Time, or the zero time if i is unset.
+func (s *Scheduler) at(i instant) time.Time {
 	if i == 0 {
 		return time.Time{}
 	}
-	return epoch.Add(time.Duration(i))
+	return s.epoch.Add(time.Duration(i - 1))
 }
 
 // The states of a Future. Leaving stateQueued requires Scheduler.mu.
@@ -142,7 +140,7 @@ var closedChan = func() chan struct{} {
 }()
 
 func newFuture(t *AsyncTransport, req *http.Request) *Future {
-	f := &Future{req: req, t: t, index: -1, delayIdx: -1, queued: now()}
+	f := &Future{req: req, t: t, index: -1, delayIdx: -1, queued: t.sched.now()}
 	f.wg.Add(1)
 	return f
 }
@@ -202,7 +200,8 @@ func (f *Future) Request() *http.Request { return f.req }
 func (f *Future) Timing() Timing {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return Timing{Queued: f.queued.time(), Started: f.started.time(), Finished: f.finished.time()}
+	s := f.t.sched
+	return Timing{Queued: s.at(f.queued), Started: s.at(f.started), Finished: s.at(f.finished)}
 }
 
 // Cancel stops the request: a queued request leaves the queue at once and is never sent; a
@@ -222,7 +221,7 @@ func (f *Future) finish(resp *http.Response, err error) {
 	}
 	f.mu.Lock()
 	f.resp, f.err = resp, err
-	f.finished = now()
+	f.finished = f.t.sched.now()
 	f.resolved.Store(true)
 	f.wg.Done()
 	if f.done != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -228,4 +229,28 @@ func TestCancelDuringRetries(t *testing.T) {
 	st := tr.Stats()
 	assert.Equal(t, uint64(len(fs)), st.Canceled+st.Failed)
 	assert.Zero(t, st.Queued)
+}
+
+// sleepTransport answers after d.
+type sleepTransport struct{ d time.Duration }
+
+func (s sleepTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	time.Sleep(s.d)
+	return noopTransport{}.RoundTrip(req)
+}
+
+// Timing reads the clock the program runs on, a synctest bubble's fake clock included.
+func TestTimingFollowsTheClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := httpfutures.NewTransport(sleepTransport{10 * time.Millisecond})
+		defer tr.Close()
+		start := time.Now()
+		f := tr.StartRoundTrip(get(t, "http://noop.invalid/"))
+		_, err := f.Result()
+		require.NoError(t, err)
+		tm := f.Timing()
+		assert.True(t, tm.Queued.Equal(start), "queued at %v, submitted at %v", tm.Queued, start)
+		assert.Equal(t, 10*time.Millisecond, tm.RoundTrip())
+		assert.Equal(t, 10*time.Millisecond, tm.Total())
+	})
 }

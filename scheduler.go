@@ -38,6 +38,8 @@ type Scheduler struct {
 	backpressure  bool
 	hostIdle      time.Duration
 
+	epoch time.Time // anchors the instants of its Futures; taken where the Scheduler is made
+
 	ctx  context.Context // given to Limiters; canceled by Close
 	stop context.CancelFunc
 	wake chan struct{} // wakes the pacer early; capacity 1
@@ -120,6 +122,7 @@ func newScheduler(c *config) *Scheduler {
 		wake:          make(chan struct{}, 1),
 		quit:          make(chan struct{}),
 		hosts:         make(map[string]*host),
+		epoch:         time.Now(),
 	}
 	if c.rate > 0 && c.rate != rate.Inf {
 		s.limiters = append(s.limiters, NewRateLimiter(c.rate, c.burst))
@@ -204,7 +207,7 @@ func (s *Scheduler) submit(f *Future) error {
 	if !s.started {
 		s.startLocked()
 	}
-	s.evictLocked(f.queued.time())
+	s.evictLocked(s.at(f.queued))
 	h := s.hosts[key]
 	if h == nil {
 		h = &host{key: key, timerIdx: -1, idleIdx: -1}
@@ -423,7 +426,7 @@ func (s *Scheduler) requeueLocked(f *Future) error {
 	s.queued++
 	f.t.queued++
 	s.watchLocked(f)
-	at := now()
+	at := s.now()
 	r := f.retryState()
 	if r.wait <= 0 {
 		f.enqueued = at
@@ -436,7 +439,7 @@ func (s *Scheduler) requeueLocked(f *Future) error {
 	f.enqueued = r.retryAt
 	h.delayed++
 	s.delayed.push(f)
-	s.wakePacerLocked(r.retryAt.time())
+	s.wakePacerLocked(s.at(r.retryAt))
 	return nil
 }
 
@@ -500,7 +503,7 @@ func (s *Scheduler) admitLocked(h *host) bool {
 	if !h.token {
 		now := time.Now()
 		// The next request could not have gone before it was queued, nor during a pause.
-		notBefore := later(h.queue.peek().enqueued.time(), h.pausedTo)
+		notBefore := later(s.at(h.queue.peek().enqueued), h.pausedTo)
 		if !h.hostTok {
 			busy := s.poolFull - h.mark[0] + h.full - h.mark[1]
 			h.mark = [2]time.Duration{s.poolFull, h.full}
@@ -671,7 +674,7 @@ func (s *Scheduler) pace() {
 				s.maybeIdleLocked(h)
 			}
 		}
-		for s.delayed.len() > 0 && !s.delayed.peek().retry.retryAt.time().After(now) {
+		for s.delayed.len() > 0 && !s.at(s.delayed.peek().retry.retryAt).After(now) {
 			f := s.delayed.peek()
 			s.delayed.remove(f)
 			f.host.delayed--
@@ -708,7 +711,7 @@ func (s *Scheduler) nextRetryLocked() time.Time {
 	if s.delayed.len() == 0 {
 		return time.Time{}
 	}
-	return s.delayed.peek().retry.retryAt.time()
+	return s.at(s.delayed.peek().retry.retryAt)
 }
 
 // maybeIdleLocked puts h on the idle list if nothing is queued, running or pending for it.

@@ -326,7 +326,7 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 	f.mu.Lock()
 	f.cancelRun, f.inRunCtx = cancel, own
 	if f.started == 0 {
-		f.started = now()
+		f.started = t.sched.now()
 	}
 	f.mu.Unlock()
 	switch {
