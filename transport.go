@@ -313,10 +313,7 @@ func (t *AsyncTransport) CloseIdleConnections() {
 // again (f.again). It reports whether a streamed body now holds f's slots, to give them back
 // when it is closed.
 func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
-	parent := f.req.Context()
-	if f.ownCtx {
-		parent = context.Background()
-	}
+	parent := (*runCtx)(f).parent() // the request's context, or none for a Session's own
 	if err := parent.Err(); err != nil {
 		f.closePendingBody()
 		f.resolve(nil, err)
