@@ -20,24 +20,18 @@ import (
 // A Future is safe for concurrent use.
 type Future struct {
 	// Set before the Future is shared, read-only after.
-	req    *http.Request
-	t      *AsyncTransport
-	opts   *requestOptions            // per-request options from the request's context; nil if none
-	client *http.Client               // for a Session: the client whose Do runs in the worker
-	decode func(*http.Response) error // for Decode: runs after the hooks
-	hop    bool                       // an internal redirect hop of a Session request
-	stream bool                       // resolve at the response headers; the body holds the slots
-	ownCtx bool                       // req was made by a Session with the Future's runCtx as its context
+	req   *http.Request
+	t     *AsyncTransport
+	opts  *requestOptions // per-request options from the request's context; nil if none
+	flags futureFlags
 
 	// Owned by the Scheduler, guarded by Scheduler.mu.
 	prio       int32  // ContextWithPriority, clamped to the int32 range
 	seq        uint32 // for FIFO order within a priority
 	host       *host
 	index      int         // position in the host's queue; -1 when not queued
-	delayIdx   int         // position in Scheduler.delayed; -1 when not waiting to retry
 	stop       func() bool // stops watching the request's context while queued
 	prev, next *Future     // the transport's list of running futures
-	enqueued   instant     // when it last entered its host's queue: no rate token is owed before
 
 	// Owned by the goroutine running the Future, and by the Scheduler between attempts.
 	retry     *retryState // nil until an attempt fails and is to be tried again
@@ -57,8 +51,8 @@ type Future struct {
 	done      chan struct{} // made when first asked for, or closedChan
 	cancelRun context.CancelFunc
 	runDone   chan struct{} // runCtx's Done channel, made when first asked for
-	afters    []func()      // runCtx's AfterFunc callbacks; nil once they ran
-	waiters   []chan<- *Future
+	afters    *afterFunc    // runCtx's AfterFunc callbacks, last first; nil once they ran
+	waiters   *waiter       // AsCompleted's channels, last first; nil once told
 	queued    instant
 	started   instant
 	finished  instant
@@ -68,11 +62,34 @@ type Future struct {
 	err  error
 }
 
+// futureFlags tell how a Future runs. They are set before it is queued, and only read after;
+// they share a byte to keep the Future, made for every request, in a smaller size class.
+type futureFlags uint8
+
+const (
+	flagClient futureFlags = 1 << iota // a Session's request: the transport's client runs it
+	flagHop                            // an internal redirect hop of a Session request
+	flagStream                         // resolve at the response headers; the body holds the slots
+	flagOwnCtx                         // req was made by a Session with the Future's runCtx as its context
+)
+
+func (f *Future) is(flag futureFlags) bool { return f.flags&flag != 0 }
+
 // retryState is what a Future carries between its attempts (WithRetry).
 type retryState struct {
 	nextBody io.ReadCloser // the body of the next attempt, from GetBody
 	wait     time.Duration // how long to wait before the next attempt
-	retryAt  instant       // when it is due, while in Scheduler.delayed
+	due      instant       // when the attempt may go: its host owes it no rate token before
+	index    int           // position in Scheduler.delayed; -1 when not in it. Guarded by Scheduler.mu
+}
+
+// enqueued returns when f's next attempt entered its host's queue, or is to enter it: its host
+// owes it no rate token before. It requires Scheduler.mu held, with f queued.
+func (f *Future) enqueued() instant {
+	if f.retry != nil {
+		return f.retry.due
+	}
+	return f.queued
 }
 
 // An instant is a reading of the monotonic clock: one plus the nanoseconds since its
@@ -140,7 +157,7 @@ var closedChan = func() chan struct{} {
 }()
 
 func newFuture(t *AsyncTransport, req *http.Request) *Future {
-	f := &Future{req: req, t: t, index: -1, delayIdx: -1, queued: t.sched.now()}
+	f := &Future{req: req, t: t, index: -1, queued: t.sched.now()}
 	f.wg.Add(1)
 	return f
 }
@@ -216,7 +233,7 @@ func (f *Future) Cancel() bool {
 
 // finish resolves f. Exactly one caller reaches it, by the state machine.
 func (f *Future) finish(resp *http.Response, err error) {
-	if f.t != nil && !f.hop {
+	if f.t != nil && !f.is(flagHop) {
 		f.t.count(err) // before anyone can see the result, so that Stats agree with it
 	}
 	f.mu.Lock()
@@ -232,8 +249,8 @@ func (f *Future) finish(resp *http.Response, err error) {
 	waiters := f.waiters
 	f.waiters = nil
 	f.mu.Unlock()
-	for _, w := range waiters {
-		w <- f
+	for w := waiters; w != nil; w = w.next {
+		w.ch <- f
 	}
 }
 
@@ -267,8 +284,14 @@ func (f *Future) notify(ch chan<- *Future) {
 		ch <- f
 		return
 	}
-	f.waiters = append(f.waiters, ch)
+	f.waiters = &waiter{ch: ch, next: f.waiters}
 	f.mu.Unlock()
+}
+
+// A waiter is a channel that a Future sends itself on when it resolves, in a list.
+type waiter struct {
+	ch   chan<- *Future
+	next *waiter
 }
 
 // AsCompleted yields the given futures as they resolve, in the order they resolve, each once.

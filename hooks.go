@@ -50,6 +50,18 @@ type requestOptions struct {
 	hooks    []Hooks
 	priority int
 	stream   bool
+	decode   func(*http.Response) error // Decode's, run after the hooks; set on a copy, by the Session
+}
+
+// withDecode returns a copy of o, which may be nil, with decode set: o may be shared by the
+// requests of one context.
+func (o *requestOptions) withDecode(decode func(*http.Response) error) *requestOptions {
+	var c requestOptions
+	if o != nil {
+		c = *o
+	}
+	c.decode = decode
+	return &c
 }
 
 type optionsKey struct{}

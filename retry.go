@@ -159,7 +159,7 @@ func (r *retrier) after(t *AsyncTransport, f *Future, ctx context.Context, resp 
 		r.budget.add(time.Now(), 1, 0)
 	}
 	again, checkErr := r.CheckRetry(ctx, resp, err)
-	if checkErr == nil && !again && err == nil && !f.stream {
+	if checkErr == nil && !again && err == nil && !f.is(flagStream) {
 		// The body is part of the attempt: a connection reset halfway through it fails the
 		// attempt too, and is judged as such.
 		if err = readBody(resp, t.maxBody); err != nil {

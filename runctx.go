@@ -2,6 +2,7 @@ package httpfutures
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -17,7 +18,7 @@ type runCtx Future
 
 // parent is the context runCtx derives from: it gives the values and the deadline.
 func (c *runCtx) parent() context.Context {
-	if c.ownCtx {
+	if c.flags&flagOwnCtx != 0 {
 		return context.Background()
 	}
 	return c.req.Context()
@@ -63,18 +64,23 @@ func (c *runCtx) AfterFunc(fn func()) (stop func() bool) {
 		go fn()
 		return func() bool { return false }
 	}
-	i := len(c.afters)
-	c.afters = append(c.afters, fn)
+	a := &afterFunc{fn: fn, next: c.afters}
+	c.afters = a
 	c.mu.Unlock()
 	return func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if i < len(c.afters) && c.afters[i] != nil {
-			c.afters[i] = nil
-			return true
-		}
-		return false
+		stopped := a.fn != nil
+		a.fn = nil
+		return stopped
 	}
+}
+
+// An afterFunc is a function given to runCtx.AfterFunc, in a list; fn is nil once it was called
+// or stopped.
+type afterFunc struct {
+	fn   func()
+	next *afterFunc
 }
 
 // cancel cancels the context, and calls the functions given to AfterFunc.
@@ -90,13 +96,17 @@ func (c *runCtx) cancel() {
 	} else {
 		close(c.runDone)
 	}
-	afters := c.afters
+	var fns []func()
+	for a := c.afters; a != nil; a = a.next {
+		if a.fn != nil {
+			fns = append(fns, a.fn)
+			a.fn = nil
+		}
+	}
 	c.afters = nil
 	c.mu.Unlock()
-	for _, fn := range afters {
-		if fn != nil {
-			fn()
-		}
+	for _, fn := range slices.Backward(fns) { // in the order they were given
+		fn()
 	}
 }
 
@@ -106,7 +116,7 @@ func (c *runCtx) String() string { return "httpfutures.runCtx" }
 // retryState returns f's state between attempts, made on first use.
 func (f *Future) retryState() *retryState {
 	if f.retry == nil {
-		f.retry = &retryState{}
+		f.retry = &retryState{index: -1}
 	}
 	return f.retry
 }

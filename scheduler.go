@@ -196,7 +196,7 @@ func (s *Scheduler) submit(f *Future) error {
 		f.prio = int32(min(max(f.opts.priority, math.MinInt32), math.MaxInt32))
 	}
 	s.mu.Lock()
-	if s.closed || f.t.closing && !f.hop { // a running request's redirect may finish
+	if s.closed || f.t.closing && !f.is(flagHop) { // a running request's redirect may finish
 		s.mu.Unlock()
 		return ErrClosed
 	}
@@ -219,7 +219,6 @@ func (s *Scheduler) submit(f *Future) error {
 		s.idle.remove(h)
 	}
 	f.host = h
-	f.enqueued = f.queued
 	f.seq = s.seq
 	s.seq++
 	h.queue.push(f)
@@ -234,7 +233,7 @@ func (s *Scheduler) submit(f *Future) error {
 
 // watchLocked makes the end of f's context take f out of the queue at once.
 func (s *Scheduler) watchLocked(f *Future) {
-	if f.ownCtx {
+	if f.is(flagOwnCtx) {
 		return // its context is the Future's own: only Cancel ends it
 	}
 	if ctx := f.req.Context(); ctx.Done() != nil {
@@ -242,15 +241,21 @@ func (s *Scheduler) watchLocked(f *Future) {
 	}
 }
 
-// queuedLocked reports whether f waits in a host's queue or for a retry.
-func queuedLocked(f *Future) bool { return f.index >= 0 || f.delayIdx >= 0 }
+// queuedLocked reports whether f waits in a host's queue or for a retry. It requires s.mu held.
+func queuedLocked(f *Future) bool { return f.index >= 0 || delayedLocked(f) }
+
+// delayedLocked reports whether f waits for a retry. Its state is read first: while f runs, its
+// worker may be making its retry state. It requires s.mu held.
+func delayedLocked(f *Future) bool {
+	return f.state.Load() == stateQueued && f.retry != nil && f.retry.index >= 0
+}
 
 // dequeueLocked takes the queued f out of its host's queue, or out of the retries waiting, and
 // marks it done; the caller resolves it with abort, once s.mu is released. It requires s.mu
 // held.
 func (s *Scheduler) dequeueLocked(f *Future) {
 	h := f.host
-	if f.delayIdx >= 0 {
+	if delayedLocked(f) {
 		s.delayed.remove(f)
 		h.delayed--
 	} else {
@@ -426,20 +431,18 @@ func (s *Scheduler) requeueLocked(f *Future) error {
 	s.queued++
 	f.t.queued++
 	s.watchLocked(f)
-	at := s.now()
 	r := f.retryState()
+	r.due = s.now()
 	if r.wait <= 0 {
-		f.enqueued = at
 		h.queue.push(f)
 		s.pushRingLocked(h)
 		s.wakeLocked()
 		return nil
 	}
-	r.retryAt = at + instant(r.wait)
-	f.enqueued = r.retryAt
+	r.due += instant(r.wait)
 	h.delayed++
 	s.delayed.push(f)
-	s.wakePacerLocked(s.at(r.retryAt))
+	s.wakePacerLocked(s.at(r.due))
 	return nil
 }
 
@@ -503,7 +506,7 @@ func (s *Scheduler) admitLocked(h *host) bool {
 	if !h.token {
 		now := time.Now()
 		// The next request could not have gone before it was queued, nor during a pause.
-		notBefore := later(s.at(h.queue.peek().enqueued), h.pausedTo)
+		notBefore := later(s.at(h.queue.peek().enqueued()), h.pausedTo)
 		if !h.hostTok {
 			busy := s.poolFull - h.mark[0] + h.full - h.mark[1]
 			h.mark = [2]time.Duration{s.poolFull, h.full}
@@ -674,7 +677,7 @@ func (s *Scheduler) pace() {
 				s.maybeIdleLocked(h)
 			}
 		}
-		for s.delayed.len() > 0 && !s.at(s.delayed.peek().retry.retryAt).After(now) {
+		for s.delayed.len() > 0 && !s.at(s.delayed.peek().retry.due).After(now) {
 			f := s.delayed.peek()
 			s.delayed.remove(f)
 			f.host.delayed--
@@ -711,7 +714,7 @@ func (s *Scheduler) nextRetryLocked() time.Time {
 	if s.delayed.len() == 0 {
 		return time.Time{}
 	}
-	return s.at(s.delayed.peek().retry.retryAt)
+	return s.at(s.delayed.peek().retry.due)
 }
 
 // maybeIdleLocked puts h on the idle list if nothing is queued, running or pending for it.

@@ -33,8 +33,12 @@ func NewSession(opts ...Option) *Session {
 	async, sync := *base, *base
 	async.Transport = hopTransport{t}
 	sync.Transport = t
+	t.client = &async
 	return &Session{t: t, async: &async, sync: &sync}
 }
+
+// clientFuture makes f run through its transport's client, as a Session's requests do.
+func clientFuture(f *Future) { f.flags |= flagClient }
 
 // Get starts a GET of url. The request it makes, like those of Head, Post and PostForm, runs
 // under its Future's context: Cancel ends it. To give a request a context, use Do.
@@ -60,8 +64,10 @@ func (s *Session) Do(req *http.Request) *Future { return s.do(req, nil) }
 
 func (s *Session) do(req *http.Request, decode func(*http.Response) error) *Future {
 	return s.t.startFunc(req, func(f *Future) {
-		f.client = s.async
-		f.decode = decode
+		f.flags |= flagClient
+		if decode != nil {
+			f.opts = f.opts.withDecode(decode)
+		}
 	})
 }
 
@@ -70,7 +76,9 @@ func (s *Session) do(req *http.Request, decode func(*http.Response) error) *Futu
 func (s *Session) send(method, url, contentType string, body io.Reader) *Future {
 	f := newFuture(s.t, nil)
 	req, err := http.NewRequestWithContext((*runCtx)(f), method, url, body)
-	f.ownCtx = err == nil // before anything reads the context
+	if err == nil {
+		f.flags |= flagOwnCtx // before anything reads the context
+	}
 	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 	} else if err = validate(req); err != nil {
@@ -88,7 +96,7 @@ func (s *Session) send(method, url, contentType string, body io.Reader) *Future 
 		req.Header.Set("Content-Type", contentType)
 	}
 	f.req = req
-	return s.t.start(f, func(f *Future) { f.client = s.async })
+	return s.t.start(f, clientFuture)
 }
 
 // Client returns the wrapped client with the Session's AsyncTransport as its Transport: the
@@ -129,7 +137,7 @@ func (h hopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		h.t.sched.detach(f)
 	}
 	return h.t.startFunc(req, func(hop *Future) {
-		hop.hop, hop.stream = true, true
+		hop.flags |= flagHop | flagStream
 		hop.opts = nil // the hooks are for the final response
 		if f.opts != nil {
 			hop.opts = &requestOptions{priority: f.opts.priority}

@@ -53,6 +53,7 @@ type AsyncTransport struct {
 	hooks     []Hooks
 	maxBody   int64
 	stream    bool
+	client    *http.Client  // a Session's: the client whose Do runs its requests in a worker
 	retry     *retrier      // nil: no retries
 	drained   chan struct{} // closed once closing and nothing is queued or running
 	completed atomic.Uint64
@@ -129,7 +130,7 @@ func (t *AsyncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.startFunc(req, streamFuture).Result()
 }
 
-func streamFuture(f *Future) { f.stream = true }
+func streamFuture(f *Future) { f.flags |= flagStream }
 
 // startFunc queues req; setup, if not nil, adjusts the Future before it is queued.
 func (t *AsyncTransport) startFunc(req *http.Request, setup func(*Future)) *Future {
@@ -143,10 +144,12 @@ func (t *AsyncTransport) startFunc(req *http.Request, setup func(*Future)) *Futu
 // start queues f, whose request is valid.
 func (t *AsyncTransport) start(f *Future, setup func(*Future)) *Future {
 	req := f.req
-	if !f.ownCtx {
+	if !f.is(flagOwnCtx) {
 		f.opts = optionsFrom(req.Context())
 	}
-	f.stream = t.stream || (f.opts != nil && f.opts.stream)
+	if t.stream || (f.opts != nil && f.opts.stream) {
+		f.flags |= flagStream
+	}
 	if setup != nil {
 		setup(f)
 	}
@@ -250,7 +253,7 @@ func (t *AsyncTransport) dequeueAllLocked() []*Future {
 	}
 	all = append(all, t.sched.delayed.items...)
 	for _, f := range all {
-		if f.t == t && !f.hop { // a hop is part of a running request, which finishes
+		if f.t == t && !f.is(flagHop) { // a hop is part of a running request, which finishes
 			t.sched.dequeueLocked(f)
 			out = append(out, f)
 		}
@@ -336,17 +339,17 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 		cancel()
 	}
 
-	hooks, reqHooks := t.hooks, []Hooks(nil)
+	hooks, reqHooks, decode := t.hooks, []Hooks(nil), (func(*http.Response) error)(nil)
 	if f.opts != nil {
-		reqHooks = f.opts.hooks
+		reqHooks, decode = f.opts.hooks, f.opts.decode
 	}
-	if f.hop {
+	if f.is(flagHop) {
 		hooks = nil // a redirect of a Session request: the hooks are for the request as a whole
 	}
 	hooked := hasRequestHook(hooks) || hasRequestHook(reqHooks)
 	var req *http.Request
 	switch {
-	case hooked || f.client != nil && f.client.Jar != nil:
+	case hooked || f.is(flagClient) && t.client.Jar != nil:
 		// The hooks may change the request, and http.Client adds the jar's cookies to the one it
 		// is given: they change a copy, and the caller's request stays as it was.
 		req = f.req.Clone(ctx)
@@ -374,12 +377,12 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 	var resp *http.Response
 	var err error
 	f.attempts.Add(1)
-	if f.client != nil {
-		resp, err = f.client.Do(req)
+	if f.is(flagClient) {
+		resp, err = t.client.Do(req)
 	} else {
 		resp, err = t.send(f, req)
 	}
-	if t.retry != nil && !f.hop {
+	if t.retry != nil && !f.is(flagHop) {
 		var wait time.Duration
 		resp, err, wait, f.again = t.retry.after(t, f, parent, resp, err)
 		if f.again {
@@ -393,11 +396,11 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 		f.resolve(nil, err)
 		return false
 	}
-	if f.client == nil {
+	if !f.is(flagClient) {
 		resp.Request = f.req
 	}
 
-	if f.stream {
+	if f.is(flagStream) {
 		resp.Body = &streamBody{ReadCloser: resp.Body, f: f, cancel: cancel}
 		bodyHolds = !f.detached
 	} else {
@@ -408,13 +411,13 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 			return false
 		}
 	}
-	if len(hooks) > 0 || len(reqHooks) > 0 || f.decode != nil {
+	if len(hooks) > 0 || len(reqHooks) > 0 || decode != nil {
 		err := runResponseHooks(resp, hooks...)
 		if err == nil {
 			err = runResponseHooks(resp, reqHooks...)
 		}
-		if err == nil && f.decode != nil {
-			err = runResponseHooks(resp, Hooks{Response: f.decode})
+		if err == nil && decode != nil {
+			err = runResponseHooks(resp, Hooks{Response: decode})
 		}
 		if err != nil {
 			resp.Body.Close()
@@ -435,7 +438,7 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 // child of parent, with AttemptTimeout if set. A Session request's context carries its Future.
 func (t *AsyncTransport) attemptContext(f *Future, parent context.Context) (ctx context.Context, cancel context.CancelFunc, own bool) {
 	timeout := time.Duration(0)
-	if t.retry != nil && !f.hop {
+	if t.retry != nil && !f.is(flagHop) {
 		timeout = t.retry.AttemptTimeout
 	}
 	if timeout == 0 && f.attempts.Load() == 0 && parent.Done() == nil {
@@ -446,7 +449,7 @@ func (t *AsyncTransport) attemptContext(f *Future, parent context.Context) (ctx 
 	} else {
 		ctx, cancel = context.WithCancel(parent)
 	}
-	if f.client != nil {
+	if f.is(flagClient) {
 		ctx = context.WithValue(ctx, futureKey{}, f)
 	}
 	return ctx, cancel, false
