@@ -19,19 +19,24 @@ import (
 //
 // A Future is safe for concurrent use.
 type Future struct {
+	// The fields are ordered to leave no padding: a Future is made for every request, and 208
+	// bytes is a size class of the allocator.
+
 	// Set before the Future is shared, read-only after.
-	req   *http.Request
-	t     *AsyncTransport
-	opts  *requestOptions // per-request options from the request's context; nil if none
-	flags futureFlags
+	req  *http.Request
+	t    *AsyncTransport
+	opts *requestOptions // per-request options from the request's context; nil if none
 
 	// Owned by the Scheduler, guarded by Scheduler.mu.
-	prio       int32  // ContextWithPriority, clamped to the int32 range
-	seq        uint32 // for FIFO order within a priority
 	host       *host
 	index      int         // position in the host's queue; -1 when not queued
 	stop       func() bool // stops watching the request's context while queued
 	prev, next *Future     // the transport's list of running futures
+	seq        uint32      // for FIFO order within a priority
+
+	state    atomic.Int32
+	attempts atomic.Int32
+	resolved atomic.Bool // set once resp and err are written
 
 	// Owned by the goroutine running the Future, and by the Scheduler between attempts.
 	retry     *retryState // nil until an attempt fails and is to be tried again
@@ -39,10 +44,8 @@ type Future struct {
 	detached  bool        // a Session request that left the pool to follow a redirect
 	sentFirst bool        // a Session request sent its first round trip
 
-	state    atomic.Int32
-	attempts atomic.Int32
-	resolved atomic.Bool // set once resp and err are written
-	slotHeld atomic.Bool // it holds a worker slot and a host slot
+	flags    futureFlags // set before the Future is shared, read-only after
+	slotHeld bool        // it holds a worker slot and a host slot; guarded by Scheduler.mu
 	inRunCtx bool        // the running attempt uses runCtx, which Cancel cancels; guarded by mu
 	ctxDone  bool        // runCtx was canceled; guarded by mu
 	wg       sync.WaitGroup
@@ -74,6 +77,14 @@ const (
 )
 
 func (f *Future) is(flag futureFlags) bool { return f.flags&flag != 0 }
+
+// priority is the request's priority (ContextWithPriority).
+func (f *Future) priority() int {
+	if f.opts == nil {
+		return 0
+	}
+	return f.opts.priority
+}
 
 // retryState is what a Future carries between its attempts (WithRetry).
 type retryState struct {

@@ -17,7 +17,7 @@ type hostQueue struct {
 func (q *hostQueue) len() int { return q.fifo.live + q.heap.len() }
 
 func (q *hostQueue) push(f *Future) {
-	if f.prio == 0 {
+	if f.priority() == 0 {
 		q.fifo.push(f)
 	} else {
 		q.heap.push(f)
@@ -27,7 +27,7 @@ func (q *hostQueue) push(f *Future) {
 func (q *hostQueue) peek() *Future {
 	first := q.fifo.peek()
 	if q.heap.len() > 0 {
-		if top := q.heap.peek(); first == nil || top.prio > 0 {
+		if top := q.heap.peek(); first == nil || top.priority() > 0 {
 			return top
 		}
 	}
@@ -41,7 +41,7 @@ func (q *hostQueue) pop() *Future {
 }
 
 func (q *hostQueue) remove(f *Future) {
-	if f.prio == 0 {
+	if f.priority() == 0 {
 		q.fifo.remove(f)
 	} else {
 		q.heap.remove(f)
@@ -253,8 +253,8 @@ func (h *indexedHeap[T, O]) down(i int) bool {
 type byPriority struct{}
 
 func (byPriority) less(a, b *Future) bool {
-	if a.prio != b.prio {
-		return a.prio > b.prio
+	if pa, pb := a.priority(), b.priority(); pa != pb {
+		return pa > pb
 	}
 	return int32(a.seq-b.seq) < 0 // in submission order, across the counter wrapping
 }

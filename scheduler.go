@@ -2,7 +2,6 @@ package httpfutures
 
 import (
 	"context"
-	"math"
 	"strings"
 	"sync"
 	"time"
@@ -192,9 +191,6 @@ func hostKey(scheme, hostport string) string {
 // submit queues f. It fails with ErrClosed or ErrQueueFull, leaving f untouched.
 func (s *Scheduler) submit(f *Future) error {
 	key := hostKey(f.req.URL.Scheme, f.req.URL.Host)
-	if f.opts != nil {
-		f.prio = int32(min(max(f.opts.priority, math.MinInt32), math.MaxInt32))
-	}
 	s.mu.Lock()
 	if s.closed || f.t.closing && !f.is(flagHop) { // a running request's redirect may finish
 		s.mu.Unlock()
@@ -484,7 +480,7 @@ func (s *Scheduler) takeLocked() *Future {
 				h.fullSince = now
 			}
 		}
-		f.slotHeld.Store(true)
+		f.slotHeld = true
 		f.t.queued--
 		f.t.inflight++
 		f.t.running.push(f)
@@ -608,9 +604,10 @@ func later(a, b time.Time) time.Time {
 
 // releaseSlotLocked gives back the slots f took, once, and lets a waiting worker use them.
 func (s *Scheduler) releaseSlotLocked(f *Future) {
-	if !f.slotHeld.CompareAndSwap(true, false) {
+	if !f.slotHeld {
 		return
 	}
+	f.slotHeld = false
 	h := f.host
 	if s.inflight == s.workers && !s.fullSince.IsZero() || h.inflight == s.hostLimit && !h.fullSince.IsZero() {
 		now := time.Now()
@@ -637,9 +634,6 @@ func (s *Scheduler) releaseSlotLocked(f *Future) {
 
 // releaseSlot is releaseSlotLocked for callers that do not hold s.mu.
 func (s *Scheduler) releaseSlot(f *Future) {
-	if !f.slotHeld.Load() {
-		return
-	}
 	s.mu.Lock()
 	s.releaseSlotLocked(f)
 	s.mu.Unlock()
