@@ -58,6 +58,10 @@ func (q *hostQueue) appendAll(out []*Future) []*Future {
 	return append(out, q.heap.items...)
 }
 
+// maxKeptRing is the largest ring buffer a host keeps once its queue drains (8 KiB): a fan-out
+// that keeps up to this many requests queued does not grow it again for every batch.
+const maxKeptRing = 1024
+
 // futureRing is a FIFO of futures in a ring buffer. Positions are absolute (they only grow), and
 // a future's index is its position, so that it can be removed in place.
 type futureRing struct {
@@ -97,7 +101,7 @@ func (r *futureRing) remove(f *Future) {
 	r.live--
 	if r.live == 0 {
 		r.head, r.tail = 0, 0
-		if len(r.buf) > 64 {
+		if len(r.buf) > maxKeptRing {
 			r.buf = nil // give back the memory of a drained burst
 		}
 	}

@@ -185,6 +185,33 @@ func TestAllocationsPerRequest(t *testing.T) {
 	assert.LessOrEqual(t, allocs, 3.0)
 }
 
+// A fan-out that keeps a few hundred requests queued allocates nothing for the queue itself
+// once it has grown: the drained ring is kept for the next batch.
+func TestAllocationsPerBatch(t *testing.T) {
+	tr := newTransport(t, noopTransport{}, httpfutures.WithWorkers(1))
+	req := get(t, "http://noop.invalid/")
+	const batch = 256
+	fs := make([]*httpfutures.Future, batch)
+	run := func() {
+		for i := range fs {
+			fs[i] = tr.StartRoundTrip(req)
+		}
+		for _, f := range fs {
+			if _, err := f.Result(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run() // start the workers, grow the queue
+	allocs := testing.AllocsPerRun(20, run)
+	assert.LessOrEqual(t, allocs, 3.0*batch)
+}
+
+// The Future, made for every request, stays in the allocator's 208-byte size class.
+func TestFutureSize(t *testing.T) {
+	assert.LessOrEqual(t, httpfutures.FutureSize, uintptr(208))
+}
+
 // A request that a Session made but could not send still has a working context.
 func TestSessionInvalidRequestContext(t *testing.T) {
 	s := newSession(t)
