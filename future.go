@@ -27,14 +27,15 @@ type Future struct {
 	t    *AsyncTransport
 	opts *requestOptions // per-request options from the request's context; nil if none
 
-	// Owned by the Scheduler, guarded by Scheduler.mu.
+	// Guarded by Scheduler.mu.
 	host       *host
 	index      int         // position in the host's queue; -1 when not queued
 	stop       func() bool // stops watching the request's context while queued
 	prev, next *Future     // the transport's list of running futures
 	seq        uint32      // for FIFO order within a priority
 
-	state    atomic.Int32
+	// Atomic.
+	state    atomic.Int32 // leaving stateQueued requires Scheduler.mu
 	attempts atomic.Int32
 	resolved atomic.Bool // set once resp and err are written
 
@@ -44,6 +45,7 @@ type Future struct {
 	detached  bool        // a Session request that left the pool to follow a redirect
 	sentFirst bool        // a Session request sent its first round trip
 
+	// Each under its own guard, packed together.
 	flags    futureFlags // set before the Future is shared, read-only after
 	slotHeld bool        // it holds a worker slot and a host slot; guarded by Scheduler.mu
 	inRunCtx bool        // the running attempt uses runCtx, which Cancel cancels; guarded by mu

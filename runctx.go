@@ -2,7 +2,6 @@ package httpfutures
 
 import (
 	"context"
-	"slices"
 	"time"
 )
 
@@ -70,6 +69,9 @@ func (c *runCtx) AfterFunc(fn func()) (stop func() bool) {
 	return func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		if c.ctxDone {
+			return false // cancel has called fn, or is calling it
+		}
 		stopped := a.fn != nil
 		a.fn = nil
 		return stopped
@@ -96,17 +98,15 @@ func (c *runCtx) cancel() {
 	} else {
 		close(c.runDone)
 	}
-	var fns []func()
-	for a := c.afters; a != nil; a = a.next {
-		if a.fn != nil {
-			fns = append(fns, a.fn)
-			a.fn = nil
-		}
-	}
+	// Once ctxDone is set, stop functions return false without touching the list: it is this
+	// goroutine's alone.
+	afters := c.afters
 	c.afters = nil
 	c.mu.Unlock()
-	for _, fn := range slices.Backward(fns) { // in the order they were given
-		fn()
+	for a := afters; a != nil; a = a.next {
+		if a.fn != nil {
+			a.fn()
+		}
 	}
 }
 

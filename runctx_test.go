@@ -62,6 +62,14 @@ func TestRunningContext(t *testing.T) {
 	stop := context.AfterFunc(ctx, func() { stopped.Add(1) })
 	assert.True(t, stop(), "an AfterFunc stopped before the end does not run")
 	assert.False(t, stop())
+	// The method that package context calls, directly: its stop reports what it did.
+	af, ok := ctx.(interface{ AfterFunc(func()) func() bool })
+	require.True(t, ok)
+	var direct atomic.Int32
+	stopRan := af.AfterFunc(func() { direct.Add(1) })
+	stopEarly := af.AfterFunc(func() { stopped.Add(1) })
+	assert.True(t, stopEarly())
+	assert.False(t, stopEarly())
 	child, cancelChild := context.WithCancel(ctx)
 	defer cancelChild()
 	probe.goOn <- struct{}{}
@@ -76,6 +84,8 @@ func TestRunningContext(t *testing.T) {
 	require.ErrorIs(t, context.Cause(ctx), context.Canceled)
 	require.ErrorIs(t, context.Cause(child), context.Canceled)
 	require.Eventually(t, func() bool { return ran.Load() == 1 }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, int32(1), direct.Load(), "called by Cancel, before it returns")
+	assert.False(t, stopRan(), "an AfterFunc that ran can no longer be stopped")
 	assert.Zero(t, stopped.Load())
 
 	var late atomic.Int32

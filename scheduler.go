@@ -389,8 +389,8 @@ func (s *Scheduler) worker() {
 		s.mu.Lock()
 		if f.again {
 			if err := s.requeueLocked(f); err != nil {
+				f.state.Store(stateDone) // before s.mu is released: no one may take it for queued
 				s.mu.Unlock()
-				f.state.Store(stateDone)
 				f.abort(err)
 				s.mu.Lock()
 			}
@@ -632,7 +632,8 @@ func (s *Scheduler) releaseSlotLocked(f *Future) {
 	s.wakeLocked()
 }
 
-// releaseSlot is releaseSlotLocked for callers that do not hold s.mu.
+// releaseSlot is releaseSlotLocked for callers that do not hold s.mu: it must never be reached
+// with s.mu held.
 func (s *Scheduler) releaseSlot(f *Future) {
 	s.mu.Lock()
 	s.releaseSlotLocked(f)
