@@ -48,18 +48,17 @@ type Future struct {
 	// Each under its own guard, packed together.
 	flags    futureFlags // set before the Future is shared, read-only after
 	slotHeld bool        // it holds a worker slot and a host slot; guarded by Scheduler.mu
-	inRunCtx bool        // the running attempt uses runCtx, which Cancel cancels; guarded by mu
 	ctxDone  bool        // runCtx was canceled; guarded by mu
 	wg       sync.WaitGroup
 
-	mu        sync.Mutex    // guards the fields below it, and inRunCtx and ctxDone
+	started   atomic.Int64  // an instant: when the first attempt started
+	mu        sync.Mutex    // guards the fields below it, and ctxDone
 	done      chan struct{} // made when first asked for, or closedChan
 	cancelRun context.CancelFunc
 	runDone   chan struct{} // runCtx's Done channel, made when first asked for
 	afters    *afterFunc    // runCtx's AfterFunc callbacks, last first; nil once they ran
 	waiters   *waiter       // AsCompleted's channels, last first; nil once told
 	queued    instant
-	started   instant
 	finished  instant
 
 	// The result: written once before resolved is set, read only after.
@@ -231,7 +230,7 @@ func (f *Future) Timing() Timing {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.t.sched
-	return Timing{Queued: s.at(f.queued), Started: s.at(f.started), Finished: s.at(f.finished)}
+	return Timing{Queued: s.at(f.queued), Started: s.at(instant(f.started.Load())), Finished: s.at(f.finished)}
 }
 
 // Cancel stops the request: a queued request leaves the queue at once and is never sent; a

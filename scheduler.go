@@ -307,12 +307,13 @@ func (s *Scheduler) cancel(f *Future, err error) bool {
 	if !f.state.CompareAndSwap(stateRunning, stateCanceling) {
 		return false
 	}
+	// The attempt runs under runCtx or under the context it published in cancelRun: cancel
+	// both, so that the attempt need not say which, nor take a lock to say it.
+	(*runCtx)(f).cancel()
 	f.mu.Lock()
-	stop, own := f.cancelRun, f.inRunCtx
+	stop := f.cancelRun
 	f.mu.Unlock()
-	if own {
-		(*runCtx)(f).cancel()
-	} else if stop != nil {
+	if stop != nil {
 		stop()
 	}
 	return true

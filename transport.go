@@ -322,21 +322,20 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 		f.resolve(nil, err)
 		return false
 	}
-	ctx, cancel, own := t.attemptContext(f, parent)
-	f.mu.Lock()
-	f.cancelRun, f.inRunCtx = cancel, own
-	if f.started == 0 {
-		f.started = t.sched.now()
+	if f.started.Load() == 0 {
+		f.started.Store(int64(t.sched.now()))
 	}
-	f.mu.Unlock()
-	switch {
-	case own:
-		if f.state.Load() == stateCanceling { // Cancel came before the attempt could be canceled
-			(*runCtx)(f).cancel()
+	ctx, cancel, own := t.attemptContext(f, parent)
+	if own {
+		// Cancel cancels runCtx whenever it comes: nothing to publish, nothing to release.
+		cancel = func() {}
+	} else {
+		f.mu.Lock()
+		f.cancelRun = cancel
+		f.mu.Unlock()
+		if f.state.Load() == stateCanceling { // Cancel came before it could see cancelRun
+			cancel()
 		}
-		cancel = func() {} // nothing to release: runCtx ends only when canceled
-	case f.state.Load() == stateCanceling:
-		cancel()
 	}
 
 	hooks, reqHooks, decode := t.hooks, []Hooks(nil), (func(*http.Response) error)(nil)
