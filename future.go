@@ -19,7 +19,7 @@ import (
 //
 // A Future is safe for concurrent use.
 type Future struct {
-	// The fields are ordered to leave no padding: a Future is made for every request, and 208
+	// The fields are ordered to leave no padding: a Future is made for every request, and 192
 	// bytes is a size class of the allocator.
 
 	// Set before the Future is shared, read-only after.
@@ -28,11 +28,10 @@ type Future struct {
 	opts *requestOptions // per-request options from the request's context; nil if none
 
 	// Guarded by Scheduler.mu.
-	host       *host
-	index      int         // position in the host's queue; -1 when not queued
-	stop       func() bool // stops watching the request's context while queued
-	prev, next *Future     // the transport's list of running futures
-	seq        uint32      // for FIFO order within a priority
+	host  *host
+	index int         // position in the host's queue; -1 when not queued
+	stop  func() bool // stops watching the request's context while queued
+	seq   uint32      // for FIFO order within a priority
 
 	// Atomic.
 	state    atomic.Int32 // leaving stateQueued requires Scheduler.mu

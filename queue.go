@@ -137,30 +137,6 @@ func (r *hostRing) pop() *host {
 	return h
 }
 
-// futureList is an intrusive doubly linked list of a transport's running futures, so that a
-// Shutdown whose context ends can cancel them.
-type futureList struct{ front *Future }
-
-func (l *futureList) push(f *Future) {
-	f.prev, f.next = nil, l.front
-	if l.front != nil {
-		l.front.prev = f
-	}
-	l.front = f
-}
-
-func (l *futureList) remove(f *Future) {
-	if f.prev != nil {
-		f.prev.next = f.next
-	} else if l.front == f {
-		l.front = f.next
-	}
-	if f.next != nil {
-		f.next.prev = f.prev
-	}
-	f.prev, f.next = nil, nil
-}
-
 // An indexedHeap is a binary heap whose elements know their position in it (kept by O), so that
 // any of them leaves, or moves when its key changes, in O(log n). O orders the elements; its zero
 // value is ready to use.

@@ -217,9 +217,9 @@ func TestAllocationsPerBatch(t *testing.T) {
 	assert.LessOrEqual(t, allocs, 3.0*batch)
 }
 
-// The Future, made for every request, stays in the allocator's 208-byte size class.
+// The Future, made for every request, stays in the allocator's 192-byte size class.
 func TestFutureSize(t *testing.T) {
-	assert.LessOrEqual(t, httpfutures.FutureSize, uintptr(208))
+	assert.LessOrEqual(t, httpfutures.FutureSize, uintptr(192))
 }
 
 // A request that a Session made but could not send still has a working context.

@@ -50,6 +50,7 @@ type Scheduler struct {
 
 	mu       sync.Mutex
 	cond     sync.Cond // workers wait on it (with mu) for a host to serve or a free slot
+	runners  []*runner // the worker goroutines, pooled or detached
 	hosts    map[string]*host
 	ring     hostRing                       // hosts that have a request a worker may take now, round-robin
 	timers   indexedHeap[*host, byWake]     // hosts waiting for a time: a pause to end or a token due
@@ -374,16 +375,53 @@ func (s *Scheduler) wakePacerLocked(at time.Time) {
 	}
 }
 
+// A runner is what the Scheduler knows of a worker goroutine: the request it runs, for Shutdown
+// to cancel. Each worker writes only its own, so that starting and ending a request touches no
+// other request's memory (a list of running requests would, on other cores).
+type runner struct {
+	f   *Future // nil between requests
+	idx int     // position in Scheduler.runners
+}
+
+// addRunnerLocked registers a worker goroutine. It requires s.mu held.
+func (s *Scheduler) addRunnerLocked() *runner {
+	r := &runner{idx: len(s.runners)}
+	s.runners = append(s.runners, r)
+	return r
+}
+
+// removeRunnerLocked forgets a worker goroutine that is ending. It requires s.mu held.
+func (s *Scheduler) removeRunnerLocked(r *runner) {
+	last := s.runners[len(s.runners)-1]
+	s.runners[r.idx], last.idx = last, r.idx
+	s.runners[len(s.runners)-1] = nil
+	s.runners = s.runners[:len(s.runners)-1]
+}
+
+// runningLocked appends the requests of t that workers are running to out. It requires s.mu
+// held.
+func (s *Scheduler) runningLocked(t *AsyncTransport, out []*Future) []*Future {
+	for _, r := range s.runners {
+		if r.f != nil && r.f.t == t {
+			out = append(out, r.f)
+		}
+	}
+	return out
+}
+
 // worker runs requests until the Scheduler closes.
 func (s *Scheduler) worker() {
 	defer s.wg.Done()
 	s.mu.Lock()
+	r := s.addRunnerLocked()
 	for {
 		f := s.takeLocked()
 		if f == nil {
+			s.removeRunnerLocked(r)
 			s.mu.Unlock()
 			return
 		}
+		r.f = f
 		s.mu.Unlock()
 		bodyHolds := f.t.run(f)
 		detached := f.detached
@@ -396,7 +434,8 @@ func (s *Scheduler) worker() {
 				s.mu.Lock()
 			}
 		}
-		f.t.doneLocked(f)
+		f.t.doneLocked()
+		r.f = nil
 		if !bodyHolds {
 			s.releaseSlotLocked(f)
 		}
@@ -404,6 +443,7 @@ func (s *Scheduler) worker() {
 			// A Session request that followed a redirect: another worker took this one's place.
 			f.host.detached--
 			s.maybeIdleLocked(f.host)
+			s.removeRunnerLocked(r)
 			s.mu.Unlock()
 			return
 		}
@@ -484,7 +524,6 @@ func (s *Scheduler) takeLocked() *Future {
 		f.slotHeld = true
 		f.t.queued--
 		f.t.inflight++
-		f.t.running.push(f)
 		if f.stop != nil {
 			f.stop()
 			f.stop = nil

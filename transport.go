@@ -68,7 +68,6 @@ type AsyncTransport struct {
 	inflight      int
 	aborting      int  // taken out of the queue and not yet resolved
 	closeNow      bool // Close, or a Shutdown whose context ended: retries end too
-	running       futureList
 }
 
 // NewTransport returns an AsyncTransport that sends requests with next. If next is nil or
@@ -211,10 +210,7 @@ func (t *AsyncTransport) Shutdown(ctx context.Context) error {
 		s.mu.Lock()
 		t.closeNow = true
 		failed := t.dequeueAllLocked()
-		var running []*Future
-		for f := t.running.front; f != nil; f = f.next {
-			running = append(running, f)
-		}
+		running := s.runningLocked(t, nil)
 		t.checkDrainedLocked()
 		s.mu.Unlock()
 		s.abortAll(failed, ErrClosed)
@@ -270,9 +266,8 @@ func (t *AsyncTransport) checkDrainedLocked() {
 }
 
 // doneLocked ends the accounting of a Future that ran. It requires sched.mu held.
-func (t *AsyncTransport) doneLocked(f *Future) {
+func (t *AsyncTransport) doneLocked() {
 	t.inflight--
-	t.running.remove(f)
 	t.checkDrainedLocked()
 }
 

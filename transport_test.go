@@ -379,6 +379,36 @@ func TestShutdownContextEnds(t *testing.T) {
 	require.ErrorIs(t, err, httpfutures.ErrClosed)
 }
 
+// A Shutdown whose context ends cancels its own transport's running requests, and not those of
+// another transport on the same Scheduler.
+func TestShutdownCancelsOnlyItsOwn(t *testing.T) {
+	ts, g := newGateServer(t)
+	sched := httpfutures.NewScheduler(httpfutures.WithWorkers(2))
+	t.Cleanup(func() { sched.Close() })
+	mine := httpfutures.NewTransport(nil, httpfutures.WithScheduler(sched))
+	other := newTransport(t, nil, httpfutures.WithScheduler(sched))
+	running := mine.StartRoundTrip(get(t, ts.URL+"/mine"))
+	kept := other.StartRoundTrip(get(t, ts.URL+"/other"))
+	<-g.arrived
+	<-g.arrived
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, mine.Shutdown(ctx), context.Canceled)
+	_, err := running.Result()
+	require.ErrorIs(t, err, context.Canceled)
+	select {
+	case <-kept.Done():
+		t.Fatal("the other transport's request was stopped")
+	default:
+	}
+	g.open()
+	resp, err := kept.Result()
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, "/other", string(body))
+}
+
 func TestQueueLimit(t *testing.T) {
 	ts, g := newGateServer(t)
 	tr := newTransport(t, nil, httpfutures.WithWorkers(1), httpfutures.WithQueueLimit(2))
