@@ -57,7 +57,7 @@ type Future struct {
 	runDone   chan struct{} // runCtx's Done channel, made when first asked for
 	afters    *afterFunc    // runCtx's AfterFunc callbacks, last first; nil once they ran
 	waiters   *waiter       // AsCompleted's channels, last first; nil once told
-	queued    instant
+	queued    instant       // set when the Future is made, read-only after
 	finished  instant
 
 	// The result: written once before resolved is set, read only after.
@@ -92,6 +92,14 @@ type retryState struct {
 	wait     time.Duration // how long to wait before the next attempt
 	due      instant       // when the attempt may go: its host owes it no rate token before
 	index    int           // position in Scheduler.delayed; -1 when not in it. Guarded by Scheduler.mu
+}
+
+// retryState returns f's state between attempts, made on first use.
+func (f *Future) retryState() *retryState {
+	if f.retry == nil {
+		f.retry = &retryState{index: -1}
+	}
+	return f.retry
 }
 
 // enqueued returns when f's next attempt entered its host's queue, or is to enter it: its host

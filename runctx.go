@@ -112,11 +112,3 @@ func (c *runCtx) cancel() {
 
 // String names the context, as the contexts of package context do.
 func (c *runCtx) String() string { return "httpfutures.runCtx" }
-
-// retryState returns f's state between attempts, made on first use.
-func (f *Future) retryState() *retryState {
-	if f.retry == nil {
-		f.retry = &retryState{index: -1}
-	}
-	return f.retry
-}

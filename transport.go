@@ -333,7 +333,9 @@ func (t *AsyncTransport) run(f *Future) (bodyHolds bool) {
 		}
 	}
 
-	hooks, reqHooks, decode := t.hooks, []Hooks(nil), (func(*http.Response) error)(nil)
+	hooks := t.hooks
+	var reqHooks []Hooks
+	var decode func(*http.Response) error
 	if f.opts != nil {
 		reqHooks, decode = f.opts.hooks, f.opts.decode
 	}
