@@ -1,6 +1,7 @@
 package httpfutures_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -87,6 +88,10 @@ func BenchmarkOverhead(b *testing.B) {
 
 // BenchmarkFanout is many GETs to one loopback server, 8 at a time: 8 goroutines sharing one
 // http.Client (the limit: nothing between them and net/http), against a Session of 8 workers.
+// Between them, a worker pool written by hand with the Session's contract: a queue in front of
+// 8 goroutines, the body read in the worker, each result handed back on a channel of its own.
+// It is what the pattern costs before any scheduler: the raw goroutines queue nothing and hand
+// nothing back.
 func BenchmarkFanout(b *testing.B) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -94,12 +99,15 @@ func BenchmarkFanout(b *testing.B) {
 	}))
 	defer ts.Close()
 	url := ts.URL + "/get"
-
-	b.Run("raw-goroutines", func(b *testing.B) {
+	client := func(b *testing.B) *http.Client {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 8
-		defer tr.CloseIdleConnections()
-		c := &http.Client{Transport: tr}
+		b.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr}
+	}
+
+	b.Run("raw-goroutines", func(b *testing.B) {
+		c := client(b)
 		jobs := make(chan struct{})
 		var wg sync.WaitGroup
 		for range 8 {
@@ -125,35 +133,87 @@ func BenchmarkFanout(b *testing.B) {
 	})
 	// A sliding window of requests outstanding: the oldest is waited for before the next is
 	// sent. Twice the workers keeps them from running dry, as the raw goroutines' feeder never
-	// lets them; a deeper queue (256) costs a few percent on this machine, as the Go scheduler
-	// then runs the same work on fewer cores.
+	// lets them; a deeper queue (256) costs a few percent on this machine, to the pool as to the
+	// Session, as the Go scheduler then runs the same work on fewer cores.
 	for _, outstanding := range []int{16, 256} {
-		b.Run(fmt.Sprintf("session/outstanding=%d", outstanding), func(b *testing.B) {
-			s := httpfutures.NewSession(httpfutures.WithWorkers(8))
-			defer s.Close()
-			ring := make([]*httpfutures.Future, outstanding)
-			wait := func(f *httpfutures.Future) {
-				resp, err := f.Result()
+		b.Run(fmt.Sprintf("pool/outstanding=%d", outstanding), func(b *testing.B) {
+			c := client(b)
+			type result struct {
+				resp *http.Response
+				err  error
+			}
+			type job struct {
+				req *http.Request
+				out chan result
+			}
+			jobs := make(chan job, outstanding)
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					for j := range jobs {
+						resp, err := c.Do(j.req)
+						if err == nil {
+							var body []byte
+							body, err = io.ReadAll(resp.Body)
+							resp.Body.Close()
+							resp.Body = io.NopCloser(bytes.NewReader(body))
+						}
+						j.out <- result{resp, err}
+					}
+				})
+			}
+			slide(b, outstanding, func() func() {
+				req, err := http.NewRequest(http.MethodGet, url, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
-				resp.Body.Close()
-			}
-			b.ResetTimer()
-			for i := range b.N {
-				if f := ring[i%outstanding]; f != nil {
-					wait(f)
+				out := make(chan result, 1)
+				jobs <- job{req, out}
+				return func() {
+					r := <-out
+					if r.err != nil {
+						b.Fatal(r.err)
+					}
+					r.resp.Body.Close()
 				}
-				ring[i%outstanding] = s.Get(url)
-			}
-			for i := range outstanding {
-				if f := ring[(b.N+i)%outstanding]; f != nil {
-					wait(f)
+			})
+			close(jobs)
+			wg.Wait()
+		})
+		b.Run(fmt.Sprintf("session/outstanding=%d", outstanding), func(b *testing.B) {
+			s := httpfutures.NewSession(httpfutures.WithWorkers(8))
+			defer s.Close()
+			slide(b, outstanding, func() func() {
+				f := s.Get(url)
+				return func() {
+					resp, err := f.Result()
+					if err != nil {
+						b.Fatal(err)
+					}
+					resp.Body.Close()
 				}
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+			})
 		})
 	}
+}
+
+// slide sends b.N requests with outstanding of them in flight, and reports the rate: start sends
+// one and returns what waits for it; the oldest is waited for before the next is sent.
+func slide(b *testing.B, outstanding int, start func() (wait func())) {
+	ring := make([]func(), outstanding)
+	b.ResetTimer()
+	for i := range b.N {
+		if wait := ring[i%outstanding]; wait != nil {
+			wait()
+		}
+		ring[i%outstanding] = start()
+	}
+	for i := range outstanding {
+		if wait := ring[(b.N+i)%outstanding]; wait != nil {
+			wait()
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
 
 // sendTimes is a RoundTripper that records when each request was sent.
