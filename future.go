@@ -2,6 +2,7 @@ package httpfutures
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"iter"
 	"net/http"
@@ -17,15 +18,17 @@ import (
 // read into memory by the worker when the Future resolves: the connection is already back in the
 // pool, reading the body does no I/O, and closing it is optional but harmless.
 //
-// A Future is safe for concurrent use.
+// The zero Future, like a nil *Future, was never started: it is resolved, with an error matching
+// ErrInvalidRequest. A Future is safe for concurrent use.
 type Future struct {
 	// The fields are ordered to leave no padding: a Future is made for every request, and 192
 	// bytes is a size class of the allocator.
 
 	// Set before the Future is shared, read-only after.
-	req  *http.Request
-	t    *AsyncTransport
-	opts *requestOptions // per-request options from the request's context; nil if none
+	req    *http.Request
+	t      *AsyncTransport
+	opts   *requestOptions // per-request options from the request's context; nil if none
+	queued instant         // when it was made
 
 	// Guarded by Scheduler.mu.
 	host  *host
@@ -36,28 +39,26 @@ type Future struct {
 	// Atomic.
 	state    atomic.Int32 // leaving stateQueued requires Scheduler.mu
 	attempts atomic.Int32
-	resolved atomic.Bool // set once resp and err are written
-
-	// Owned by the goroutine running the Future, and by the Scheduler between attempts.
-	retry     *retryState // nil until an attempt fails and is to be tried again
-	again     bool        // the attempt failed: try again after retry.wait
-	detached  bool        // a Session request that left the pool to follow a redirect
-	sentFirst bool        // a Session request sent its first round trip
+	started  atomic.Int64 // an instant: when the first attempt started
+	resolved atomic.Bool  // set once resp and err are written
 
 	// Each under its own guard, packed together.
-	flags    futureFlags // set before the Future is shared, read-only after
-	slotHeld bool        // it holds a worker slot and a host slot; guarded by Scheduler.mu
-	ctxDone  bool        // runCtx was canceled; guarded by mu
-	wg       sync.WaitGroup
+	flags   futureFlags // set before the Future is shared, read-only after
+	sent    bool        // the attempt sent its first round trip; owned by the worker running it
+	ctxDone bool        // runCtx was canceled; guarded by mu
 
-	started   atomic.Int64  // an instant: when the first attempt started
-	mu        sync.Mutex    // guards the fields below it, and ctxDone
+	// Owned by the worker running an attempt, and by the Scheduler between attempts.
+	more *moreState // nil until an attempt is to be tried again, or redirects
+
+	wg sync.WaitGroup // done when the Future resolves
+
+	// Guarded by mu.
+	mu        sync.Mutex
 	done      chan struct{} // made when first asked for, or closedChan
 	cancelRun context.CancelFunc
 	runDone   chan struct{} // runCtx's Done channel, made when first asked for
 	afters    *afterFunc    // runCtx's AfterFunc callbacks, last first; nil once they ran
 	waiters   *waiter       // AsCompleted's channels, last first; nil once told
-	queued    instant       // set when the Future is made, read-only after
 	finished  instant
 
 	// The result: written once before resolved is set, read only after.
@@ -71,7 +72,6 @@ type futureFlags uint8
 
 const (
 	flagClient futureFlags = 1 << iota // a Session's request: the transport's client runs it
-	flagHop                            // an internal redirect hop of a Session request
 	flagStream                         // resolve at the response headers; the body holds the slots
 	flagOwnCtx                         // req was made by a Session with the Future's runCtx as its context
 )
@@ -86,27 +86,42 @@ func (f *Future) priority() int {
 	return f.opts.priority
 }
 
-// retryState is what a Future carries between its attempts (WithRetry).
-type retryState struct {
+// moreState is what a Future carries only once an attempt is to be tried again (WithRetry), or
+// a Session request redirects.
+type moreState struct {
+	// Between attempts.
 	nextBody io.ReadCloser // the body of the next attempt, from GetBody
-	wait     time.Duration // how long to wait before the next attempt
 	due      instant       // when the attempt may go: its host owes it no rate token before
 	index    int           // position in Scheduler.delayed; -1 when not in it. Guarded by Scheduler.mu
+
+	// During an attempt, owned by its worker.
+	moved bool  // a redirect moved the attempt's host slot: slot is the one it holds
+	slot  *host // the host whose slot the attempt holds, if moved; nil if none
+	away  bool  // the Future's host is kept for it while its slot is elsewhere; guarded by Scheduler.mu
 }
 
-// retryState returns f's state between attempts, made on first use.
-func (f *Future) retryState() *retryState {
-	if f.retry == nil {
-		f.retry = &retryState{index: -1}
+// moreState returns f's moreState, made on first use.
+func (f *Future) moreState() *moreState {
+	if f.more == nil {
+		f.more = &moreState{index: -1}
 	}
-	return f.retry
+	return f.more
+}
+
+// slotHost returns the host whose slot f's attempt holds: its own, a redirect's, or nil if none.
+// It is for the worker running the attempt.
+func (f *Future) slotHost() *host {
+	if m := f.more; m != nil && m.moved {
+		return m.slot
+	}
+	return f.host
 }
 
 // enqueued returns when f's next attempt entered its host's queue, or is to enter it: its host
 // owes it no rate token before. It requires Scheduler.mu held, with f queued.
 func (f *Future) enqueued() instant {
-	if f.retry != nil {
-		return f.retry.due
+	if f.more != nil {
+		return f.more.due
 	}
 	return f.queued
 }
@@ -131,8 +146,20 @@ const (
 	stateQueued int32 = iota
 	stateRunning
 	stateCanceling // Cancel was called while running
+	stateClosing   // Close, or a Shutdown whose context ended, stopped it while running
 	stateDone
 )
+
+// stoppedError is the error of a running Future that was stopped in state.
+func stoppedError(state int32) error {
+	if state == stateClosing {
+		return errStopped
+	}
+	return context.Canceled
+}
+
+// errZero is the error of the zero Future.
+var errZero = fmt.Errorf("%w: the zero Future was never started", ErrInvalidRequest)
 
 // Timing tells when a Future went through each stage. A time is zero until the stage is reached.
 // The times are read from the monotonic clock: their differences are exact, and as wall-clock
@@ -192,6 +219,9 @@ func failedFuture(t *AsyncTransport, req *http.Request, err error) *Future {
 // Result waits for the Future to resolve and returns its response or its error. A non-2xx
 // response is not an error.
 func (f *Future) Result() (*http.Response, error) {
+	if f == nil || f.t == nil {
+		return nil, errZero
+	}
 	if !f.resolved.Load() {
 		f.wg.Wait()
 	}
@@ -201,8 +231,8 @@ func (f *Future) Result() (*http.Response, error) {
 // Wait is like Result but returns ctx.Err() if ctx ends first, leaving the request to go on; call
 // Cancel to stop it.
 func (f *Future) Wait(ctx context.Context) (*http.Response, error) {
-	if f.resolved.Load() {
-		return f.resp, f.err
+	if f == nil || f.t == nil || f.resolved.Load() {
+		return f.Result()
 	}
 	select {
 	case <-f.Done():
@@ -214,6 +244,9 @@ func (f *Future) Wait(ctx context.Context) (*http.Response, error) {
 
 // Done returns a channel that is closed when the Future resolves.
 func (f *Future) Done() <-chan struct{} {
+	if f == nil || f.t == nil {
+		return closedChan
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.done == nil {
@@ -230,10 +263,18 @@ func (f *Future) Done() <-chan struct{} {
 // the same request, or for a Session request that was redirected, the last request sent. The
 // requests that Session.Get, Head, Post and PostForm make have a context of the Future's own,
 // which only Cancel (or a Shutdown that cancels running requests) ends.
-func (f *Future) Request() *http.Request { return f.req }
+func (f *Future) Request() *http.Request {
+	if f == nil {
+		return nil
+	}
+	return f.req
+}
 
 // Timing returns when the Future was queued, started and finished.
 func (f *Future) Timing() Timing {
+	if f == nil || f.t == nil {
+		return Timing{}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.t.sched
@@ -244,17 +285,15 @@ func (f *Future) Timing() Timing {
 // running one has its context canceled. It reports whether it stopped the request, in which case
 // the Future's error is context.Canceled. It returns false if the Future had already resolved.
 func (f *Future) Cancel() bool {
-	if f.t == nil {
+	if f == nil || f.t == nil {
 		return false
 	}
-	return f.t.sched.cancel(f, context.Canceled)
+	return f.t.sched.cancel(f)
 }
 
 // finish resolves f. Exactly one caller reaches it, by the state machine.
 func (f *Future) finish(resp *http.Response, err error) {
-	if f.t != nil && !f.is(flagHop) {
-		f.t.count(err) // before anyone can see the result, so that Stats agree with it
-	}
+	f.t.count(err) // before anyone can see the result, so that Stats agree with it
 	f.mu.Lock()
 	f.resp, f.err = resp, err
 	f.finished = f.t.sched.now()
@@ -273,6 +312,19 @@ func (f *Future) finish(resp *http.Response, err error) {
 	}
 }
 
+// resolve resolves a running Future, or, if it was stopped meanwhile, closes resp and resolves
+// it with the error of what stopped it.
+func (f *Future) resolve(resp *http.Response, err error) {
+	if !f.state.CompareAndSwap(stateRunning, stateDone) {
+		err = stoppedError(f.state.Swap(stateDone))
+		if resp != nil {
+			resp.Body.Close()
+			resp = nil
+		}
+	}
+	f.finish(resp, err)
+}
+
 // abort resolves a Future that was not sent again with err, closing the body it would have sent.
 func (f *Future) abort(err error) {
 	f.closePendingBody()
@@ -283,9 +335,9 @@ func (f *Future) abort(err error) {
 // first attempt, the one from GetBody before a retry.
 func (f *Future) closePendingBody() {
 	switch {
-	case f.retry != nil && f.retry.nextBody != nil:
-		f.retry.nextBody.Close()
-		f.retry.nextBody = nil
+	case f.more != nil && f.more.nextBody != nil:
+		f.more.nextBody.Close()
+		f.more.nextBody = nil
 	case f.attempts.Load() == 0:
 		closeBody(f.req)
 	}
@@ -293,10 +345,19 @@ func (f *Future) closePendingBody() {
 
 // Attempts returns how many attempts of the request were made: 1 unless it was retried
 // (WithRetry), 0 if it was never sent.
-func (f *Future) Attempts() int { return int(f.attempts.Load()) }
+func (f *Future) Attempts() int {
+	if f == nil {
+		return 0
+	}
+	return int(f.attempts.Load())
+}
 
 // notify sends f on ch once f resolves; ch must have room for it.
 func (f *Future) notify(ch chan<- *Future) {
+	if f.t == nil {
+		ch <- f
+		return
+	}
 	f.mu.Lock()
 	if f.resolved.Load() {
 		f.mu.Unlock()
@@ -346,7 +407,7 @@ func WaitAll(ctx context.Context, futures ...*Future) error {
 		if f == nil {
 			continue
 		}
-		if f.resolved.Load() {
+		if f.t == nil || f.resolved.Load() {
 			continue
 		}
 		select {
@@ -356,8 +417,11 @@ func WaitAll(ctx context.Context, futures ...*Future) error {
 		}
 	}
 	for _, f := range futures {
-		if f != nil && f.err != nil {
-			return f.err
+		if f == nil {
+			continue
+		}
+		if _, err := f.Result(); err != nil {
+			return err
 		}
 	}
 	return nil

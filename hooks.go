@@ -3,7 +3,6 @@ package httpfutures
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"runtime/debug"
 )
@@ -22,13 +21,15 @@ type Hooks struct {
 	// Response is called after the round trip, before the Future resolves, with the response.
 	// Unless the request streams, the body has been read into memory: the hook may read it (to
 	// decode JSON in the background, say), and the next hook and the caller read it again from
-	// the start. An
-	// error returned, or a panic, becomes the Future's error and the response is discarded; a
-	// panic is returned as a *PanicError with its value and stack, and the worker lives on.
+	// the start. An error returned, or a panic, becomes the Future's error and the response is
+	// discarded; a panic is returned as a *PanicError with its value and stack, and the worker
+	// lives on. resp.Request is the request sent, whose context Cancel, Close and a Shutdown
+	// whose context ended cancel: a hook that waits should wait on it.
 	Response func(*http.Response) error
 }
 
-// PanicError is the error of a Future whose hook panicked.
+// PanicError is the error of a Future whose callback panicked: a hook, the next RoundTripper, a
+// Limiter, a redirect or retry policy. The worker that ran it lives on.
 type PanicError struct {
 	Value any    // the value given to panic
 	Stack []byte // the stack of the goroutine that panicked, as runtime/debug.Stack reports it
@@ -36,7 +37,17 @@ type PanicError struct {
 
 // Error reports the panic value and the stack.
 func (e *PanicError) Error() string {
-	return fmt.Sprintf("httpfutures: hook panicked: %v\n\n%s", e.Value, e.Stack)
+	return fmt.Sprintf("httpfutures: callback panicked: %v\n\n%s", e.Value, e.Stack)
+}
+
+// newPanicError returns the error of a panic with value v, recovered by the caller.
+func newPanicError(v any) *PanicError { return &PanicError{Value: v, Stack: debug.Stack()} }
+
+// recoverInto, deferred, turns a panic into a *PanicError in *err.
+func recoverInto(err *error) {
+	if v := recover(); v != nil {
+		*err = newPanicError(v)
+	}
 }
 
 // Unwrap returns the panic value if it is an error.
@@ -51,6 +62,14 @@ type requestOptions struct {
 	priority int
 	stream   bool
 	decode   func(*http.Response) error // Decode's, run after the hooks; set on a copy, by the Session
+}
+
+// requestHooks returns the request's own hooks; o may be nil.
+func (o *requestOptions) requestHooks() []Hooks {
+	if o == nil {
+		return nil
+	}
+	return o.hooks
 }
 
 // withDecode returns a copy of o, which may be nil, with decode set: o may be shared by the
@@ -105,12 +124,10 @@ func ContextWithStreaming(ctx context.Context) context.Context {
 
 // runResponseHooks calls each response hook in turn, turning a panic into a *PanicError.
 func runResponseHooks(resp *http.Response, hooks ...Hooks) (err error) {
-	defer recoverHook(&err)
+	defer recoverInto(&err)
 	for _, h := range hooks {
 		if h.Response != nil {
-			if b, ok := resp.Body.(*memBody); ok {
-				b.Seek(0, io.SeekStart) // each hook reads the body from the start
-			}
+			rewind(resp) // each hook reads the body from the start
 			if err := h.Response(resp); err != nil {
 				return err
 			}
@@ -121,18 +138,11 @@ func runResponseHooks(resp *http.Response, hooks ...Hooks) (err error) {
 
 // runRequestHooks calls each request hook in turn, turning a panic into a *PanicError.
 func runRequestHooks(req *http.Request, hooks ...Hooks) (err error) {
-	defer recoverHook(&err)
+	defer recoverInto(&err)
 	for _, h := range hooks {
 		if h.Request != nil {
 			h.Request(req)
 		}
 	}
 	return nil
-}
-
-// recoverHook, deferred, turns a hook's panic into a *PanicError in *err.
-func recoverHook(err *error) {
-	if v := recover(); v != nil {
-		*err = &PanicError{Value: v, Stack: debug.Stack()}
-	}
 }

@@ -255,8 +255,8 @@ func (byEviction) pos(h *host) *int     { return &h.idleIdx }
 // byRetry orders the requests waiting to be tried again.
 type byRetry struct{}
 
-func (byRetry) less(a, b *Future) bool { return a.retry.due < b.retry.due }
-func (byRetry) pos(f *Future) *int     { return &f.retry.index }
+func (byRetry) less(a, b *Future) bool { return a.more.due < b.more.due }
+func (byRetry) pos(f *Future) *int     { return &f.more.index }
 
 // setWake makes h wait until at, or keeps the later time if it waits already.
 func setWake(t *indexedHeap[*host, byWake], h *host, at time.Time) {

@@ -60,7 +60,8 @@ const maxCatchUp = 100 * time.Millisecond
 // burst, not a backlog), and tokens that came due while every slot was held for a while (a slow
 // response) are lost likewise. A process stopped for longer than 100 ms restarts its schedule.
 //
-// A RateLimiter is safe for concurrent use, though its accuracy needs non-decreasing times.
+// The zero RateLimiter imposes no limit: every token is due at once. A RateLimiter is safe for
+// concurrent use, though its accuracy needs non-decreasing times.
 type RateLimiter struct {
 	mu     sync.Mutex
 	lim    *rate.Limiter
@@ -81,16 +82,29 @@ func (l *RateLimiter) Reserve(_ context.Context, _ string, now time.Time) (time.
 	return l.reserve(now, now, 0), nil
 }
 
-// Limit returns the rate in tokens per second.
-func (l *RateLimiter) Limit() rate.Limit { return l.lim.Limit() }
+// Limit returns the rate in tokens per second; rate.Inf for the zero RateLimiter.
+func (l *RateLimiter) Limit() rate.Limit {
+	if l.lim == nil {
+		return rate.Inf
+	}
+	return l.lim.Limit()
+}
 
-// Burst returns the burst.
-func (l *RateLimiter) Burst() int { return l.lim.Burst() }
+// Burst returns the burst; 0 for the zero RateLimiter.
+func (l *RateLimiter) Burst() int {
+	if l.lim == nil {
+		return 0
+	}
+	return l.lim.Burst()
+}
 
 // reserve takes a token at now for a request that could have gone at notBefore at the earliest
 // (when it was queued, or its host's pause ended), busy being how long, since the limiter's last
 // reservation, no request could have gone for want of a slot. It returns when the token is due.
 func (l *RateLimiter) reserve(now, notBefore time.Time, busy time.Duration) time.Time {
+	if l.lim == nil {
+		return now
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t := now
@@ -111,61 +125,6 @@ func (l *RateLimiter) reserve(now, notBefore time.Time, busy time.Duration) time
 	due := t.Add(delay)
 	l.last, l.sched, l.behind = t, due, delay > 0
 	return due
-}
-
-// observeLocked applies the backpressure a response asks for to its host: Retry-After on a 429
-// or 503 pauses the host's whole queue, and the RateLimit fields slow its pace. It requires s.mu
-// held.
-func (s *Scheduler) observeLocked(h *host, resp *http.Response, now time.Time) {
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
-			s.pauseLocked(h, now, d)
-			return // Retry-After wins over the RateLimit fields.
-		}
-	}
-	remaining, reset, ok := parseRateLimit(resp.Header)
-	if !ok {
-		return
-	}
-	if remaining == 0 {
-		s.pauseLocked(h, now, reset)
-		return
-	}
-	if reset <= 0 {
-		return
-	}
-	// The pace the server asks for, but no slower than one request per WithMaxRetryAfter: a
-	// pace is a pause between requests, and pauses are capped.
-	pace := rate.Limit(max(float64(remaining)/reset.Seconds(), 1/s.maxRetryAfter.Seconds()))
-	if h.adaptive == nil || now.After(h.adaptEnd) {
-		h.adaptive = NewRateLimiter(pace, 1)
-		h.adaptive.reserve(now, now, 0) // start empty: remaining requests, evenly, by the reset
-	} else {
-		h.adaptive.lim.SetLimitAt(now, pace)
-	}
-	h.adaptEnd = now.Add(min(reset, s.maxRetryAfter))
-}
-
-// asksBackpressure reports whether resp carries anything observeLocked acts on.
-func asksBackpressure(resp *http.Response) bool {
-	h := resp.Header
-	return len(h) > 0 && (h["Retry-After"] != nil || h["Ratelimit"] != nil || h["Ratelimit-Remaining"] != nil)
-}
-
-// pauseLocked stops h's queue for d, capped at the maximum the Scheduler allows.
-func (s *Scheduler) pauseLocked(h *host, now time.Time, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	until := now.Add(min(d, s.maxRetryAfter))
-	if !until.After(h.pausedTo) {
-		return
-	}
-	h.pausedTo = until
-	if h.idleIdx >= 0 {
-		s.idle.remove(h)
-	}
-	s.parkLocked(h, until)
 }
 
 // parseRetryAfter reads a Retry-After value: a number of seconds, or an HTTP-date in any of the

@@ -125,10 +125,21 @@ type retrier struct {
 	budget retryBudget
 }
 
+// The defaults of a RetryPolicy and a RetryBudget, for their zero fields.
+const (
+	defaultMaxRetries   = 4
+	defaultMinWait      = time.Second
+	defaultMaxWait      = 30 * time.Second
+	defaultMaxDrain     = 4 << 10
+	defaultBudgetRatio  = 0.2
+	defaultBudgetMin    = 10
+	defaultBudgetWindow = 10 * time.Second
+)
+
 func newRetrier(p RetryPolicy) *retrier {
 	r := &retrier{RetryPolicy: p}
 	if r.MaxRetries == 0 {
-		r.MaxRetries = 4
+		r.MaxRetries = defaultMaxRetries
 	}
 	if r.CheckRetry == nil {
 		r.CheckRetry = retryablehttp.DefaultRetryPolicy
@@ -137,23 +148,29 @@ func newRetrier(p RetryPolicy) *retrier {
 		r.Backoff = retryablehttp.DefaultBackoff
 	}
 	if r.MinWait == 0 {
-		r.MinWait = time.Second
+		r.MinWait = defaultMinWait
 	}
 	if r.MaxWait == 0 {
-		r.MaxWait = 30 * time.Second
+		r.MaxWait = defaultMaxWait
 	}
 	if r.MaxDrain == 0 {
-		r.MaxDrain = 4 << 10
+		r.MaxDrain = defaultMaxDrain
 	}
 	r.budget.init(p.Budget)
 	return r
 }
 
-// after judges an attempt of f that ended with resp or err. It returns the wait before the next
-// attempt and true, having disposed of resp; or the response or error to resolve f with, the
-// response's body read into memory unless f streams. ctx is the request's own context, not the
-// attempt's.
-func (r *retrier) after(t *AsyncTransport, f *Future, ctx context.Context, resp *http.Response, err error) (*http.Response, error, time.Duration, bool) {
+// A verdict is a retry policy's judgment of an attempt.
+type verdict struct {
+	resp  *http.Response // the response to resolve with, its body in memory unless it streams
+	retry bool           // try again after wait; the attempt's response was disposed of
+	wait  time.Duration
+}
+
+// after judges an attempt of f that ended with resp or err: to be tried again after a wait, or
+// resolved with the verdict's response or the error returned, the response's body read into
+// memory unless f streams. ctx is the request's own context, not the attempt's.
+func (r *retrier) after(t *AsyncTransport, f *Future, ctx context.Context, resp *http.Response, err error) (verdict, error) {
 	attempts := int(f.attempts.Load())
 	if attempts == 1 {
 		r.budget.add(time.Now(), 1, 0)
@@ -166,7 +183,7 @@ func (r *retrier) after(t *AsyncTransport, f *Future, ctx context.Context, resp 
 			resp = nil
 			var re *bodyReadError
 			if !errors.As(err, &re) {
-				return nil, err, 0, false // too large: no attempt will do better
+				return verdict{}, err // too large: no attempt will do better
 			}
 			again, checkErr = r.CheckRetry(ctx, nil, re.err)
 		}
@@ -174,9 +191,9 @@ func (r *retrier) after(t *AsyncTransport, f *Future, ctx context.Context, resp 
 	if !again {
 		if checkErr != nil { // as in retryablehttp: the policy's error stands for the attempt's
 			discard(resp, 0)
-			return nil, fmt.Errorf("httpfutures: retry policy: %w", checkErr), 0, false
+			return verdict{}, fmt.Errorf("httpfutures: retry policy: %w", checkErr)
 		}
-		return resp, err, 0, false
+		return verdict{resp: resp}, err
 	}
 	if checkErr != nil {
 		err = checkErr
@@ -185,21 +202,21 @@ func (r *retrier) after(t *AsyncTransport, f *Future, ctx context.Context, resp 
 		if resp != nil && readBody(resp, t.maxBody) != nil {
 			resp.Body = http.NoBody
 		}
-		return nil, &RetryError{Attempts: attempts, Reason: reason, Err: err, Response: resp}, 0, false
+		return verdict{}, &RetryError{Attempts: attempts, Reason: reason, Err: err, Response: resp}
 	}
 	if hasBody(f.req) {
 		body, gerr := f.req.GetBody()
 		if gerr != nil {
 			discard(resp, 0)
-			return nil, &RetryError{Attempts: attempts, Reason: ErrNotReplayable, Err: gerr}, 0, false
+			return verdict{}, &RetryError{Attempts: attempts, Reason: ErrNotReplayable, Err: gerr}
 		}
-		f.retryState().nextBody = body
+		f.moreState().nextBody = body
 	}
 	wait := r.Backoff(r.MinWait, r.MaxWait, attempts-1, resp)
 	wait = min(max(wait, 0), t.sched.maxRetryAfter)
 	discard(resp, r.MaxDrain)
-	t.retries.Add(1)
-	return nil, nil, wait, true
+	t.countRetry()
+	return verdict{retry: true, wait: wait}, nil
 }
 
 // refuse returns why f may not be tried again, or nil.
@@ -243,31 +260,34 @@ func discard(resp *http.Response, limit int64) {
 	resp.Body.Close()
 }
 
-// retryBudget counts requests and retries in a sliding window of ten buckets.
+// budgetBuckets is how many buckets a retry budget's window is counted in.
+const budgetBuckets = 10
+
+// retryBudget counts requests and retries in a sliding window of budgetBuckets buckets.
 type retryBudget struct {
 	ratio      float64
 	minRetries int
 	bucket     time.Duration
 
 	mu      sync.Mutex
-	starts  [10]time.Time // the start of each bucket's span; requires mu held
-	reqs    [10]int
-	retries [10]int
+	starts  [budgetBuckets]time.Time // the start of each bucket's span; requires mu held
+	reqs    [budgetBuckets]int
+	retries [budgetBuckets]int
 }
 
 func (b *retryBudget) init(c RetryBudget) {
 	b.ratio, b.minRetries = c.Ratio, c.MinRetries
 	if b.ratio == 0 {
-		b.ratio = 0.2
+		b.ratio = defaultBudgetRatio
 	}
 	if b.minRetries == 0 {
-		b.minRetries = 10
+		b.minRetries = defaultBudgetMin
 	}
 	window := c.Window
 	if window == 0 {
-		window = 10 * time.Second
+		window = defaultBudgetWindow
 	}
-	b.bucket = max(window/10, 1)
+	b.bucket = max(window/budgetBuckets, 1)
 }
 
 // slot returns the bucket for now, emptied if it held an older span. It requires b.mu held.
@@ -296,7 +316,7 @@ func (b *retryBudget) take(now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	cur := b.slot(now)
-	oldest := now.Truncate(b.bucket).Add(-9 * b.bucket)
+	oldest := now.Truncate(b.bucket).Add(-(budgetBuckets - 1) * b.bucket)
 	reqs, retries := 0, 0
 	for i, start := range b.starts {
 		if !start.Before(oldest) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 )
 
 // A Session is http.Client's methods returning Futures, as requests-futures' FuturesSession is
@@ -14,8 +15,12 @@ import (
 // client's Do in a worker, so its cookie jar, redirect policy and timeout apply, and every round
 // trip, redirects included, passes the Scheduler's limits.
 //
-// A Session is safe for concurrent use. Close it when done.
+// The zero Session is ready to use, as NewSession() makes it. A Session is safe for concurrent
+// use. Close it when done.
 type Session struct {
+	once sync.Once // runs setup: by NewSession, or at the first use of a zero Session
+
+	// Set by setup, read-only after.
 	t     *AsyncTransport
 	async *http.Client // the wrapped client, run in the workers
 	sync  *http.Client // the wrapped client on the AsyncTransport
@@ -24,7 +29,18 @@ type Session struct {
 // NewSession returns a Session configured by opts, with 8 workers unless WithWorkers or
 // WithScheduler says otherwise.
 func NewSession(opts ...Option) *Session {
+	s := &Session{}
 	c := newConfig(opts)
+	s.once.Do(func() { s.setup(c) })
+	return s
+}
+
+// init sets up a zero Session with the defaults.
+func (s *Session) init() {
+	s.once.Do(func() { s.setup(newConfig(nil)) })
+}
+
+func (s *Session) setup(c *config) {
 	base := c.client
 	if base == nil {
 		base = &http.Client{}
@@ -34,7 +50,7 @@ func NewSession(opts ...Option) *Session {
 	async.Transport = hopTransport{t}
 	sync.Transport = t
 	t.client = &async
-	return &Session{t: t, async: &async, sync: &sync}
+	s.t, s.async, s.sync = t, &async, &sync
 }
 
 // clientFuture makes f run through its transport's client, as a Session's requests do.
@@ -63,6 +79,7 @@ func (s *Session) PostForm(url string, data url.Values) *Future {
 func (s *Session) Do(req *http.Request) *Future { return s.do(req, nil) }
 
 func (s *Session) do(req *http.Request, decode func(*http.Response) error) *Future {
+	s.init()
 	return s.t.startFunc(req, func(f *Future) {
 		f.flags |= flagClient
 		if decode != nil {
@@ -74,6 +91,7 @@ func (s *Session) do(req *http.Request, decode func(*http.Response) error) *Futu
 // send starts a request of the Session's own. Its context is its Future's, which only Cancel
 // ends: the request runs with no copy.
 func (s *Session) send(method, url, contentType string, body io.Reader) *Future {
+	s.init()
 	f := newFuture(s.t, nil)
 	req, err := http.NewRequestWithContext((*runCtx)(f), method, url, body)
 	if err == nil {
@@ -101,48 +119,56 @@ func (s *Session) send(method, url, contentType string, body io.Reader) *Future 
 
 // Client returns the wrapped client with the Session's AsyncTransport as its Transport: the
 // synchronous way to send a request under the same limits.
-func (s *Session) Client() *http.Client { return s.sync }
+func (s *Session) Client() *http.Client {
+	s.init()
+	return s.sync
+}
 
-// Transport returns the Session's AsyncTransport, for its Stats and StartRoundTrip.
-func (s *Session) Transport() *AsyncTransport { return s.t }
+// Transport returns the Session's AsyncTransport, for StartRoundTrip and its Scheduler.
+func (s *Session) Transport() *AsyncTransport {
+	s.init()
+	return s.t
+}
 
-// Close closes the Session's transport: queued requests fail with ErrClosed, running ones finish.
-func (s *Session) Close() error { return s.t.Close() }
+// Stats returns the counts of the Session's requests; see AsyncTransport.Stats.
+func (s *Session) Stats() Stats { return s.Transport().Stats() }
 
-// Shutdown shuts the Session's transport down gracefully; see AsyncTransport.Shutdown.
-func (s *Session) Shutdown(ctx context.Context) error { return s.t.Shutdown(ctx) }
+// HostStats returns the state of one host in the Session's Scheduler; see Scheduler.HostStats.
+func (s *Session) HostStats(host string) HostStats { return s.Transport().HostStats(host) }
+
+// Close stops the Session at once; see AsyncTransport.Close.
+func (s *Session) Close() error { return s.Transport().Close() }
+
+// Shutdown stops the Session gracefully; see AsyncTransport.Shutdown.
+func (s *Session) Shutdown(ctx context.Context) error { return s.Transport().Shutdown(ctx) }
 
 // futureKey carries the running Session Future in its request's context, for hopTransport.
 type futureKey struct{}
 
 // hopTransport is the Transport of the client a Session runs in a worker. The first round trip
-// of a request uses the slot the worker took for it. A redirect is a new round trip that must
-// wait for its own turn: the worker's goroutine leaves the pool (another takes its place) and
-// queues it like any caller, so requests that redirect can never hold every worker while they
-// wait for one.
+// of a request uses the slots the worker took for it. A redirect moves the request's host slot to
+// the host it leads to: the worker keeps its place in the pool and waits, with it, for that
+// host's rate tokens and slot, so that a redirect never waits behind the queue and requests that
+// redirect never take more than the workers.
 type hopTransport struct{ t *AsyncTransport }
 
-// RoundTrip sends the first round trip of a Session request in the worker's slot, and a redirect
-// through the scheduler.
+// RoundTrip sends the first round trip of a Session request in the worker's slots, and a redirect
+// once it has its host's.
 func (h hopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	f, _ := req.Context().Value(futureKey{}).(*Future)
-	if f == nil {
+	if f == nil || f.t != h.t {
 		return h.t.RoundTrip(req)
 	}
-	if !f.sentFirst {
-		f.sentFirst = true
-		return h.t.send(f, req)
+	if !f.sent {
+		f.sent = true
+		return h.t.send(f.slotHost(), req)
 	}
-	if !f.detached {
-		h.t.sched.detach(f)
+	if err := h.t.sched.redirect(req.Context(), f, hostKey(req.URL.Scheme, req.URL.Host)); err != nil {
+		closeBody(req)
+		return nil, err
 	}
-	return h.t.startFunc(req, func(hop *Future) {
-		hop.flags |= flagHop | flagStream
-		hop.opts = nil // the hooks are for the final response
-		if f.opts != nil {
-			hop.opts = &requestOptions{priority: f.opts.priority}
-		}
-	}).Result()
+	h.t.countRedirect()
+	return h.t.send(f.slotHost(), req)
 }
 
 // CloseIdleConnections closes the idle connections of the Session's transport.

@@ -1,0 +1,265 @@
+package httpfutures
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// An attempt is one try of a request, in the worker that runs it: its context, the request it
+// sends, and what came back. It lives on the worker's stack for the length of the try.
+type attempt struct {
+	t      *AsyncTransport
+	f      *Future
+	parent context.Context    // the request's own context, which bounds all its attempts
+	ctx    context.Context    // the attempt's: parent's child, or the Future's runCtx
+	cancel context.CancelFunc // ends ctx; nil if ctx is the runCtx, which only Cancel and Close end
+	req    *http.Request      // what is sent: f's request, or a copy of it
+	resp   *http.Response     // what came back, until the attempt hands it on
+	handed bool               // req went to the RoundTripper (or client), which closes its body
+}
+
+// run performs an attempt of f in a worker, and resolves f unless the attempt is to be tried
+// again. No callback it makes can crash the process: a panic in a hook, a RoundTripper, a redirect
+// policy or a retry policy resolves f with a *PanicError, and the worker lives on.
+func (t *AsyncTransport) run(f *Future) (out outcome) {
+	f.sent = false
+	if m := f.more; m != nil {
+		m.moved, m.slot = false, nil
+	}
+	a := attempt{t: t, f: f}
+	defer func() {
+		if v := recover(); v != nil {
+			out = a.fail(newPanicError(v))
+		}
+	}()
+	if err := a.start(); err != nil {
+		return a.fail(err)
+	}
+	resp, err := a.roundTrip()
+	a.resp = resp
+	if t.retry != nil {
+		var v verdict
+		v, err = t.retry.after(t, f, a.parent, resp, err)
+		if v.retry {
+			a.resp = nil // disposed of by the policy
+			a.end()
+			return outcome{slot: f.slotHost(), retry: true, wait: v.wait}
+		}
+		a.resp = v.resp
+	}
+	if err != nil {
+		return a.fail(err)
+	}
+	return a.deliver()
+}
+
+// start makes the attempt's context and request, and runs the request hooks.
+func (a *attempt) start() error {
+	f, t := a.f, a.t
+	a.parent = (*runCtx)(f).parent() // the request's context, or none for a Session's own
+	if err := a.parent.Err(); err != nil {
+		return err
+	}
+	if f.started.Load() == 0 {
+		f.started.Store(int64(t.sched.now()))
+	}
+	a.ctx, a.cancel = t.attemptContext(f, a.parent)
+	if a.cancel != nil {
+		// Cancel and Close cancel runCtx whenever they come, and the published cancelRun.
+		f.mu.Lock()
+		f.cancelRun = a.cancel
+		f.mu.Unlock()
+		if st := f.state.Load(); st == stateCanceling || st == stateClosing { // came before cancelRun
+			a.cancel()
+		}
+	}
+
+	hooks, reqHooks := t.hooks, f.opts.requestHooks()
+	hooked := hasRequestHook(hooks) || hasRequestHook(reqHooks)
+	switch {
+	case hooked || f.is(flagClient) && t.client.Jar != nil:
+		// The hooks may change the request, and http.Client adds the jar's cookies to the one it
+		// is given: they change a copy, and the caller's request stays as it was.
+		a.req = f.req.Clone(a.ctx)
+	case a.ctx == f.req.Context():
+		a.req = f.req // a Session's own request, made with the Future's context
+	default:
+		a.req = f.req.WithContext(a.ctx)
+	}
+	if f.more != nil && f.more.nextBody != nil { // a retry: the body again, from GetBody
+		a.req.Body, f.more.nextBody = f.more.nextBody, nil
+	}
+	if !hooked {
+		return nil
+	}
+	err := runRequestHooks(a.req, hooks...)
+	if err == nil {
+		err = runRequestHooks(a.req, reqHooks...)
+	}
+	return err
+}
+
+// attemptContext returns the context an attempt of f runs under and the function that cancels
+// it. The first attempt of a request whose context can never end runs under the Future's runCtx,
+// which costs nothing and which Cancel cancels (cancel is nil); other attempts under a child of
+// parent, with AttemptTimeout if set. A Session request's context carries its Future.
+func (t *AsyncTransport) attemptContext(f *Future, parent context.Context) (context.Context, context.CancelFunc) {
+	timeout := time.Duration(0)
+	if t.retry != nil {
+		timeout = t.retry.AttemptTimeout
+	}
+	if timeout == 0 && f.attempts.Load() == 0 && parent.Done() == nil {
+		return (*runCtx)(f), nil
+	}
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(parent, timeout)
+	} else {
+		ctx, cancel = context.WithCancel(parent)
+	}
+	if f.is(flagClient) {
+		ctx = context.WithValue(ctx, futureKey{}, f)
+	}
+	return ctx, cancel
+}
+
+// roundTrip sends the request: through the Session's client, which follows redirects, or on the
+// next RoundTripper.
+func (a *attempt) roundTrip() (*http.Response, error) {
+	a.f.attempts.Add(1)
+	a.handed = true
+	if a.f.is(flagClient) {
+		return a.t.client.Do(a.req)
+	}
+	return a.t.send(a.f.host, a.req)
+}
+
+// deliver reads the body of the attempt's response (unless it streams), runs the response hooks,
+// and resolves the Future with it.
+func (a *attempt) deliver() outcome {
+	f, t, resp := a.f, a.t, a.resp
+	stream := f.is(flagStream)
+	if !stream {
+		if err := readBody(resp, t.maxBody); err != nil {
+			a.resp = nil // closed by readBody
+			return a.fail(err)
+		}
+	}
+	if err := a.responseHooks(); err != nil {
+		return a.fail(err)
+	}
+	if !f.is(flagClient) {
+		resp.Request = f.req // the hooks saw the request sent, under the attempt's context
+	}
+	if !stream {
+		a.end()
+		f.resolve(resp, nil)
+		return outcome{slot: f.slotHost()}
+	}
+	cancel := a.cancel
+	if cancel == nil {
+		cancel = func() {}
+	}
+	resp.Body = &streamBody{ReadCloser: resp.Body, s: t.sched, slot: f.slotHost(), cancel: cancel}
+	f.resolve(resp, nil)
+	return outcome{slot: f.slotHost(), kept: true}
+}
+
+// responseHooks runs the transport's hooks, the request's, and a decoder's, in that order, with
+// the attempt's context still alive: Cancel and Close reach a hook that waits on it.
+func (a *attempt) responseHooks() error {
+	hooks, opts := a.t.hooks, a.f.opts
+	if len(hooks) == 0 && (opts == nil || len(opts.hooks) == 0 && opts.decode == nil) {
+		return nil
+	}
+	resp := a.resp
+	err := runResponseHooks(resp, hooks...)
+	if err == nil && opts != nil {
+		err = runResponseHooks(resp, opts.hooks...)
+		if err == nil && opts.decode != nil {
+			err = runResponseHooks(resp, Hooks{Response: opts.decode})
+		}
+	}
+	rewind(resp) // the caller reads the body from the start
+	return err
+}
+
+// end ends the attempt's context.
+func (a *attempt) end() {
+	if a.cancel != nil {
+		a.cancel()
+	}
+}
+
+// fail ends the attempt and resolves its Future with err, closing what it would have sent and
+// what it received.
+func (a *attempt) fail(err error) outcome {
+	a.end()
+	if a.resp != nil {
+		a.resp.Body.Close()
+	}
+	switch {
+	case !a.handed && a.req != nil:
+		closeBody(a.req)
+	case !a.handed:
+		a.f.closePendingBody()
+	}
+	if r := a.f.more; r != nil && r.nextBody != nil { // made for a retry that will not be
+		r.nextBody.Close()
+		r.nextBody = nil
+	}
+	a.f.resolve(nil, err)
+	return outcome{slot: a.f.slotHost()}
+}
+
+func hasRequestHook(hooks []Hooks) bool {
+	for _, h := range hooks {
+		if h.Request != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// send is one round trip to h on the next RoundTripper, with the backpressure its response asks
+// for.
+func (t *AsyncTransport) send(h *host, req *http.Request) (*http.Response, error) {
+	resp, err := t.nextRoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	t.sched.observe(h, resp)
+	return resp, nil
+}
+
+// nextRoundTrip calls the next RoundTripper, and holds it to the RoundTripper contract: a panic
+// becomes a *PanicError, a nil response with a nil error an error (as http.Client does), a
+// response beside an error is closed, and a nil body of no length is an empty one.
+func (t *AsyncTransport) nextRoundTrip(req *http.Request) (resp *http.Response, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			closeBody(req)
+			resp, err = nil, newPanicError(v)
+		}
+	}()
+	resp, err = t.next.RoundTrip(req)
+	switch {
+	case err != nil:
+		if resp != nil && resp.Body != nil {
+			resp.Body.Close()
+		}
+		return nil, err
+	case resp == nil:
+		closeBody(req)
+		return nil, fmt.Errorf("httpfutures: RoundTripper %T returned a nil *Response with a nil error", t.next)
+	case resp.Body == nil:
+		if resp.ContentLength > 0 && req.Method != http.MethodHead {
+			return nil, fmt.Errorf("httpfutures: RoundTripper %T returned a *Response with content length %d but a nil Body", t.next, resp.ContentLength)
+		}
+		resp.Body = http.NoBody
+	}
+	return resp, nil
+}

@@ -1,0 +1,126 @@
+package httpfutures_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/httpfutures/httpfutures"
+)
+
+// roundTripFunc is a RoundTripper written as a function: the callbacks these tests make misbehave.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// panickingLimiter is a Limiter whose Reserve panics.
+type panickingLimiter struct{}
+
+func (panickingLimiter) Reserve(context.Context, string, time.Time) (time.Time, error) {
+	panic("limiter broke")
+}
+
+// No callback can crash the process: a panic, or a nil response with a nil error, from any of
+// them fails only its Future, the worker lives on, and the request's body is closed once.
+func TestCallbacksCannotCrashTheProcess(t *testing.T) {
+	ts := newEchoServer(t)
+	panics := roundTripFunc(func(*http.Request) (*http.Response, error) { panic("round trip broke") })
+	nothing := roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, nil })
+	retryOnce := func(p httpfutures.RetryPolicy) httpfutures.RetryPolicy {
+		p.MaxRetries = 1
+		p.Backoff = func(time.Duration, time.Duration, int, *http.Response) time.Duration { return 0 }
+		return p
+	}
+	tests := []struct {
+		name      string
+		next      http.RoundTripper
+		opts      []httpfutures.Option
+		wantPanic any // the panic value; nil for an error that is not a panic
+		wantErr   string
+	}{
+		{name: "RoundTripper panics", next: panics, wantPanic: "round trip broke"},
+		{name: "RoundTripper returns nil, nil", next: nothing, wantErr: "nil *Response with a nil error"},
+		{name: "Limiter panics", opts: []httpfutures.Option{httpfutures.WithLimiter(panickingLimiter{})},
+			wantPanic: "limiter broke"},
+		{name: "CheckRetry panics", opts: []httpfutures.Option{httpfutures.WithRetry(retryOnce(httpfutures.RetryPolicy{
+			CheckRetry: func(context.Context, *http.Response, error) (bool, error) { panic("check broke") },
+		}))}, wantPanic: "check broke"},
+		{name: "Backoff panics", opts: []httpfutures.Option{httpfutures.WithRetry(httpfutures.RetryPolicy{
+			MaxRetries: 1,
+			CheckRetry: func(context.Context, *http.Response, error) (bool, error) { return true, nil },
+			Backoff:    func(time.Duration, time.Duration, int, *http.Response) time.Duration { panic("backoff broke") },
+		})}, wantPanic: "backoff broke"},
+		{name: "Request hook panics", opts: []httpfutures.Option{httpfutures.WithHooks(httpfutures.Hooks{
+			Request: func(*http.Request) { panic("request hook broke") },
+		})}, wantPanic: "request hook broke"},
+	}
+	for _, tt := range tests {
+		for _, kind := range []string{"transport", "session"} {
+			t.Run(tt.name+"/"+kind, func(t *testing.T) {
+				opts := append([]httpfutures.Option{httpfutures.WithWorkers(1)}, tt.opts...)
+				var start func(*http.Request) *httpfutures.Future
+				if kind == "transport" {
+					tr := newTransport(t, tt.next, opts...)
+					start = tr.StartRoundTrip
+				} else {
+					opts = append(opts, httpfutures.WithClient(&http.Client{Transport: tt.next}))
+					s := newSession(t, opts...)
+					start = s.Do
+				}
+				b := &countingBody{Reader: strings.NewReader("payload")}
+				var again *countingBody
+				req, err := http.NewRequest(http.MethodPut, ts.URL, b)
+				require.NoError(t, err)
+				req.GetBody = func() (io.ReadCloser, error) {
+					again = &countingBody{Reader: strings.NewReader("payload")}
+					return again, nil
+				}
+				_, err = start(req).Result()
+				require.Error(t, err)
+				if tt.wantPanic != nil {
+					var pe *httpfutures.PanicError
+					require.ErrorAs(t, err, &pe)
+					assert.Equal(t, tt.wantPanic, pe.Value)
+					assert.NotEmpty(t, pe.Stack)
+				} else {
+					assert.Contains(t, err.Error(), tt.wantErr)
+				}
+				assert.Equal(t, int32(1), b.closes.Load(), "the request body is closed once")
+				if again != nil {
+					assert.Equal(t, int32(1), again.closes.Load(), "the body made for a retry is closed once")
+				}
+			})
+		}
+	}
+}
+
+// After a callback panicked, the worker that ran it serves the next request.
+func TestWorkerLivesOnAfterAPanic(t *testing.T) {
+	ts := newEchoServer(t)
+	calls := 0
+	next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		calls++
+		if calls == 1 {
+			panic("first")
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})
+	tr := newTransport(t, next, httpfutures.WithWorkers(1))
+	_, err := tr.StartRoundTrip(get(t, ts.URL+"/1")).Result()
+	var pe *httpfutures.PanicError
+	require.ErrorAs(t, err, &pe)
+	resp, err := tr.StartRoundTrip(get(t, ts.URL+"/2")).Result()
+	require.NoError(t, err)
+	assert.Equal(t, "GET /2", body(t, resp))
+	st := tr.Stats()
+	assert.Equal(t, uint64(1), st.Failed)
+	assert.Equal(t, uint64(1), st.Completed)
+	require.Eventually(t, func() bool { return tr.Stats().InFlight == 0 }, 5*time.Second, time.Millisecond,
+		"the worker came back")
+}

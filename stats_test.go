@@ -1,0 +1,92 @@
+package httpfutures_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/httpfutures/httpfutures"
+)
+
+// A Scheduler's Stats add up the requests of every transport it runs, and HostStats tells a
+// host's default port by its scheme.
+func TestSchedulerStatsAddUp(t *testing.T) {
+	ok := newEchoServer(t)
+	sched := httpfutures.NewScheduler()
+	t.Cleanup(func() { sched.Close() })
+	a := newTransport(t, nil, httpfutures.WithScheduler(sched))
+	b := newTransport(t, nil, httpfutures.WithScheduler(sched), httpfutures.WithRetry(httpfutures.RetryPolicy{
+		MaxRetries: 1,
+		Backoff:    func(_, _ time.Duration, _ int, _ *http.Response) time.Duration { return 0 },
+	}))
+	_, err := a.StartRoundTrip(get(t, ok.URL)).Result()
+	require.NoError(t, err)
+	_, err = b.StartRoundTrip(get(t, "http://127.0.0.1:1/refused")).Result()
+	require.Error(t, err)
+	f := a.StartRoundTrip(get(t, ok.URL))
+	f.Cancel()
+	f.Result()
+	st := sched.Stats()
+	sa, sb := a.Stats(), b.Stats()
+	assert.Equal(t, sa.Completed+sb.Completed, st.Completed)
+	assert.Equal(t, sa.Failed+sb.Failed, st.Failed)
+	assert.Equal(t, sa.Canceled+sb.Canceled, st.Canceled)
+	assert.Equal(t, uint64(1), st.Retries)
+	assert.Equal(t, uint64(1), st.Failed)
+	assert.GreaterOrEqual(t, st.Completed+st.Canceled, uint64(2))
+}
+
+// HostStats tells a default port from the same number on another scheme: https://h.test:80 is
+// not http://h.test.
+func TestHostStatsKnowsTheScheme(t *testing.T) {
+	held := make(chan struct{})
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-held })
+	plain := httptest.NewServer(handler)
+	t.Cleanup(plain.Close)
+	secure := httptest.NewTLSServer(handler)
+	t.Cleanup(secure.Close)
+	t.Cleanup(func() {
+		select {
+		case <-held:
+		default:
+			close(held)
+		}
+	})
+	// Every name dials one of the two loopback servers: plain for http, TLS for https.
+	next := &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			if _, port, _ := net.SplitHostPort(addr); port == "80" && addr != "h.test:80" {
+				return d.DialContext(ctx, network, plain.Listener.Addr().String())
+			}
+			return d.DialContext(ctx, network, secure.Listener.Addr().String())
+		},
+	}
+	t.Cleanup(next.CloseIdleConnections)
+	// https://h.test:80 dials h.test:80, which the dialer sends to the TLS server; http://p.test
+	// dials p.test:80, sent to the plain one.
+	tr := newTransport(t, next)
+	f1 := tr.StartRoundTrip(get(t, "https://h.test:80/"))
+	f2 := tr.StartRoundTrip(get(t, "https://h.test:80/"))
+	f3 := tr.StartRoundTrip(get(t, "http://p.test/"))
+	require.Eventually(t, func() bool { return tr.Stats().InFlight == 3 }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, 2, tr.HostStats("h.test:80").InFlight, "an explicit :80 on https is part of the host")
+	assert.Equal(t, 0, tr.HostStats("h.test").InFlight, "https://h.test would be port 443")
+	assert.Equal(t, 2, tr.HostStats("https://h.test:80").InFlight, "a URL names its scheme")
+	assert.Equal(t, 1, tr.HostStats("p.test").InFlight)
+	assert.Equal(t, 1, tr.HostStats("p.test:80").InFlight, "the default port may be given")
+	assert.Equal(t, 1, tr.HostStats("http://p.test:80").InFlight)
+	close(held)
+	for _, f := range []*httpfutures.Future{f1, f2, f3} {
+		_, err := f.Result()
+		require.NoError(t, err)
+	}
+}

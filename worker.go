@@ -1,0 +1,285 @@
+package httpfutures
+
+import (
+	"context"
+	"time"
+)
+
+// The workers: the goroutines that take admitted requests and run them, and the slots they take
+// and give back.
+
+// A runner is what the Scheduler knows of a worker goroutine: the request it runs, for Close and
+// Shutdown to cancel. Each worker writes only its own, so that starting and ending a request
+// touches no other request's memory (a list of running requests would, on other cores).
+type runner struct {
+	f   *Future // nil between requests
+	idx int     // position in Scheduler.runners
+}
+
+// addRunnerLocked registers a worker goroutine. It requires s.mu held.
+func (s *Scheduler) addRunnerLocked() *runner {
+	r := &runner{idx: len(s.runners)}
+	s.runners = append(s.runners, r)
+	return r
+}
+
+// removeRunnerLocked forgets a worker goroutine that is ending. It requires s.mu held.
+func (s *Scheduler) removeRunnerLocked(r *runner) {
+	last := s.runners[len(s.runners)-1]
+	s.runners[r.idx], last.idx = last, r.idx
+	s.runners[len(s.runners)-1] = nil
+	s.runners = s.runners[:len(s.runners)-1]
+}
+
+// runningLocked appends the requests that workers are running to out: those of t, or all if t is
+// nil. It requires s.mu held.
+func (s *Scheduler) runningLocked(t *AsyncTransport, out []*Future) []*Future {
+	for _, r := range s.runners {
+		if r.f != nil && (t == nil || r.f.t == t) {
+			out = append(out, r.f)
+		}
+	}
+	return out
+}
+
+// An outcome is what an attempt leaves to the worker that ran it.
+type outcome struct {
+	slot  *host         // the host whose slot the attempt holds at its end; nil if none
+	kept  bool          // a streamed body keeps the slots, and gives them back when closed
+	retry bool          // the attempt failed and is to be tried again after wait
+	wait  time.Duration // how long the next attempt waits, if retry
+}
+
+// worker runs requests until the Scheduler closes.
+func (s *Scheduler) worker() {
+	defer s.wg.Done()
+	s.mu.Lock()
+	r := s.addRunnerLocked()
+	for {
+		f := s.takeLocked()
+		if f == nil {
+			s.removeRunnerLocked(r)
+			s.mu.Unlock()
+			return
+		}
+		r.f = f
+		s.mu.Unlock()
+		out := f.t.run(f)
+		if out.retry {
+			if err := s.requeue(f, out.wait); err != nil {
+				f.abort(err)
+			}
+		}
+		s.mu.Lock()
+		r.f = nil
+		if !out.kept {
+			s.releaseLocked(out.slot)
+		}
+		s.comeBackLocked(f)
+		f.t.tally.running--
+		f.t.tally.checkDrained()
+	}
+}
+
+// requeue puts the running f back for another attempt after wait, with no slot held meanwhile.
+// It fails with the error of a cancellation if f was stopped during the attempt, and with
+// ErrClosed if its transport was closed (under Shutdown, a running request's retries go on); f is
+// then done, to be aborted.
+func (s *Scheduler) requeue(f *Future, wait time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !f.state.CompareAndSwap(stateRunning, stateQueued) {
+		return stoppedError(f.state.Swap(stateDone))
+	}
+	if s.closed || f.t.tally.closeNow {
+		f.state.Store(stateDone) // before s.mu is released: no one may take it for queued
+		return ErrClosed
+	}
+	h := f.host
+	if h.idleIdx >= 0 {
+		s.idle.remove(h)
+	}
+	s.queued++
+	f.t.tally.queued++
+	s.watchLocked(f)
+	r := f.moreState()
+	r.due = s.now()
+	if wait <= 0 {
+		h.queue.push(f)
+		s.pushRingLocked(h)
+		s.wakeLocked()
+		return nil
+	}
+	r.due += instant(wait)
+	h.delayed++
+	s.delayed.push(f)
+	s.wakePacerLocked(s.at(r.due))
+	return nil
+}
+
+// takeLocked waits for a request that may start now, takes its slots, and returns it; nil once
+// the Scheduler is closed. It requires s.mu held, and releases it while waiting or reserving.
+func (s *Scheduler) takeLocked() *Future {
+	for {
+		if s.closed {
+			return nil
+		}
+		if s.inflight >= s.workers || s.ring.len() == 0 {
+			s.waiting++
+			s.cond.Wait()
+			s.waiting--
+			if s.waking > 0 {
+				s.waking--
+			}
+			continue
+		}
+		h := s.ring.pop()
+		h.inRing = false
+		if !s.takeableLocked(h) {
+			s.maybeIdleLocked(h)
+			continue
+		}
+		if s.paced(h) && !s.admitLocked(h) {
+			continue
+		}
+		f := h.queue.pop()
+		s.queued--
+		f.t.tally.queued--
+		f.t.tally.running++
+		s.takePoolSlotLocked()
+		s.takeHostSlotLocked(h)
+		if f.stop != nil {
+			f.stop()
+			f.stop = nil
+		}
+		f.state.Store(stateRunning)
+		s.pushRingLocked(h)
+		s.wakeLocked()
+		return f
+	}
+}
+
+// takePoolSlotLocked takes a slot of the pool. It requires s.mu held.
+func (s *Scheduler) takePoolSlotLocked() {
+	s.inflight++
+	if s.tracksFull && s.inflight == s.workers {
+		s.pool.fill(time.Now())
+	}
+}
+
+// takeHostSlotLocked takes a slot of h. It requires s.mu held.
+func (s *Scheduler) takeHostSlotLocked(h *host) {
+	h.inflight++
+	if s.tracksFull && h.inflight == s.hostLimit {
+		h.full.fill(time.Now())
+	}
+}
+
+// releaseLocked gives back a pool slot and, if h is not nil, a slot of h, and lets a waiting
+// worker use them. It requires s.mu held.
+func (s *Scheduler) releaseLocked(h *host) {
+	if s.inflight == s.workers && s.tracksFull {
+		s.pool.drain(time.Now())
+	}
+	s.inflight--
+	if h != nil {
+		s.releaseHostLocked(h)
+	}
+	s.wakeLocked()
+}
+
+// release is releaseLocked for callers that do not hold s.mu.
+func (s *Scheduler) release(h *host) {
+	s.mu.Lock()
+	s.releaseLocked(h)
+	s.mu.Unlock()
+}
+
+// releaseHostLocked gives back a slot of h: to the first redirect waiting for one, or to the
+// host's queue. It requires s.mu held.
+func (s *Scheduler) releaseHostLocked(h *host) {
+	if len(h.waiters) > 0 {
+		close(h.waiters[0]) // the slot passes to the redirect, still taken
+		h.waiters[0] = nil
+		h.waiters = h.waiters[1:]
+		return
+	}
+	if h.inflight == s.hostLimit && s.tracksFull {
+		s.hostsFull += h.full.drain(time.Now())
+	}
+	h.inflight--
+	s.pushRingLocked(h)
+	s.maybeIdleLocked(h)
+	s.wakeLocked()
+}
+
+// redirect moves the host slot of the running Session request f to the host named key, for a
+// redirect there. The worker keeps its place in the pool, and waits with it for the new host's
+// rate tokens and a slot of it: a redirect never waits behind the queue, and requests that
+// redirect never take more goroutines than the workers. Meanwhile f keeps its own host, on which
+// a retry would queue. It returns ctx.Err() if ctx ends first, f then holding no host slot.
+func (s *Scheduler) redirect(ctx context.Context, f *Future, key string) error {
+	m := f.moreState()
+	s.mu.Lock()
+	to := s.hostLocked(key, time.Now())
+	to.kept++ // while the redirect is on its way
+	if from := f.slotHost(); from != nil {
+		if from == f.host && !m.away {
+			m.away = true
+			f.host.kept++
+		}
+		s.releaseHostLocked(from)
+	}
+	m.moved, m.slot = true, nil
+	s.mu.Unlock()
+	err := s.redirectTokens(ctx, to)
+	if err == nil {
+		err = s.redirectSlot(ctx, to)
+	}
+	s.mu.Lock()
+	to.kept--
+	if err == nil {
+		m.slot = to
+	}
+	s.maybeIdleLocked(to)
+	s.mu.Unlock()
+	return err
+}
+
+// comeBackLocked ends what redirect kept for f, whose attempt has ended. It requires s.mu held.
+func (s *Scheduler) comeBackLocked(f *Future) {
+	if m := f.more; m != nil && m.away {
+		m.away = false
+		f.host.kept--
+		s.maybeIdleLocked(f.host)
+	}
+}
+
+// redirectSlot takes a slot of h for a redirect, waiting for one if every slot is taken: a slot
+// freed passes to the waiting redirects first, in the order they came.
+func (s *Scheduler) redirectSlot(ctx context.Context, h *host) error {
+	s.mu.Lock()
+	if s.hostSlotFreeLocked(h) {
+		s.takeHostSlotLocked(h)
+		s.mu.Unlock()
+		return nil
+	}
+	ready := make(chan struct{})
+	h.waiters = append(h.waiters, ready)
+	s.mu.Unlock()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, w := range h.waiters {
+		if w == ready {
+			h.waiters = append(h.waiters[:i], h.waiters[i+1:]...)
+			return ctx.Err()
+		}
+	}
+	s.releaseHostLocked(h) // handed a slot as ctx ended: give it on
+	return ctx.Err()
+}
