@@ -76,5 +76,18 @@
 //
 // A Scheduler owns every goroutine it starts (its workers and a pacer), from the first request;
 // Close returns when they have all stopped. Close an AsyncTransport or Session when done with
-// it. Hooks run in the workers and must not wait on other requests of the same Scheduler.
+// it. Close and Shutdown follow http.Server: Close stops at once (queued requests fail with
+// ErrClosed unsent, running ones are canceled and fail with an error matching ErrClosed and
+// context.Canceled), Shutdown lets queued and running requests finish, and does what Close does
+// if its context ends first. A Session's redirects are followed by the worker that ran the
+// request, waiting for the new host's rate token and slot, so the workers bound the goroutines
+// and the round trips however many requests redirect.
+//
+// No callback can crash the process: a panic in a hook, the next RoundTripper, a Limiter, or a
+// redirect or retry policy fails only its Future, with a *PanicError. Hooks run in the workers
+// and must not wait on other requests of the same Scheduler; a hook that waits should wait on
+// its request's context, which Cancel and Close end.
+//
+// The zero Session, AsyncTransport and Scheduler are ready to use, with the defaults; the zero
+// Future is resolved with ErrInvalidRequest.
 package httpfutures

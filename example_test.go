@@ -318,8 +318,8 @@ func Example_tieInformation() {
 }
 
 // Close cancels the requests still queued when their responses are no longer needed: they fail
-// with ErrClosed without being sent. Requests already running finish first. Python's with
-// statement is a deferred Close in Go.
+// with ErrClosed without being sent. Requests already running are canceled (Shutdown would let
+// them finish). Python's with statement is a deferred Close in Go.
 func ExampleSession_Close() {
 	ts := newHTTPBin()
 	defer ts.Close()
@@ -520,7 +520,7 @@ func ExampleGetJSON() {
 	defer session.Close()
 
 	type response struct {
-		Args map[string]string `json:"args"`
+		Args map[string]any `json:"args"` // httpbin gives a string, or a list for a repeated key
 	}
 	urls := []string{
 		ts.URL + "/get?id=1",

@@ -15,10 +15,10 @@ type host struct {
 
 	// Its requests.
 	queue    hostQueue
-	inflight int             // host slots taken
-	delayed  int             // requests waiting to be tried again: they keep the host
-	kept     int             // redirects on their way to it, and running requests redirected away: they keep it too
-	waiters  []chan struct{} // redirects waiting for a slot, first first; handed one as it frees
+	inflight int        // host slots taken
+	delayed  int        // requests waiting to be tried again: they keep the host
+	kept     int        // redirects on their way to it, and running requests redirected away: they keep it too
+	waiters  *slotQueue // redirects waiting for a slot, handed one as it frees; nil if none
 
 	// Its pace: the host's own rate limit, and what the server asked for.
 	limiter  *RateLimiter // WithHostRateLimit; nil if none
@@ -79,7 +79,57 @@ func (s *Scheduler) takeableLocked(h *host) bool {
 
 // hostSlotFreeLocked reports whether h has a slot that no redirect waits for.
 func (s *Scheduler) hostSlotFreeLocked(h *host) bool {
-	return s.hostLimit == 0 || h.inflight < s.hostLimit && len(h.waiters) == 0
+	return s.hostLimit == 0 || h.inflight < s.hostLimit && h.waiters == nil
+}
+
+// A slotQueue is the redirects waiting for a host's slot, first first: a channel each, closed
+// when it is handed one. It is made for a host only while some wait, to keep the host small.
+type slotQueue struct{ waiting []chan struct{} }
+
+// pushWaiterLocked queues a redirect for a slot of h, and returns the channel closed when it has
+// one. It requires s.mu held.
+func (h *host) pushWaiterLocked() chan struct{} {
+	if h.waiters == nil {
+		h.waiters = &slotQueue{}
+	}
+	ready := make(chan struct{})
+	h.waiters.waiting = append(h.waiters.waiting, ready)
+	return ready
+}
+
+// handSlotLocked passes a slot of h to the first waiting redirect, if any, and reports whether it
+// did. It requires s.mu held.
+func (h *host) handSlotLocked() bool {
+	if h.waiters == nil {
+		return false
+	}
+	q := h.waiters
+	close(q.waiting[0])
+	q.waiting[0] = nil
+	q.waiting = q.waiting[1:]
+	if len(q.waiting) == 0 {
+		h.waiters = nil
+	}
+	return true
+}
+
+// dropWaiterLocked takes ready out of h's waiting redirects, and reports whether it was still
+// there (not yet handed a slot). It requires s.mu held.
+func (h *host) dropWaiterLocked(ready chan struct{}) bool {
+	if h.waiters == nil {
+		return false
+	}
+	q := h.waiters
+	for i, w := range q.waiting {
+		if w == ready {
+			q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
+			if len(q.waiting) == 0 {
+				h.waiters = nil
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // pushRingLocked puts h in the round-robin if a worker may serve it. It requires s.mu held.

@@ -180,3 +180,32 @@ func TestRedirectRespectsTheRateLimit(t *testing.T) {
 	assert.GreaterOrEqual(t, time.Since(start), 19*20*time.Millisecond*9/10, "every hop took a token")
 	assert.Len(t, stamps, 10)
 }
+
+// A redirect waiting for a slot of a busy host is stopped by Close, and gives back nothing it
+// did not take: the host's slot serves the next request.
+func TestCloseStopsARedirectWaitingForASlot(t *testing.T) {
+	tsB, g := newGateServer(t)
+	tsA := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, tsB.URL+"/after-redirect", http.StatusFound)
+	}))
+	t.Cleanup(tsA.Close)
+	sched := httpfutures.NewScheduler(httpfutures.WithWorkers(4), httpfutures.WithHostLimit(1))
+	t.Cleanup(func() { sched.Close() })
+	holder := newSession(t, httpfutures.WithScheduler(sched))
+	held := holder.Get(tsB.URL + "/held") // takes host B's only slot
+	<-g.arrived
+	s := httpfutures.NewSession(httpfutures.WithScheduler(sched))
+	waiting := s.Get(tsA.URL + "/start")
+	require.Eventually(t, func() bool { return sched.Stats().InFlight == 2 },
+		5*time.Second, time.Millisecond, "the redirect waits for host B, holding its worker")
+	require.NoError(t, s.Close())
+	assertClosedRunning(t, waiting)
+	g.open()
+	_, err := held.Result()
+	require.NoError(t, err)
+	resp, err := holder.Get(tsB.URL + "/next").Result()
+	require.NoError(t, err, "host B's slot is free again")
+	assert.Equal(t, "/next", body(t, resp))
+	assert.Eventually(t, func() bool { return holder.HostStats(tsB.Listener.Addr().String()).InFlight == 0 },
+		5*time.Second, time.Millisecond)
+}

@@ -198,11 +198,8 @@ func (s *Scheduler) release(h *host) {
 // releaseHostLocked gives back a slot of h: to the first redirect waiting for one, or to the
 // host's queue. It requires s.mu held.
 func (s *Scheduler) releaseHostLocked(h *host) {
-	if len(h.waiters) > 0 {
-		close(h.waiters[0]) // the slot passes to the redirect, still taken
-		h.waiters[0] = nil
-		h.waiters = h.waiters[1:]
-		return
+	if h.handSlotLocked() {
+		return // the slot passes to the redirect, still taken
 	}
 	if h.inflight == s.hostLimit && s.tracksFull {
 		s.hostsFull += h.full.drain(time.Now())
@@ -264,8 +261,7 @@ func (s *Scheduler) redirectSlot(ctx context.Context, h *host) error {
 		s.mu.Unlock()
 		return nil
 	}
-	ready := make(chan struct{})
-	h.waiters = append(h.waiters, ready)
+	ready := h.pushWaiterLocked()
 	s.mu.Unlock()
 	select {
 	case <-ready:
@@ -274,12 +270,8 @@ func (s *Scheduler) redirectSlot(ctx context.Context, h *host) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, w := range h.waiters {
-		if w == ready {
-			h.waiters = append(h.waiters[:i], h.waiters[i+1:]...)
-			return ctx.Err()
-		}
+	if !h.dropWaiterLocked(ready) {
+		s.releaseHostLocked(h) // handed a slot as ctx ended: give it on
 	}
-	s.releaseHostLocked(h) // handed a slot as ctx ended: give it on
 	return ctx.Err()
 }
