@@ -307,6 +307,9 @@ type tally struct {
 	drainedClosed bool
 }
 
+// register makes the record of a new transport t.
+func (s *Scheduler) register(t *AsyncTransport) { t.tally.drained = make(chan struct{}) }
+
 // checkDrained closes drained once the transport is closing and idle.
 func (tl *tally) checkDrained() {
 	if tl.closing && !tl.drainedClosed && tl.queued == 0 && tl.running == 0 && tl.aborting == 0 {

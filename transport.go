@@ -84,13 +84,13 @@ func (t *AsyncTransport) init() {
 func (t *AsyncTransport) setup(next http.RoundTripper, c *config) {
 	t.next, t.sched = next, c.scheduler
 	t.maxBody, t.stream = c.maxBodySize, c.stream
-	t.tally.drained = make(chan struct{})
 	if t.sched == nil {
 		t.sched, t.ownSched = &Scheduler{}, true
 		t.sched.init(c)
 	} else {
 		t.sched.init(nil)
 	}
+	t.sched.register(t)
 	if c.retry != nil {
 		t.retry = newRetrier(*c.retry)
 	}
