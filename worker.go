@@ -65,29 +65,36 @@ func (s *Scheduler) worker() {
 		r.f = f
 		s.mu.Unlock()
 		out := f.t.run(f)
-		if out.retry {
-			if err := s.requeue(f, out.wait); err != nil {
-				f.abort(err)
-			}
-		}
 		s.mu.Lock()
 		r.f = nil
-		if !out.kept {
-			s.releaseLocked(out.slot)
-		}
-		s.comeBackLocked(f)
-		f.t.tally.running--
-		f.t.tally.checkDrained()
+		s.endLocked(f, out)
 	}
 }
 
-// requeue puts the running f back for another attempt after wait, with no slot held meanwhile.
-// It fails with the error of a cancellation if f was stopped during the attempt, and with
-// ErrClosed if its transport was closed (under Shutdown, a running request's retries go on); f is
-// then done, to be aborted.
-func (s *Scheduler) requeue(f *Future, wait time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// endLocked ends the attempt of f that left out: the slots it holds go back (unless a streamed
+// body keeps them), and it is queued again if it is to be retried. It requires s.mu held, and
+// releases it while resolving a retry that cannot be.
+func (s *Scheduler) endLocked(f *Future, out outcome) {
+	s.comeBackLocked(f) // first: once queued again, another worker may run f
+	if !out.kept {
+		s.releaseLocked(out.slot)
+	}
+	if out.retry {
+		if err := s.requeueLocked(f, out.wait); err != nil {
+			s.mu.Unlock()
+			f.abort(err) // still counted as running: Close and Shutdown wait for it
+			s.mu.Lock()
+		}
+	}
+	f.t.tally.running--
+	f.t.tally.checkDrained()
+}
+
+// requeueLocked puts the running f back for another attempt after wait, with no slot held
+// meanwhile. It fails with the error of a cancellation if f was stopped during the attempt, and
+// with ErrClosed if its transport was closed (under Shutdown, a running request's retries go on);
+// f is then done, to be aborted. It requires s.mu held.
+func (s *Scheduler) requeueLocked(f *Future, wait time.Duration) error {
 	if !f.state.CompareAndSwap(stateRunning, stateQueued) {
 		return stoppedError(f.state.Swap(stateDone))
 	}
