@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -161,13 +160,7 @@ func TestCloseLeavesHandedBodiesReadable(t *testing.T) {
 	for _, stop := range []string{"Close", "Shutdown"} {
 		t.Run(stop, func(t *testing.T) {
 			more := make(chan struct{})
-			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, "head ")
-				w.(http.Flusher).Flush()
-				<-more
-				io.WriteString(w, "tail")
-			}))
-			t.Cleanup(ts.Close)
+			ts := newHeadThenTail(t, more)
 			tr := httpfutures.NewTransport(nil, httpfutures.WithStreaming(true))
 			resp, err := tr.StartRoundTrip(get(t, ts.URL)).Result()
 			require.NoError(t, err)

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -93,4 +95,41 @@ func body(t testing.TB, resp *http.Response) string {
 	require.NoError(t, err)
 	require.NoError(t, resp.Body.Close())
 	return string(b)
+}
+
+// newRedirectChain starts a server on which /r/N redirects to /r/N-1, and /r/0 answers
+// "landed". It counts the requests it serves in hits, if not nil.
+func newRedirectChain(t testing.TB, hits *atomic.Int64) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits != nil {
+			hits.Add(1)
+		}
+		n, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/r/"))
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		if n > 0 {
+			http.Redirect(w, r, fmt.Sprintf("/r/%d", n-1), http.StatusFound)
+			return
+		}
+		io.WriteString(w, "landed")
+	}))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// newHeadThenTail starts a server that writes "head ", flushes, and writes "tail" once more is
+// closed.
+func newHeadThenTail(t testing.TB, more <-chan struct{}) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "head ")
+		w.(http.Flusher).Flush()
+		<-more
+		io.WriteString(w, "tail")
+	}))
+	t.Cleanup(ts.Close)
+	return ts
 }

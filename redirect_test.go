@@ -2,13 +2,10 @@ package httpfutures_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,23 +88,11 @@ func TestRedirectsStayInThePool(t *testing.T) {
 
 // Eight workers and a hundred requests redirecting five times each finish, every hop counted.
 func TestRedirectChainsFinish(t *testing.T) {
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/hop/"))
-		if err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		if n > 0 {
-			http.Redirect(w, r, fmt.Sprintf("/hop/%d", n-1), http.StatusFound)
-			return
-		}
-		io.WriteString(w, "landed")
-	}))
-	t.Cleanup(ts.Close)
+	ts := newRedirectChain(t, nil)
 	s := newSession(t, httpfutures.WithWorkers(8))
 	fs := make([]*httpfutures.Future, 100)
 	for i := range fs {
-		fs[i] = s.Get(ts.URL + "/hop/5")
+		fs[i] = s.Get(ts.URL + "/r/5")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -115,7 +100,7 @@ func TestRedirectChainsFinish(t *testing.T) {
 	for _, f := range fs {
 		resp, err := f.Result()
 		require.NoError(t, err)
-		assert.Equal(t, "/hop/0", resp.Request.URL.Path)
+		assert.Equal(t, "/r/0", resp.Request.URL.Path)
 		assert.Equal(t, "landed", body(t, resp))
 	}
 	st := s.Stats()

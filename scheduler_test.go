@@ -9,8 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -328,20 +326,7 @@ func TestCancelManyQueued(t *testing.T) {
 
 func TestRedirectsNeverDeadlockThePool(t *testing.T) {
 	var hits atomic.Int64
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		n, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/r/"))
-		if err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		if n > 0 {
-			http.Redirect(w, r, fmt.Sprintf("/r/%d", n-1), http.StatusFound)
-			return
-		}
-		io.WriteString(w, "landed")
-	}))
-	t.Cleanup(ts.Close)
+	ts := newRedirectChain(t, &hits)
 
 	tests := []struct {
 		name      string

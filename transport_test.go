@@ -81,13 +81,7 @@ func TestRoundTripIsScheduled(t *testing.T) {
 
 func TestRoundTripStreamsTheBody(t *testing.T) {
 	release := make(chan struct{})
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "head ")
-		w.(http.Flusher).Flush()
-		<-release
-		io.WriteString(w, "tail")
-	}))
-	t.Cleanup(ts.Close)
+	ts := newHeadThenTail(t, release)
 	tr := newTransport(t, nil)
 
 	resp, err := tr.RoundTrip(get(t, ts.URL))
