@@ -89,7 +89,7 @@ type serviceLimit struct {
 // Integer, pk not a Byte Sequence) is left out and the others kept. Unknown parameters are
 // ignored, as the draft asks.
 func parseRateLimitPolicy(hdr http.Header) []quotaPolicy {
-	list := parseList(hdr, "RateLimit-Policy")
+	list, _ := parseList(hdr, "RateLimit-Policy")
 	var policies []quotaPolicy
 	for _, m := range list {
 		if p, ok := quotaPolicyOf(m); ok {
@@ -137,12 +137,8 @@ func quotaPolicyOf(m httpsfv.Member) (quotaPolicy, bool) {
 // not a Byte Sequence) voids the whole field: ok is false. A field that is absent is not ok
 // either.
 func parseServiceLimits(hdr http.Header) (limits []serviceLimit, ok bool) {
-	lines := hdr.Values("RateLimit")
-	if len(lines) == 0 {
-		return nil, false
-	}
-	list, err := httpsfv.UnmarshalList(lines)
-	if err != nil {
+	list, ok := parseList(hdr, "RateLimit")
+	if !ok {
 		return nil, false
 	}
 	limits = make([]serviceLimit, 0, len(list))
@@ -189,9 +185,10 @@ func serviceLimitOf(m httpsfv.Member) (serviceLimit, bool) {
 // drive a request pace are the ones whose policy counts requests, with a reset t. An item's unit
 // is that of the RateLimit-Policy item of the same name (names compared without regard to case,
 // and whether sent as a String or a Token); without one, the draft's default, requests. An item
-// of a policy counting content bytes or concurrent requests says nothing about how many
-// requests may be sent per second, and is passed over; one without t gives no time to spread
-// its remaining requests over, and is passed over too. Of those left, the most restrictive
+// of a policy counting anything else (content bytes, concurrent requests, a unit this package
+// does not know) says nothing about how many requests may be sent per second, and is passed
+// over; one without t gives no time to spread its remaining requests over, and is passed over
+// too. Of those left, the most restrictive
 // wins: an exhausted quota (r=0) with the longest reset, else the fewest requests per second.
 // Partition keys are not compared: every item of a response is about the partition of its
 // request.
@@ -265,18 +262,15 @@ func parseConcurrencyPolicy(hdr http.Header) (limit int, ok bool) {
 	return limit, ok
 }
 
-// parseList parses the field lines of hdr named name as one Structured Field list; nil if there
-// are none or they are malformed.
-func parseList(hdr http.Header, name string) httpsfv.List {
+// parseList parses the field lines of hdr named name as one Structured Field list, the lines
+// joined as RFC 9651 says. It is not ok if there are none or they are malformed.
+func parseList(hdr http.Header, name string) (httpsfv.List, bool) {
 	lines := hdr.Values(name)
 	if len(lines) == 0 {
-		return nil
+		return nil, false
 	}
 	list, err := httpsfv.UnmarshalList(lines)
-	if err != nil {
-		return nil
-	}
-	return list
+	return list, err == nil
 }
 
 // integerField parses the field lines of hdr named name as one Structured Field item holding a

@@ -5,10 +5,13 @@ import (
 	"math"
 	"net/http"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"golang.org/x/time/rate"
 
 	"github.com/httpfutures/httpfutures"
 )
@@ -230,6 +233,53 @@ func TestParseConcurrencyPolicy(t *testing.T) {
 			limit, ok := httpfutures.ParseConcurrencyPolicy(tt.header)
 			assert.Equal(t, tt.ok, ok)
 			assert.Equal(t, tt.limit, limit)
+		})
+	}
+}
+
+// TestBackpressureFollowsTheDraft checks, through a transport, that the host is paced by what the
+// RateLimit fields mean, not by what a field-by-field reading finds in them.
+func TestBackpressureFollowsTheDraft(t *testing.T) {
+	tests := []struct {
+		name   string
+		header http.Header
+		pace   rate.Limit      // HostStats.Pace once the response is in
+		pause  time.Duration   // HostStats.PausedUntil then, from t0
+		a      []time.Duration // when a.test's next three requests are sent
+	}{
+		{"a policy name holding a comma", headerOf("RateLimit", `"a,b";r=4;t=8`),
+			0.5, 0, evenly(3, 2*time.Second, 2*time.Second)},
+		{"a trailing comma voids the field", headerOf("RateLimit", `"default";r=0;t=3,`),
+			0, 0, evenly(3, 0, 0)},
+		{"an exhausted policy counting requests pauses", headerOf(
+			"RateLimit-Policy", `"default";q=10;qu="requests";w=3`,
+			"RateLimit", `"default";r=0;t=3`),
+			0, 3 * time.Second, evenly(3, 3*time.Second, 0)},
+		{"an exhausted policy counting content bytes does not", headerOf(
+			"RateLimit-Policy", `"bytes";q=65535;qu="content-bytes";w=3`,
+			"RateLimit", `"bytes";r=0;t=3`),
+			0, 0, evenly(3, 0, 0)},
+		{"nor one counting concurrent requests", headerOf(
+			"RateLimit-Policy", `"conc";q=2;qu="concurrent-requests"`,
+			"RateLimit", `"conc";r=0;t=3`),
+			0, 0, evenly(3, 0, 0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				bp := &backpressure{first: func(time.Time) *http.Response {
+					return memResponse(http.StatusOK, tt.header.Clone())
+				}}
+				bp.run(t)
+				assert.Equal(t, tt.pace, bp.host.Pace)
+				if tt.pause > 0 {
+					assert.Equal(t, bp.t0.Add(tt.pause), bp.host.PausedUntil)
+				} else {
+					assert.Zero(t, bp.host.PausedUntil)
+				}
+				assert.Equal(t, tt.a, bp.a)
+				assert.Equal(t, []time.Duration{0}, bp.b, "b.test keeps its own pace")
+			})
 		})
 	}
 }
