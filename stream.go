@@ -9,29 +9,35 @@ import (
 
 // Stream starts the requests that reqs yields, keeping at most window of them outstanding, and
 // yields their Futures as they resolve, in the order they resolve: the way to fan out a large
-// number of requests. A window of 0 means twice the Scheduler's workers, enough to keep every
-// worker busy while the caller's loop body runs; a negative window panics.
+// number of requests. A window of 0 means twice the Scheduler's workers, which keeps every
+// worker busy while the loop body runs; a negative window panics.
 //
-// Stream pulls the next request only while fewer than window are outstanding (started and not yet
-// yielded), so memory is bounded by the window, not by how many requests reqs holds, and a Future
-// is dropped by Stream once yielded. Each request pulled is yielded exactly once, unless the loop
-// stops early. Invalid requests, nil ones included, are yielded as Futures failed with
-// ErrInvalidRequest, as StartRoundTrip returns them; so are those of GetRequests whose URL does
-// not parse.
+// Stream pulls a request only while fewer than window are outstanding (started and not yet
+// yielded). Once the window is full, it yields the Futures as they resolve and pulls again when
+// half the window has room, or as soon as fewer requests than the workers would be outstanding:
+// the requests go in batches, which costs fewer wake-ups than refilling the window one request at
+// a time. Memory is bounded by the window, not by how many requests reqs holds: Stream keeps no
+// Future it has yielded. Each request pulled is yielded exactly once, unless the loop stops
+// early. Invalid requests, nil ones included, are yielded as Futures failed with
+// ErrInvalidRequest, as StartRoundTrip makes them; so are those of GetRequests whose URL did not
+// parse.
 //
 // When the loop stops early (break, return, or a panic in its body), Stream stops pulling,
 // cancels the requests outstanding (see Future.Cancel) and returns once they have resolved. When
 // ctx ends, Stream stops pulling and cancels the requests outstanding too, but goes on yielding
-// them as they resolve: those it stopped fail with context.Canceled, and ctx.Err() tells why. ctx
-// governs the stream, not the requests: a request's own context still applies to it, and Stream
-// neither copies a request nor changes its context. A panic in reqs is the caller's: it goes on
-// up through the loop, after the requests outstanding have been canceled and have resolved.
+// them as they resolve: those it stopped fail with context.Canceled, and ctx.Err() tells why.
+// ctx governs the stream, and through it the requests that the stream has started; a request's
+// own context still applies to it, and Stream does not change it. A panic in reqs is the
+// caller's: it goes on up through the loop, once the requests outstanding have been canceled and
+// have resolved.
 //
-// Stream starts no goroutine: reqs runs in the caller's goroutine, between the loop's iterations,
-// and the Futures that resolve while reqs blocks wait for it to yield before they are yielded;
-// an iterator that may block should watch ctx itself.
+// Stream starts no goroutine: reqs runs in the caller's goroutine, between the loop's
+// iterations, so that Futures that resolve while reqs blocks are yielded once it returns; an
+// iterator that may block should watch ctx itself. Streaming costs a map entry and a channel
+// send per request beside the request's own cost; see the package documentation.
 func (t *AsyncTransport) Stream(ctx context.Context, reqs iter.Seq[*http.Request], window int) iter.Seq[*Future] {
-	return streamCompleted(ctx, reqs, t.window(window), t.start1, identity)
+	w := t.window(window)
+	return streamCompleted(ctx, reqs, w, t.refill(w), t.start1, identity)
 }
 
 // StreamOrdered is like Stream but yields the Futures in the order their requests were pulled,
@@ -46,7 +52,8 @@ func (t *AsyncTransport) StreamOrdered(ctx context.Context, reqs iter.Seq[*http.
 // wrapped client, with its redirects, cookie jar and timeout. A window of 0 means twice the
 // workers.
 func (s *Session) Stream(ctx context.Context, reqs iter.Seq[*http.Request], window int) iter.Seq[*Future] {
-	return streamCompleted(ctx, reqs, s.t.window(window), s.do1, identity)
+	w := s.t.window(window)
+	return streamCompleted(ctx, reqs, w, s.t.refill(w), s.do1, identity)
 }
 
 // StreamOrdered is AsyncTransport.StreamOrdered for the Session: each request runs as Do runs it.
@@ -70,7 +77,8 @@ func StreamDecode[T any](ctx context.Context, s *Session, reqs iter.Seq[*http.Re
 		}
 		return Decode(s, req, decode)
 	}
-	return streamCompleted(ctx, reqs, s.t.window(window), start, typedFuture[T])
+	w := s.t.window(window)
+	return streamCompleted(ctx, reqs, w, s.t.refill(w), start, typedFuture[T])
 }
 
 func typedFuture[T any](t *Typed[T]) *Future { return t.Future }
@@ -138,9 +146,18 @@ func (t *AsyncTransport) window(n int) int {
 	return n
 }
 
+// refill returns how few requests of a full window must be outstanding before a stream in
+// completion order pulls again: half the window, but never fewer than the workers can run (nor
+// fewer than window-1), so that the workers never wait for the stream. Pulling in batches wakes
+// the stream's goroutine less often than refilling the window one request at a time.
+func (t *AsyncTransport) refill(window int) int {
+	return max(window/2, min(window-1, t.sched.workers))
+}
+
 // streamCompleted is Stream for any kind of Future: start starts a request, future tells the
-// Future of what it returned.
-func streamCompleted[E any](ctx context.Context, reqs iter.Seq[*http.Request], window int, start func(*http.Request) E, future func(E) *Future) iter.Seq[E] {
+// Future of what it returned. Once the window is full, it pulls again when no more than refill
+// are outstanding.
+func streamCompleted[E any](ctx context.Context, reqs iter.Seq[*http.Request], window, refill int, start func(*http.Request) E, future func(E) *Future) iter.Seq[E] {
 	return func(yield func(E) bool) {
 		if reqs == nil || ctx.Err() != nil {
 			return
@@ -150,30 +167,35 @@ func streamCompleted[E any](ctx context.Context, reqs iter.Seq[*http.Request], w
 			out: make(map[*Future]E, window),
 		}
 		defer w.stop() // on every path: a break, a panic in reqs or in the loop body
+	pull:
 		for req := range reqs {
 			e := start(req)
 			f := future(e)
 			w.out[f] = e
 			f.notify(w.ch)
-			// Yield what has resolved, and wait while the window is full.
-			for len(w.out) > 0 {
-				var f *Future
-				if len(w.out) < window {
+			if len(w.out) < window {
+				// Yield what has resolved, without waiting.
+				for more := true; more; {
 					select {
-					case f = <-w.ch:
+					case f := <-w.ch:
+						if !yield(w.take(f)) {
+							return
+						}
 					default:
+						more = false
 					}
-				} else {
+				}
+			} else {
+				// The window is full: yield as they resolve until it has room enough.
+				for len(w.out) > refill {
 					select {
-					case f = <-w.ch:
+					case f := <-w.ch:
+						if !yield(w.take(f)) {
+							return
+						}
 					case <-ctx.Done():
+						break pull
 					}
-				}
-				if f == nil {
-					break
-				}
-				if !yield(w.take(f)) {
-					return
 				}
 			}
 			if ctx.Err() != nil {

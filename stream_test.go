@@ -158,19 +158,21 @@ func TestStreamBreakCancelsWhatIsOutstanding(t *testing.T) {
 			ts := newHangServer(t)
 			st := newStreamer()
 			var p pulled
-			yielded := 0
+			yielded, atBreak := 0, 0
 			for f := range st.stream(context.Background(), p.requests(t, ts.URL, 100), 8) {
 				yielded++
 				_, err := f.Result()
 				require.NoError(t, err)
+				atBreak = p.n
 				break
 			}
 			assert.Equal(t, 1, yielded)
-			assert.Equal(t, 8, p.n, "no request pulled beyond the window")
+			assert.Equal(t, atBreak, p.n, "no request pulled after the break")
+			assert.LessOrEqual(t, p.n, 8, "no request pulled beyond the window")
 			stats := st.stats()
 			assert.Zero(t, stats.InFlight+stats.Queued, "Stream returned before the canceled requests resolved")
 			assert.Equal(t, uint64(1), stats.Completed)
-			assert.Equal(t, uint64(7), stats.Canceled)
+			assert.Equal(t, uint64(p.n-1), stats.Canceled, "every request pulled but /0")
 		})
 	}
 }
@@ -183,13 +185,14 @@ func TestStreamContextEndCancelsWhatIsOutstanding(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var p pulled
-			var ok, canceled int
+			var ok, canceled, atCancel int
 			for f := range st.stream(ctx, p.requests(t, ts.URL, 100), 8) {
 				p.seen++
 				resp, err := f.Result()
 				if err == nil {
 					assert.Equal(t, "/0", body(t, resp))
 					ok++
+					atCancel = p.n
 					cancel() // the others hang: only the end of ctx stops them
 					continue
 				}
@@ -197,11 +200,12 @@ func TestStreamContextEndCancelsWhatIsOutstanding(t *testing.T) {
 				canceled++
 			}
 			assert.Equal(t, 1, ok)
-			assert.Equal(t, 7, canceled, "each request pulled is yielded, canceled")
-			assert.Equal(t, 8, p.n, "no request pulled once ctx ended")
+			assert.Equal(t, atCancel, p.n, "no request pulled once ctx ended")
+			assert.Equal(t, p.n-1, canceled, "each request pulled is yielded, canceled")
+			assert.LessOrEqual(t, p.n, 8, "no request pulled beyond the window")
 			stats := st.stats()
 			assert.Zero(t, stats.InFlight+stats.Queued)
-			assert.Equal(t, uint64(7), stats.Canceled)
+			assert.Equal(t, uint64(p.n-1), stats.Canceled)
 		})
 	}
 }
