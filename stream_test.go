@@ -342,58 +342,104 @@ func TestStreamNilIteratorYieldsNothing(t *testing.T) {
 	}
 }
 
-// delayServer answers /N after N milliseconds, with N.
-func newDelayServer(t *testing.T) *httptest.Server {
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, err := strconv.Atoi(r.URL.Path[1:])
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		time.Sleep(time.Duration(n) * time.Millisecond)
-		io.WriteString(w, strconv.Itoa(n))
-	}))
-	t.Cleanup(ts.Close)
-	return ts
+// orderServer holds each request to /N until release(N), and reports each arrival.
+type orderServer struct {
+	*httptest.Server
+	arrived  chan struct{}
+	answered chan struct{}
+	gates    []chan struct{}
 }
 
-func TestStreamOrder(t *testing.T) {
-	ts := newDelayServer(t)
-	delays := []string{"40", "30", "20", "10", "0"} // the first is the slowest
-	reqs := func(yield func(*http.Request) bool) {
-		for _, d := range delays {
-			if !yield(get(t, ts.URL+"/"+d)) {
+func newOrderServer(t *testing.T, n int) *orderServer {
+	s := &orderServer{arrived: make(chan struct{}, n), answered: make(chan struct{}, n), gates: make([]chan struct{}, n)}
+	for i := range s.gates {
+		s.gates[i] = make(chan struct{})
+	}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i, err := strconv.Atoi(r.URL.Path[1:])
+		if err != nil || i < 0 || i >= n {
+			http.NotFound(w, r)
+			return
+		}
+		s.arrived <- struct{}{}
+		select {
+		case <-s.gates[i]:
+		case <-r.Context().Done():
+		}
+		io.WriteString(w, r.URL.Path[1:])
+		s.answered <- struct{}{}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *orderServer) release(i int) { close(s.gates[i]) }
+
+// awaitAll waits until every request has arrived.
+func (s *orderServer) awaitAll() {
+	for range s.gates {
+		<-s.arrived
+	}
+}
+
+func TestStreamYieldsInCompletionOrder(t *testing.T) {
+	const n = 5
+	completion := []int{3, 1, 4, 0, 2}
+	ts := newOrderServer(t, n)
+	s := newSession(t, httpfutures.WithWorkers(n))
+	// Once all have arrived, the server answers one, and the next each time the loop has seen the
+	// one before: only one can resolve at a time, in this order.
+	next := make(chan struct{})
+	go func() {
+		ts.awaitAll()
+		for _, i := range completion {
+			ts.release(i)
+			if _, ok := <-next; !ok {
 				return
 			}
 		}
+	}()
+	var p pulled
+	var got []string
+	for f := range s.Stream(context.Background(), p.requests(t, ts.URL, n), n) {
+		resp, err := f.Result()
+		require.NoError(t, err)
+		got = append(got, body(t, resp))
+		next <- struct{}{}
 	}
-	tests := []struct {
-		name   string
-		stream func(s *httpfutures.Session) iter.Seq[*httpfutures.Future]
-		want   []string
-	}{
-		{"completion", func(s *httpfutures.Session) iter.Seq[*httpfutures.Future] {
-			return s.Stream(context.Background(), reqs, 5)
-		}, []string{"0", "10", "20", "30", "40"}},
-		{"pulled", func(s *httpfutures.Session) iter.Seq[*httpfutures.Future] {
-			return s.StreamOrdered(context.Background(), reqs, 5)
-		}, delays},
-		{"pulled/window=2", func(s *httpfutures.Session) iter.Seq[*httpfutures.Future] {
-			return s.StreamOrdered(context.Background(), reqs, 2)
-		}, delays},
+	close(next)
+	assert.Equal(t, []string{"3", "1", "4", "0", "2"}, got)
+}
+
+func TestStreamOrderedYieldsInPullOrder(t *testing.T) {
+	const n = 5
+	completion := []int{3, 1, 4, 0, 2}
+	ts := newOrderServer(t, n)
+	// Once all have arrived, the server answers the first in this order, and each of the others
+	// once the response before it is in the worker about to resolve its Future.
+	next := make(chan struct{}, n)
+	s := newSession(t, httpfutures.WithWorkers(n), httpfutures.WithHooks(httpfutures.Hooks{
+		Response: func(*http.Response) error { next <- struct{}{}; return nil },
+	}))
+	go func() {
+		ts.awaitAll()
+		for _, i := range completion {
+			ts.release(i)
+			<-next
+		}
+	}()
+	var p pulled
+	var got []string
+	finished := make(map[string]time.Time)
+	for f := range s.StreamOrdered(context.Background(), p.requests(t, ts.URL, n), n) {
+		resp, err := f.Result()
+		require.NoError(t, err)
+		path := body(t, resp)
+		got = append(got, path)
+		finished[path] = f.Timing().Finished
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := newSession(t, httpfutures.WithWorkers(5))
-			var got []string
-			for f := range tt.stream(s) {
-				resp, err := f.Result()
-				require.NoError(t, err)
-				got = append(got, body(t, resp))
-			}
-			assert.Equal(t, tt.want, got)
-		})
-	}
+	assert.Equal(t, []string{"0", "1", "2", "3", "4"}, got)
+	assert.True(t, finished["3"].Before(finished["0"]), "/3 resolved before /0, and came after it: %v", finished)
 }
 
 func TestStreamJSON(t *testing.T) {
