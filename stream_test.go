@@ -534,3 +534,57 @@ func kib(b []uint64) []uint64 {
 	}
 	return k
 }
+
+func TestSessionStreamRunsRequestsThroughTheClient(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/from", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/to", http.StatusFound)
+	})
+	mux.HandleFunc("/to", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "to") })
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	tests := []struct {
+		name       string
+		stream     func(ctx context.Context, reqs iter.Seq[*http.Request], window int) iter.Seq[*httpfutures.Future]
+		wantStatus int
+		wantPath   string
+	}{
+		{"session follows the redirect", newSession(t).Stream, http.StatusOK, "/to"},
+		{"transport does not", newTransport(t, nil).Stream, http.StatusFound, "/from"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := 0
+			for f := range tt.stream(context.Background(), httpfutures.GetRequests(slices.Values([]string{ts.URL + "/from"})), 0) {
+				n++
+				resp, err := f.Result()
+				require.NoError(t, err)
+				assert.Equal(t, tt.wantStatus, resp.StatusCode)
+				assert.Equal(t, tt.wantPath, resp.Request.URL.Path)
+				resp.Body.Close()
+			}
+			assert.Equal(t, 1, n)
+		})
+	}
+}
+
+func TestStreamKeepsTheRequestsOwnContext(t *testing.T) {
+	ts := newHangServer(t)
+	for name, newStreamer := range streamers(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			hang := get(t, ts.URL+"/hang").WithContext(ctx)
+			reqs := slices.Values([]*http.Request{get(t, ts.URL+"/0"), hang})
+			var errs []error
+			for f := range newStreamer().stream(context.Background(), reqs, 0) {
+				_, err := f.Result()
+				errs = append(errs, err)
+				cancel() // ends the hanging request's own context, not the stream's
+			}
+			require.Len(t, errs, 2)
+			assert.NoError(t, errs[0], "/0 first")
+			assert.ErrorIs(t, errs[1], context.Canceled)
+		})
+	}
+}
