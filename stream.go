@@ -37,7 +37,7 @@ import (
 // send per request beside the request's own cost; see the package documentation.
 func (t *AsyncTransport) Stream(ctx context.Context, reqs iter.Seq[*http.Request], window int) iter.Seq[*Future] {
 	w := t.window(window)
-	return streamCompleted(ctx, reqs, w, t.refill(w), t.start1, identity)
+	return streamCompleted(ctx, reqs, w, t.refill(w), t.startStreamed, identity)
 }
 
 // StreamOrdered is like Stream but yields the Futures in the order their requests were pulled,
@@ -45,7 +45,7 @@ func (t *AsyncTransport) Stream(ctx context.Context, reqs iter.Seq[*http.Request
 // holds back those after it, and while the oldest is outstanding and the window is full, no new
 // request is pulled.
 func (t *AsyncTransport) StreamOrdered(ctx context.Context, reqs iter.Seq[*http.Request], window int) iter.Seq[*Future] {
-	return streamOrdered(ctx, reqs, t.window(window), t.start1, identity)
+	return streamOrdered(ctx, reqs, t.window(window), t.startStreamed, identity)
 }
 
 // Stream is AsyncTransport.Stream for the Session: each request runs as Do runs it, through the
@@ -53,17 +53,18 @@ func (t *AsyncTransport) StreamOrdered(ctx context.Context, reqs iter.Seq[*http.
 // workers.
 func (s *Session) Stream(ctx context.Context, reqs iter.Seq[*http.Request], window int) iter.Seq[*Future] {
 	w := s.t.window(window)
-	return streamCompleted(ctx, reqs, w, s.t.refill(w), s.do1, identity)
+	return streamCompleted(ctx, reqs, w, s.t.refill(w), s.doStreamed, identity)
 }
 
 // StreamOrdered is AsyncTransport.StreamOrdered for the Session: each request runs as Do runs it.
 func (s *Session) StreamOrdered(ctx context.Context, reqs iter.Seq[*http.Request], window int) iter.Seq[*Future] {
-	return streamOrdered(ctx, reqs, s.t.window(window), s.do1, identity)
+	return streamOrdered(ctx, reqs, s.t.window(window), s.doStreamed, identity)
 }
 
 // StreamJSON is Session.Stream for JSON: each response is decoded into a T in the worker, as
-// GetJSON does (see DecodeJSON), and the Typed Futures are yielded as they resolve. A response
-// that is not 2xx, or whose body is not a T, fails its Future; Value returns the error.
+// GetJSON does (see DecodeJSON), and the Typed Futures are yielded as they resolve, with the
+// window, ctx and early stop of Session.Stream. A response that is not 2xx, or whose body is not
+// a T, fails its Future: Value returns the error, and Request tells which request it was.
 func StreamJSON[T any](ctx context.Context, s *Session, reqs iter.Seq[*http.Request], window int) iter.Seq[*Typed[T]] {
 	return StreamDecode(ctx, s, reqs, window, DecodeJSON[T])
 }
@@ -118,17 +119,17 @@ func requestError(req *http.Request) error {
 	return nil
 }
 
-// start1 starts req as StartRoundTrip does, with the error of a request GetRequests could not
-// make.
-func (t *AsyncTransport) start1(req *http.Request) *Future {
+// startStreamed starts req as StartRoundTrip does, with the error of a request GetRequests could
+// not make.
+func (t *AsyncTransport) startStreamed(req *http.Request) *Future {
 	if err := requestError(req); err != nil {
 		return failedFuture(t, req, err)
 	}
 	return t.StartRoundTrip(req)
 }
 
-// do1 starts req as Do does, with the error of a request GetRequests could not make.
-func (s *Session) do1(req *http.Request) *Future {
+// doStreamed starts req as Do does, with the error of a request GetRequests could not make.
+func (s *Session) doStreamed(req *http.Request) *Future {
 	if err := requestError(req); err != nil {
 		return failedFuture(s.t, req, err)
 	}
@@ -147,9 +148,10 @@ func (t *AsyncTransport) window(n int) int {
 }
 
 // refill returns how few requests of a full window must be outstanding before a stream in
-// completion order pulls again: half the window, but never fewer than the workers can run (nor
-// fewer than window-1), so that the workers never wait for the stream. Pulling in batches wakes
-// the stream's goroutine less often than refilling the window one request at a time.
+// completion order pulls again: half the window, but no fewer than the workers, so that they
+// never wait for the stream; a window no larger than the workers is refilled at once. Pulling in
+// batches wakes the stream's goroutine less often than refilling the window one request at a
+// time.
 func (t *AsyncTransport) refill(window int) int {
 	return max(window/2, min(window-1, t.sched.workers))
 }
