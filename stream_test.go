@@ -133,7 +133,8 @@ func TestStreamYieldsEachRequestOnceWithinTheWindow(t *testing.T) {
 				}
 				assert.Equal(t, want, p.most, "pulled and not yet yielded, at most")
 				assert.LessOrEqual(t, ts.most.Load(), int64(min(want, 2)), "served at once, at most")
-				assert.Equal(t, httpfutures.Stats{Completed: n, Hosts: 1}, st.stats())
+				stats := st.stats() // InFlight may lag: a worker leaves it once the Future resolved
+				assert.Equal(t, [3]uint64{n, 0, 0}, [3]uint64{stats.Completed, stats.Failed, stats.Canceled})
 			})
 		}
 	}
@@ -170,9 +171,10 @@ func TestStreamBreakCancelsWhatIsOutstanding(t *testing.T) {
 			assert.Equal(t, atBreak, p.n, "no request pulled after the break")
 			assert.LessOrEqual(t, p.n, 8, "no request pulled beyond the window")
 			stats := st.stats()
-			assert.Zero(t, stats.InFlight+stats.Queued, "Stream returned before the canceled requests resolved")
+			// Stats count a Future before it resolves: once Stream returns, every request pulled
+			// but /0 has resolved canceled.
 			assert.Equal(t, uint64(1), stats.Completed)
-			assert.Equal(t, uint64(p.n-1), stats.Canceled, "every request pulled but /0")
+			assert.Equal(t, uint64(p.n-1), stats.Canceled, "every request pulled but /0, resolved before Stream returned")
 		})
 	}
 }
@@ -203,9 +205,7 @@ func TestStreamContextEndCancelsWhatIsOutstanding(t *testing.T) {
 			assert.Equal(t, atCancel, p.n, "no request pulled once ctx ended")
 			assert.Equal(t, p.n-1, canceled, "each request pulled is yielded, canceled")
 			assert.LessOrEqual(t, p.n, 8, "no request pulled beyond the window")
-			stats := st.stats()
-			assert.Zero(t, stats.InFlight+stats.Queued)
-			assert.Equal(t, uint64(p.n-1), stats.Canceled)
+			assert.Equal(t, uint64(p.n-1), st.stats().Canceled)
 		})
 	}
 }
@@ -307,9 +307,7 @@ func TestStreamPanicInIteratorIsTheCallers(t *testing.T) {
 					t.Error("yielded a request that hangs")
 				}
 			})
-			stats := st.stats()
-			assert.Zero(t, stats.InFlight+stats.Queued, "the panic went on only once the requests outstanding resolved")
-			assert.Equal(t, uint64(3), stats.Canceled)
+			assert.Equal(t, uint64(3), st.stats().Canceled, "the panic went on only once the requests outstanding resolved")
 		})
 	}
 }
@@ -323,9 +321,7 @@ func TestStreamPanicInLoopBodyCancelsWhatIsOutstanding(t *testing.T) {
 			panic("body broke")
 		}
 	})
-	stats := s.Transport().Stats()
-	assert.Zero(t, stats.InFlight+stats.Queued)
-	assert.Equal(t, uint64(3), stats.Canceled)
+	assert.Equal(t, uint64(p.n-1), s.Transport().Stats().Canceled, "the panic went on only once the requests outstanding resolved")
 }
 
 func TestStreamNegativeWindowPanics(t *testing.T) {
