@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -509,14 +508,7 @@ func BenchmarkStream(b *testing.B) {
 // server's included: on a shared machine it moves less with the other load than the rate does.
 func reportStream(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/req")
-}
-
-// cpuTime is the CPU time the process has spent, in user and system mode.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+	if cpu := cpuTime(); cpu > 0 {
+		b.ReportMetric(float64((cpu-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/req")
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
