@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -430,5 +431,84 @@ func BenchmarkHosts(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/host-kept")
 		b.ReportMetric(float64(tr.Stats().Hosts), "hosts-kept")
 		tr.Close()
+	}
+}
+
+// BenchmarkStream is many GETs to one loopback server through Session.Stream, the requests made
+// as they are pulled (GetRequests) and each Future dropped once yielded, against 8 goroutines
+// sharing an http.Client that discard each response, as BenchmarkFanout's raw goroutines do.
+// The windows beside the default (0: twice the workers, 16) show why it is the default.
+func BenchmarkStream(b *testing.B) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"url":%q,"args":{}}`, r.URL.String())
+	}))
+	defer ts.Close()
+	url := ts.URL + "/get"
+
+	b.Run("raw-goroutines", func(b *testing.B) {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 8
+		defer tr.CloseIdleConnections()
+		c := &http.Client{Transport: tr}
+		jobs := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range jobs {
+					resp, err := c.Get(url)
+					if err != nil {
+						b.Error(err)
+						continue
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+		runtime.GC()
+		cpu0 := cpuTime()
+		b.ResetTimer()
+		for range b.N {
+			jobs <- struct{}{}
+		}
+		close(jobs)
+		wg.Wait()
+		reportStream(b, cpu0)
+	})
+	urls := func(n int) iter.Seq[string] {
+		return func(yield func(string) bool) {
+			for range n {
+				if !yield(url) {
+					return
+				}
+			}
+		}
+	}
+	for _, window := range []int{0, 4, 8, 32, 64} {
+		b.Run(fmt.Sprintf("stream/window=%d", window), func(b *testing.B) {
+			s := httpfutures.NewSession(httpfutures.WithWorkers(8))
+			defer s.Close()
+			runtime.GC()
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			for f := range s.Stream(context.Background(), httpfutures.GetRequests(urls(b.N)), window) {
+				resp, err := f.Result()
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+			reportStream(b, cpu0)
+		})
+	}
+}
+
+// reportStream reports the rate, and the CPU time the process spent per request since cpu0, the
+// server's included: on a shared machine it moves less with the other load than the rate does.
+func reportStream(b *testing.B, cpu0 time.Duration) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	if cpu := cpuTime(); cpu > 0 {
+		b.ReportMetric(float64((cpu-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/req")
 	}
 }

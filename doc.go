@@ -30,6 +30,28 @@
 // Cancel, or the end of the request's context, takes a queued request out of the queue at once;
 // it is never sent.
 //
+// # Fanning out
+//
+// Stream is the way to send many requests: it pulls requests from an iterator only while fewer
+// than a window of them are outstanding (0: twice the workers), yields each Future as it
+// resolves, and when the loop breaks or its context ends, stops pulling and cancels what is
+// outstanding. Memory is bounded by the window, not by the number of requests: a million
+// requests made as they are pulled keep the live heap flat, where submitting them all at once
+// would hold a Future and a request for each. StreamOrdered yields in the order pulled, as a
+// pool's map does; StreamJSON decodes each response into a value in the workers; GetRequests
+// turns URLs into requests, and a URL that does not parse into a Future failed with
+// ErrInvalidRequest:
+//
+//	for f := range s.Stream(ctx, httpfutures.GetRequests(urls), 0) {
+//		resp, err := f.Result() // resolved: Result does not wait
+//		...
+//	}
+//
+// Streaming 10,000 GETs to a loopback server with the default window sends about 0.96 times as
+// many requests per second as 8 goroutines sharing an http.Client that discard each response
+// (BenchmarkStream), within the noise of a window kept by hand; Stream itself adds a map entry
+// and a channel send per request, and starts no goroutine.
+//
 // # Scheduling
 //
 // A Scheduler admits a request when a rate token, a host slot and a global slot are all free,
