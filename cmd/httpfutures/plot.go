@@ -120,7 +120,7 @@ func scale(v, hi, span float64) float64 {
 	return v / hi * span
 }
 
-// niceTicks returns about n round values from 0 to hi.
+// niceTicks returns about n round values from 0 to the first at or above hi.
 func niceTicks(hi float64, n int) []float64 {
 	if hi <= 0 {
 		return []float64{0}
@@ -135,10 +135,13 @@ func niceTicks(hi float64, n int) []float64 {
 		}
 	}
 	var ts []float64
-	for v := 0.0; v <= hi*1.0001; v += step {
+	for k := 0; ; k++ {
+		v := float64(k) * step
 		ts = append(ts, v)
+		if v >= hi*0.9999 {
+			return ts
+		}
 	}
-	return ts
 }
 
 func formatTick(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
@@ -232,7 +235,7 @@ func distributionChart(results []Result) plotChart {
 	}
 	iw, ih := c.Width-2*c.Margin, c.Height-2*c.Margin
 	for _, p := range []float64{0, 90, 99, 99.9, 99.99, 99.999} {
-		c.XTicks = append(c.XTicks, plotTick{Pos: c.Margin + scale(xOf(p), xHi, iw), Label: formatTick(p) + "%"})
+		c.XTicks = append(c.XTicks, plotTick{Pos: c.Margin + scale(xOf(p), xHi, iw), Label: strconv.FormatFloat(p, 'g', -1, 64) + "%"})
 	}
 	for _, v := range yTicks {
 		c.YTicks = append(c.YTicks, plotTick{Pos: c.Height - c.Margin - scale(v, yHi, ih), Label: formatTick(v)})

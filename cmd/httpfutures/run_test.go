@@ -86,18 +86,22 @@ func TestRunTextReport(t *testing.T) {
 func TestRunOpenModelKeepsTheRate(t *testing.T) {
 	srv, hits := countingServer(t)
 
-	code, rep, stderr := runJSON(t, t.Context(), "-rate", "2000", "-duration", "1s", srv.URL)
+	code, rep, stderr := runJSON(t, t.Context(), "-rate", "1000", "-duration", "1s", srv.URL)
 
 	require.Equal(t, 0, code, stderr)
-	t.Logf("achieved rate %.1f/s, p50 %v, max %v", rep["rate"], latency(t, rep, "50th"), latency(t, rep, "max"))
-	// Request i is due at i/2000s, and those due before 1s are sent: exactly 2000.
-	assert.Equal(t, float64(2000), rep["requests"])
-	assert.Equal(t, int64(2000), hits.Load())
+	sent := rep["sent"].(map[string]any)
+	t.Logf("rate %.1f/s, sent at %.1f/s, p50 %v, max %v, send lag p99 %vns, dropped %v", rep["rate"], sent["rate"],
+		latency(t, rep, "50th"), latency(t, rep, "max"), sent["lag_99th"], sent["dropped"])
+	// Request i is due at i/1000s, and those due before 1s are sent, or dropped if the machine
+	// is so busy (the race detector) that they could not be by the end: 1000 in all.
+	assert.Equal(t, float64(1000), rep["requests"].(float64)+sent["dropped"].(float64))
+	assert.Equal(t, float64(hits.Load()), rep["requests"])
+	assert.Less(t, sent["dropped"], float64(100))
 	assert.Equal(t, "open", rep["model"])
-	assert.Equal(t, "2000", rep["target_rate"])
-	// The achieved send rate, from the real send times. Generous: the machine may be busy.
-	assert.InEpsilon(t, 2000, rep["rate"], 0.05)
-	assert.InEpsilon(t, float64(time.Second), rep["duration"], 0.05)
+	assert.Equal(t, "1000", rep["target_rate"])
+	// Requests over the span of their due times; the generous bound allows for what was dropped.
+	assert.InEpsilon(t, 1000, rep["rate"], 0.1)
+	assert.InEpsilon(t, float64(time.Second), rep["duration"], 0.1)
 }
 
 func TestRunLatencyCountsFromScheduledTime(t *testing.T) {
@@ -278,7 +282,9 @@ func TestRunDemo(t *testing.T) {
 
 	assert.Equal(t, 0, code, errb.String())
 	lines := strings.Split(strings.TrimRight(errb.String(), "\n"), "\n")
-	require.Len(t, lines, 1, errb.String())
+	for _, l := range lines[1:] {
+		assert.Contains(t, l, "httpfutures: warning: the generator", "only a warning of a busy machine may follow")
+	}
 	assert.Regexp(t, `^demo: no URL given, so this loads an embedded server at http://127\.0\.0\.1:\d+ .*httpfutures \[flags\] URL$`, lines[0])
 	// 500 req/s for 300ms, alternating /get and /delay/5.
 	assert.Regexp(t, `(?m)^Requests +\[total, rate, throughput\] +150, `, out.String())
@@ -343,4 +349,139 @@ func TestIsTerminal(t *testing.T) {
 	defer r.Close()
 	defer w.Close()
 	assert.False(t, isTerminal(w), "a pipe")
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	defer null.Close()
+	assert.False(t, isTerminal(null), "/dev/null, a character device but no terminal")
+}
+
+// The run ends at its duration plus what is in flight: what fell due and could not be sent by
+// then is dropped and counted, not sent afterwards.
+func TestRunDurationBoundsTheRun(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+
+	// 8 workers at 50ms a request send at most 160/s of the 500/s asked for.
+	start := time.Now()
+	code, rep, stderr := runJSON(t, t.Context(), "-rate", "500", "-duration", "500ms", "-max-workers", "8", srv.URL)
+	elapsed := time.Since(start)
+
+	assert.Equal(t, 0, code, stderr)
+	assert.Less(t, elapsed, 500*time.Millisecond+400*time.Millisecond, "the duration and one request in flight, with room for a busy machine")
+	requests := rep["requests"].(float64)
+	dropped := rep["sent"].(map[string]any)["dropped"].(float64)
+	assert.Equal(t, float64(hits.Load()), requests)
+	assert.LessOrEqual(t, requests, float64(8*11), "at most 8 workers' worth of 50ms requests in 500ms")
+	assert.Equal(t, float64(250), requests+dropped, "every request due in 500ms is sent or dropped")
+	assert.Contains(t, stderr, "every one of the 8 workers was busy")
+}
+
+func TestRunAllServerErrorsExits1(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+
+	code, rep, stderr := runJSON(t, t.Context(), "-n", "20", srv.URL)
+
+	assert.Equal(t, exitFail, code)
+	assert.Equal(t, float64(0), rep["success"])
+	assert.Equal(t, "httpfutures: all 20 requests got no 2xx or 3xx response (status codes 500:20)\n", stderr)
+}
+
+func TestRunBadHeaderExits2(t *testing.T) {
+	srv, hits := countingServer(t)
+	var out, errb bytes.Buffer
+
+	code := run(t.Context(), []string{"-H", "Bad Name: x", srv.URL}, &out, &errb)
+
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errb.String(), `"Bad Name" is not a valid header name`)
+	assert.Equal(t, int64(0), hits.Load(), "nothing was sent")
+}
+
+func TestRunThresholds(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%10 == 0 {
+			w.WriteHeader(http.StatusBadGateway)
+		}
+	}))
+	defer srv.Close()
+	tests := []struct {
+		name       string
+		thresholds []string
+		want       int
+		wantErr    string
+	}{
+		{"met", []string{"p99<10s,success>=90%"}, exitOK, ""},
+		{"success missed", []string{"success>=99.9%"}, exitThreshold, "httpfutures: threshold success>=99.9% missed: success is 90.000%\n"},
+		{"latency missed", []string{"p50<1ns"}, exitThreshold, "httpfutures: threshold p50<1ns missed: p50 is "},
+		{"repeated, both checked", []string{"requests==50", "rate<0"}, exitThreshold, "httpfutures: threshold rate<0 missed: rate is "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n.Store(0)
+			args := []string{"-n", "50", "-c", "1"}
+			for _, th := range tt.thresholds {
+				args = append(args, "-threshold", th)
+			}
+			code, _, stderr := runJSON(t, t.Context(), append(args, srv.URL)...)
+			assert.Equal(t, tt.want, code, stderr)
+			if tt.wantErr == "" {
+				assert.Empty(t, stderr)
+			} else {
+				assert.True(t, strings.HasPrefix(stderr, tt.wantErr), stderr)
+				assert.NotContains(t, stderr, "requests==50", "the threshold met is not reported")
+			}
+		})
+	}
+}
+
+// A ramp sends at the rate of the moment: from 0 to 1000/s over 1s, a quarter of its 500
+// requests in the first half.
+func TestRunRamp(t *testing.T) {
+	srv, _ := countingServer(t)
+	path := filepath.Join(t.TempDir(), "r.json")
+
+	code, rep, stderr := runJSON(t, t.Context(), "-rate", "0:1000", "-duration", "1s", "-output", path, srv.URL)
+
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, float64(500), rep["requests"])
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var first time.Time
+	var firstHalf int
+	require.NoError(t, readResults(f, path, func(r *Result) {
+		if r.Seq == 0 {
+			first = r.Timestamp
+		}
+		if r.Seq < 125 {
+			firstHalf++
+		}
+	}))
+	assert.Equal(t, 125, firstHalf)
+	earliest, err := time.Parse(time.RFC3339Nano, rep["earliest"].(string))
+	require.NoError(t, err)
+	assert.True(t, first.Equal(earliest), "request 0 is due at the start")
+	latest, err := time.Parse(time.RFC3339Nano, rep["latest"].(string))
+	require.NoError(t, err)
+	// The count at t is 500 t²: the last, request 499, is due at sqrt(499/500) s.
+	assert.InDelta(t, 998999*time.Microsecond, latest.Sub(earliest), float64(time.Microsecond))
+}
+
+func TestLiveStatsLine(t *testing.T) {
+	s := liveStats{elapsed: 2500 * time.Millisecond, done: 12000, rate: 4990.4, target: 5000, inFlight: 3,
+		p50: 180 * time.Microsecond, p99: 1234567 * time.Nanosecond, hasLatency: true, errors: 2}
+	assert.Equal(t, "   2.5s  12000 done  4990 req/s (target 5000)  3 in flight  p50 180µs  p99 1.235ms  2 errors", s.String())
+	s = liveStats{elapsed: time.Second, done: 5, rate: 5}
+	assert.Equal(t, "   1.0s  5 done  5 req/s  0 in flight  0 errors", s.String())
 }
