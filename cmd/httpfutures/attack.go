@@ -76,7 +76,7 @@ func newAttacker(cfg *config, results *resultWriter) (*attacker, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.httpTr, a.fine = base, true
+	a.httpTr, a.fine = base, cfg.precise
 	return a, nil
 }
 
@@ -357,6 +357,7 @@ func (a *attacker) record(f *httpfutures.Future, t *target, seq uint64, due time
 	}
 	a.m.add(&r, kind)
 	if a.results != nil {
-		a.results.write(&r)
+		w := r // only this copy goes to the heap, and only with -output
+		a.results.write(&w)
 	}
 }

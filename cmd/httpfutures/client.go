@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 )
@@ -50,17 +51,21 @@ func newHTTPTransport(c clientConfig) (*http.Transport, error) {
 // errTooManyRedirects is the error of a request redirected more often than -redirects allows.
 var errTooManyRedirects = errors.New("too many redirects")
 
-// redirectTransport follows up to max redirects, with an http.Client over next; it is a
+// redirectTransport follows up to max redirects. The first round trip goes straight to next,
+// so that a response that is not a redirect, the common case, costs nothing more; a redirect is
+// followed from there by an http.Client over next, with what is left of the budget. It is a
 // RoundTripper so that the AsyncTransport schedules the request as a whole.
 type redirectTransport struct {
+	next   http.RoundTripper
 	client *http.Client
 }
 
 func newRedirectTransport(next http.RoundTripper, max int) *redirectTransport {
-	return &redirectTransport{client: &http.Client{
+	return &redirectTransport{next: next, client: &http.Client{
 		Transport: next,
 		CheckRedirect: func(_ *http.Request, via []*http.Request) error {
-			if len(via) > max {
+			// via starts with the request made for the first redirect: one is spent already.
+			if len(via) >= max {
 				return fmt.Errorf("%w: more than %d", errTooManyRedirects, max)
 			}
 			return nil
@@ -69,5 +74,54 @@ func newRedirectTransport(next http.RoundTripper, max int) *redirectTransport {
 }
 
 func (t *redirectTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.client.Do(req)
+	resp, err := t.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	loc := resp.Header.Get("Location")
+	if loc == "" || !isRedirect(resp.StatusCode) {
+		return resp, nil
+	}
+	target, err := req.URL.Parse(loc)
+	if err != nil {
+		resp.Body.Close()
+		return nil, fmt.Errorf("redirect to %q: %w", loc, err)
+	}
+	// As http.Client does: 301, 302 and 303 turn all but HEAD into a GET without a body; 307 and
+	// 308 send the same method and body again.
+	method, body := req.Method, req.GetBody
+	if resp.StatusCode <= http.StatusSeeOther {
+		body = nil
+		if method != http.MethodHead {
+			method = http.MethodGet
+		}
+	} else if req.Body != nil && req.Body != http.NoBody && body == nil {
+		return resp, nil // the body cannot be sent again: the redirect is the result
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	resp.Body.Close()
+	next, err := http.NewRequestWithContext(req.Context(), method, target.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	next.Header = req.Header.Clone()
+	if body != nil {
+		if next.Body, err = body(); err != nil {
+			return nil, err
+		}
+		next.GetBody, next.ContentLength = body, req.ContentLength
+	}
+	if req.Host != "" && req.Host != req.URL.Host && target.Host == req.URL.Host {
+		next.Host = req.Host
+	}
+	return t.client.Do(next)
+}
+
+func isRedirect(code int) bool {
+	switch code {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
 }

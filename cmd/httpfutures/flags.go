@@ -62,6 +62,7 @@ type config struct {
 	name       string // -name: the attack's name in the results
 	thresholds []threshold
 	honorWait  bool // -backpressure: let 429/503 with Retry-After pause the target host
+	precise    bool // -precise: the open model waits for each due time on a fine timer
 	demo       bool // no URL given: load the embedded server
 	client     clientConfig
 }
@@ -231,6 +232,7 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 	fs.StringVar(&cfg.output, "output", "", "write each result to this file in vegeta's JSON results format (- for stdout)")
 	fs.StringVar(&cfg.name, "name", "", "the attack's name, in each result")
 	fs.Var(&thresholds, "threshold", "pass criteria, e.g. 'p99<50ms,success>=99.9%': exit status 3 when one is missed (repeatable)")
+	fs.BoolVar(&cfg.precise, "precise", true, "open model: wait for each due time on a fine timer (false: on Go's timers alone, which costs less CPU and may send up to a millisecond late)")
 	fs.BoolVar(&cfg.honorWait, "backpressure", false, "let 429/503 responses with Retry-After pause the host, as a client would")
 	fs.BoolVar(&cfg.client.http2, "http2", true, "negotiate HTTP/2 with https servers")
 	fs.BoolVar(&cfg.client.h2c, "h2c", false, "HTTP/2 without TLS, with prior knowledge, for http URLs")

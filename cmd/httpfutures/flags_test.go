@@ -208,6 +208,7 @@ func TestParseArgs(t *testing.T) {
 				header:     http.Header{},
 				timeout:    defaultTimeout,
 				format:     "text",
+				precise:    true,
 				client: clientConfig{
 					http2: true, keepalive: true, connections: defaultWorkers,
 					redirects: defaultRedirects, timeout: defaultTimeout,

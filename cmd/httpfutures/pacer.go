@@ -8,28 +8,29 @@ import (
 // A pacer waits for the due times of the open model. Go's timers may fire a millisecond late
 // when the process has nothing else to do, which at thousands of requests per second would be
 // several requests' worth of lateness; the pacer sleeps on its timer only until shortly before a
-// due time and the rest of the way with sleepFine. Its zero value is not ready: use newPacer,
-// from the goroutine that will wait, and stop it there.
+// due time and the rest of the way on a fineTimer. Its zero value is not ready: use newPacer,
+// and stop it when done.
 type pacer struct {
-	timer  *time.Timer
-	fine   bool // wait the last stretch with sleepFine; false: on the timer alone
-	unlock func()
+	timer *time.Timer
+	fine  *fineTimer // nil: the Go timer alone
 }
 
-// newPacer returns a pacer; fine pacing locks the calling goroutine to its thread until stop.
+// newPacer returns a pacer, with fine waits if asked for and the system has them.
 func newPacer(fine bool) *pacer {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	p := &pacer{timer: t, fine: fine, unlock: func() {}}
+	p := &pacer{timer: t}
 	if fine {
-		p.unlock = lockPacer()
+		p.fine, _ = newFineTimer() // without one, the Go timer alone
 	}
 	return p
 }
 
 func (p *pacer) stop() {
 	p.timer.Stop()
-	p.unlock()
+	if p.fine != nil {
+		p.fine.close()
+	}
 }
 
 // waitUntil returns at t or soon after, or false as soon as ctx ends.
@@ -41,10 +42,10 @@ func (p *pacer) waitUntil(ctx context.Context, t time.Time) bool {
 			return false
 		case d <= 0:
 			return true
-		case p.fine && d < finePacing:
-			sleepFine(d)
+		case p.fine != nil && d < finePacing:
+			p.fine.sleep(d)
 			continue
-		case p.fine:
+		case p.fine != nil:
 			d -= finePacing
 		}
 		p.timer.Reset(d)

@@ -1,32 +1,42 @@
 package main
 
 import (
-	"runtime"
-	"syscall"
+	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// prSetTimerSlack is prctl's PR_SET_TIMERSLACK: the slack, in nanoseconds, that the kernel may
-// add to the sleeps of the calling thread (50µs by default).
-const prSetTimerSlack = 29
-
 // finePacing is below how long a wait the pacer leaves the Go timers, whose wake-ups may come a
-// millisecond late when the process is idle, for a nanosleep of the pacer's own thread, which
-// comes within tens of microseconds.
+// millisecond late when the process is idle (the runtime's poller waits in whole milliseconds),
+// for a timerfd: a file that the kernel makes readable at the time set, to the nanosecond, and
+// that the runtime's poller waits on with the connections, so that it wakes the pacer on time.
 const finePacing = 2 * time.Millisecond
 
-// lockPacer gives the calling goroutine a thread of its own with the least timer slack, for the
-// fine waits of sleepUntil. The returned function gives the thread back.
-func lockPacer() (unlock func()) {
-	runtime.LockOSThread()
-	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, 1, 0) // best effort
-	// The thread is not given back to the runtime's pool with its slack changed: a locked
-	// goroutine that ends without unlocking takes its thread with it.
-	return func() {}
+// fineTimer is a timerfd read through the runtime's poller. Its zero value is not ready: use
+// newFineTimer.
+type fineTimer struct {
+	f   *os.File
+	fd  int
+	buf [8]byte
 }
 
-// sleepFine waits d, which is less than finePacing, on the calling thread.
-func sleepFine(d time.Duration) {
-	ts := syscall.NsecToTimespec(int64(d))
-	_ = syscall.Nanosleep(&ts, nil) // EINTR: a little early, which the caller checks
+func newFineTimer() (*fineTimer, error) {
+	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	return &fineTimer{f: os.NewFile(uintptr(fd), "timerfd"), fd: fd}, nil
 }
+
+// sleep waits d, which is less than finePacing.
+func (t *fineTimer) sleep(d time.Duration) {
+	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(d))}
+	if err := unix.TimerfdSettime(t.fd, 0, &spec, nil); err != nil {
+		time.Sleep(d)
+		return
+	}
+	_, _ = t.f.Read(t.buf[:]) // the count of expirations; an error ends the wait early
+}
+
+func (t *fineTimer) close() { _ = t.f.Close() }

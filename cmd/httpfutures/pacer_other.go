@@ -2,10 +2,17 @@
 
 package main
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 const finePacing = 0
 
-func lockPacer() (unlock func()) { return func() {} }
+type fineTimer struct{}
 
-func sleepFine(d time.Duration) { time.Sleep(d) }
+func newFineTimer() (*fineTimer, error) { return nil, errors.New("no fine timer on this system") }
+
+func (t *fineTimer) sleep(d time.Duration) { time.Sleep(d) }
+
+func (t *fineTimer) close() {}
