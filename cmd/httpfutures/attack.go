@@ -27,14 +27,13 @@ const warnLag = 5 * time.Millisecond
 // and counts as dropped.
 var errNotSent = errors.New("not sent: the run had ended")
 
-// attacker sends the requests of one run and records their results. Each model has its own
-// loop; both submit with StartRoundTrip (which never blocks) and read the times from the
-// Future's Timing. The requests have context.Background() as their context, so that the
-// transport runs them under the Future's own context, with no context made per request, and
-// they are shallow copies of a template per target.
+// attacker sends the requests of one run and records their results. Both models submit with
+// StartRoundTrip, which never blocks, and no goroutine waits for a Future: each request is sent
+// with a flight as its context, and the worker that runs it records its result where it ends
+// (see flight.go). The requests are shallow copies of a template per target.
 //
-// Closed model (no -rate): -c users, each a goroutine that submits a request, waits for its
-// Future and records it, like hey's workers; latency runs from queueing.
+// Closed model (no -rate): -c users, as hey's workers, each with one request at a time: when a
+// request ends, the worker that ran it submits its user's next one. Latency runs from queueing.
 //
 // Open model (-rate): request i falls due at the timetable's offset(i) after the start. One
 // feeder goroutine waits with a pacer until each due time and submits the request then; the
@@ -43,9 +42,8 @@ var errNotSent = errors.New("not sent: the run had ended")
 // coordinated omission), and the send lag (when a worker sent it, less its due time) is reported
 // apart, so that a late generator is not mistaken for a slow server. When more than maxQueued
 // requests wait for a worker, those falling due are dropped. At the end of -duration the feeder
-// stops and the requests still waiting are refused by the gate below without being sent: they
-// are counted as dropped, never sent after the end. The Futures go in submission order on a
-// channel to collectors, which record them; more collectors are started when they fall behind.
+// stops and the requests still waiting are refused by the gate without being sent: they are
+// counted as dropped, never sent after the end.
 type attacker struct {
 	cfg     *config
 	tr      *httpfutures.AsyncTransport
@@ -56,15 +54,25 @@ type attacker struct {
 	workers int           // of the transport
 	fine    bool          // the pacer's fine waits (off in tests on a fake clock)
 
-	// The gate's counters, of requests handed to the transport and taken by a worker.
+	// Counters of requests submitted, taken by a worker, finished by the next RoundTripper and
+	// recorded (or dropped).
 	ended     atomic.Bool // set at the end of the run: workers no longer send
 	submitted atomic.Int64
 	started   atomic.Int64
 	finished  atomic.Int64
+	recorded  atomic.Int64
 	busyPeak  atomic.Int64 // the most requests in flight at once
 
-	collectors sync.WaitGroup
-	nCollect   atomic.Int64
+	users closedRun // the closed model's users
+}
+
+// closedRun is the state of the closed model's users; its zero value is the open model's.
+type closedRun struct {
+	ctx    context.Context // ends the sending; nil in the open model
+	end    time.Time       // zero: no -duration
+	next   atomic.Uint64   // the index of the next request
+	active atomic.Int64    // users still sending
+	done   chan struct{}   // closed when active reaches 0
 }
 
 func newAttacker(cfg *config, results *resultWriter) (*attacker, error) {
@@ -94,6 +102,7 @@ func newAttackerOn(cfg *config, base http.RoundTripper, results *resultWriter) (
 		httpfutures.WithWorkers(a.workers),
 		httpfutures.WithQueueLimit(0), // no bound: the users or the feeder bound the queue
 		httpfutures.WithBackpressure(cfg.honorWait),
+		httpfutures.WithHooks(httpfutures.Hooks{Response: a.onResponse}),
 	}
 	if cfg.hostRate > 0 {
 		opts = append(opts, httpfutures.WithHostRateLimit(rate.Limit(cfg.hostRate), 1))
@@ -106,28 +115,12 @@ func newAttackerOn(cfg *config, base http.RoundTripper, results *resultWriter) (
 	return a, nil
 }
 
-// gate is the transport's next RoundTripper: it counts the requests that workers take, and
-// refuses to send them once the run has ended.
-type gate struct {
-	a    *attacker
-	next http.RoundTripper
-}
-
-func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
-	a := g.a
-	if a.ended.Load() {
-		if req.Body != nil {
-			req.Body.Close()
-		}
-		return nil, errNotSent
-	}
-	busy := a.started.Add(1) - a.finished.Load()
-	if busy > a.busyPeak.Load() {
-		a.busyPeak.Store(busy) // racy but monotone enough for a warning
-	}
-	resp, err := g.next.RoundTrip(req)
-	a.finished.Add(1)
-	return resp, err
+// submit sends request i with fl as its context.
+func (a *attacker) submit(i uint64, fl *flight) {
+	req, t := a.tg.request(i, fl)
+	fl.t = t
+	a.submitted.Add(1)
+	a.tr.StartRoundTrip(req) // the flight records the result: the Future is not needed
 }
 
 // outcome is what a run did, beyond its report.
@@ -170,8 +163,13 @@ func (a *attacker) run(ctx context.Context, live io.Writer) outcome {
 	}
 	cancel()
 	_ = a.tr.Close()
-	a.collectors.Wait()
 	stopLive()
+	// What was submitted and never reached the gate (still queued when the transport closed)
+	// was not sent.
+	if lost := a.submitted.Load() - a.recorded.Load(); lost > 0 {
+		a.recorded.Add(lost)
+		a.m.addDropped(uint64(lost))
+	}
 
 	r := a.m.report()
 	r.Interrupted = interrupted
@@ -198,68 +196,75 @@ func (a *attacker) bottleneck(r *report) string {
 }
 
 // runClosed runs -c users until -n requests were sent, the end passed or ctx ended, and each
-// user has recorded its last request.
+// user's last request has ended.
 func (a *attacker) runClosed(ctx context.Context, end time.Time) {
-	if !end.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, end)
-		defer cancel()
+	u := &a.users
+	u.ctx, u.end, u.done = ctx, end, make(chan struct{})
+	u.active.Store(int64(a.cfg.workers))
+	for k := range a.cfg.workers {
+		a.launch(k)
 	}
-	var next atomic.Uint64 // the index of the next request, shared by the users
-	var users sync.WaitGroup
-	for range a.cfg.workers {
-		users.Go(func() {
-			for ctx.Err() == nil {
-				i := next.Add(1) - 1
-				if a.cfg.requests > 0 && i >= uint64(a.cfg.requests) {
-					return
-				}
-				req, t := a.tg.request(i)
-				a.submitted.Add(1)
-				f := a.tr.StartRoundTrip(req)
-				<-f.Done()
-				a.record(f, t, i, time.Time{})
+	// Every request ends in the gate, its body or the response hook, which launch the next; a
+	// request that ended some other way would leave its user waiting for ever, so the transport
+	// is watched too: idle twice in a row with users still active, those users are done.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	idle := 0
+	for {
+		select {
+		case <-u.done:
+			return
+		case <-tick.C:
+			if st := a.tr.Stats(); st.Queued == 0 && st.InFlight == 0 && a.submitted.Load() == a.recorded.Load() {
+				idle++
+			} else {
+				idle = 0
 			}
-		})
+			if idle >= 2 {
+				return
+			}
+		}
 	}
-	users.Wait()
 }
 
-// pending is a submitted request of the open model on its way to a collector.
-type pending struct {
-	f   *httpfutures.Future
-	t   *target
-	seq uint64
-	due time.Time
+// launch submits the next request of user k, or ends the user when the run is over.
+func (a *attacker) launch(k int) {
+	u := &a.users
+	if u.ctx == nil { // the open model
+		return
+	}
+	i := u.next.Add(1) - 1
+	if u.ctx.Err() != nil || !u.end.IsZero() && !time.Now().Before(u.end) ||
+		a.cfg.requests > 0 && i >= uint64(a.cfg.requests) {
+		if u.active.Add(-1) == 0 {
+			close(u.done)
+		}
+		return
+	}
+	a.submit(i, &flight{Context: context.Background(), seq: i, slot: k, from: time.Now()})
 }
 
 // runOpen runs the feeder until the timetable, -n or -duration ends or ctx ends, and counts
-// what fell due and was not sent. The collectors go on recording until the requests still
-// in flight are done; run waits for them after the transport's Shutdown.
+// what fell due and was not sent. The requests in flight end after, in the transport's
+// Shutdown.
 func (a *attacker) runOpen(ctx context.Context, start, end time.Time) {
-	out := make(chan pending, 1024)
-	a.addCollector(out)
 	var fed sync.WaitGroup
 	var dropped uint64
-	// The feeder has a goroutine of its own: its pacer locks it to a thread.
 	fed.Go(func() {
-		dropped = a.feed(ctx, start, end, out)
+		p := newPacer(a.fine)
+		defer p.stop()
+		dropped = a.feed(ctx, p, start, end)
 		if !end.IsZero() && (a.cfg.requests == 0 || a.submitted.Load() < int64(a.cfg.requests)) {
 			// The timetable reached the end: the last request has until then to find a worker.
-			p := newPacer(a.fine)
 			p.waitUntil(ctx, end)
-			p.stop()
 		}
 	})
 	fed.Wait()
-	close(out)
 	a.m.addDropped(dropped)
 }
 
 // feed submits each request at its due time and returns how many fell due and were dropped.
-func (a *attacker) feed(ctx context.Context, start, end time.Time, out chan pending) (dropped uint64) {
-	p := newPacer(a.fine)
-	defer p.stop()
+func (a *attacker) feed(ctx context.Context, p *pacer, start, end time.Time) (dropped uint64) {
 	sched := a.cfg.rate
 	limit := uint64(a.cfg.requests) // 0: none
 	for i := uint64(0); limit == 0 || i < limit; i++ {
@@ -288,76 +293,7 @@ func (a *attacker) feed(ctx context.Context, start, end time.Time, out chan pend
 			i += skip - 1
 			continue
 		}
-		req, t := a.tg.request(i)
-		a.submitted.Add(1)
-		f := a.tr.StartRoundTrip(req)
-		pd := pending{f: f, t: t, seq: i, due: due}
-		select {
-		case out <- pd:
-		default: // the collectors are behind: one more
-			a.addCollector(out)
-			out <- pd
-		}
+		a.submit(i, &flight{Context: context.Background(), seq: i, slot: -1, from: due, open: true})
 	}
 	return dropped
-}
-
-func (a *attacker) addCollector(in <-chan pending) {
-	a.nCollect.Add(1)
-	a.collectors.Go(func() {
-		for p := range in {
-			<-p.f.Done()
-			a.record(p.f, p.t, p.seq, p.due)
-		}
-	})
-}
-
-// record adds the result of f, request seq of target t; due is zero in the closed model.
-func (a *attacker) record(f *httpfutures.Future, t *target, seq uint64, due time.Time) {
-	resp, err := f.Result()
-	if errors.Is(err, errNotSent) || errors.Is(err, httpfutures.ErrClosed) && f.Timing().Started.IsZero() {
-		a.m.addDropped(1)
-		return
-	}
-	tm := f.Timing()
-	from := tm.Queued
-	if !due.IsZero() {
-		from = due
-	}
-	started := tm.Started
-	if started.IsZero() {
-		started = tm.Finished
-	}
-	finished := tm.Finished
-	r := Result{
-		Attack:    a.cfg.name,
-		Seq:       seq,
-		Timestamp: from,
-		Latency:   finished.Sub(from),
-		Lag:       max(started.Sub(from), 0),
-		BytesOut:  uint64(len(t.body)),
-		Method:    t.method,
-		URL:       t.url,
-	}
-	if due.IsZero() {
-		r.Lag = 0 // the closed model has no timetable to be late on
-	}
-	kind := ""
-	if err != nil {
-		r.Error, kind = err.Error(), errorKind(err)
-	} else {
-		// The body was read into memory by the worker before the Future resolved; this copy
-		// only counts it.
-		n, rerr := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		r.Code, r.BytesIn = uint16(resp.StatusCode), uint64(n)
-		if rerr != nil { // cannot happen with an in-memory body; count it if it does
-			r.Code, r.Error, kind = 0, rerr.Error(), errorKind(rerr)
-		}
-	}
-	a.m.add(&r, kind)
-	if a.results != nil {
-		w := r // only this copy goes to the heap, and only with -output
-		a.results.write(&w)
-	}
 }

@@ -160,7 +160,7 @@ func TestTargeterWeights(t *testing.T) {
 	require.NoError(t, err)
 	var got []string
 	for i := range uint64(10) {
-		req, tgt := tg.request(i)
+		req, tgt := tg.request(i, t.Context())
 		assert.Equal(t, tgt.url, req.URL.String())
 		got = append(got, req.URL.Host[:1])
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -484,4 +485,25 @@ func TestLiveStatsLine(t *testing.T) {
 	assert.Equal(t, "   2.5s  12000 done  4990 req/s (target 5000)  3 in flight  p50 180µs  p99 1.235ms  2 errors", s.String())
 	s = liveStats{elapsed: time.Second, done: 5, rate: 5}
 	assert.Equal(t, "   1.0s  5 done  5 req/s  0 in flight  0 errors", s.String())
+}
+
+// A body cut short is a failure, recorded once, and the users go on.
+func TestRunBodyCutShort(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "only ten!!")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // the connection is cut
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	defer srv.Close()
+
+	code, rep, stderr := runJSON(t, t.Context(), "-n", "12", "-c", "3", srv.URL)
+
+	assert.Equal(t, exitFail, code, stderr)
+	assert.Equal(t, float64(12), rep["requests"])
+	assert.Equal(t, map[string]any{"0": float64(12)}, rep["status_codes"])
+	assert.Equal(t, map[string]any{kindClosed: float64(12)}, rep["error_kinds"])
+	assert.Equal(t, float64(120), rep["bytes_in"].(map[string]any)["total"], "what came is counted")
 }

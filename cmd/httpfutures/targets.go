@@ -246,14 +246,20 @@ func newTargeter(ts []*target) (*targeter, error) {
 	return tg, nil
 }
 
-// request returns request i and its target. The request is a shallow copy of the target's
-// template: the header is shared and must not be changed, and the body is its own.
-func (tg *targeter) request(i uint64) (*http.Request, *target) {
+// target returns the target of request i.
+func (tg *targeter) target(i uint64) (*target, int32) {
 	k := tg.cycle[i%uint64(len(tg.cycle))]
-	req := new(http.Request)
-	*req = *tg.tmpls[k]
+	return tg.targets[k], k
+}
+
+// request returns request i, with ctx as its context, and its target. The request is a shallow
+// copy of the target's template: the header is shared and must not be changed, and the body is
+// its own.
+func (tg *targeter) request(i uint64, ctx context.Context) (*http.Request, *target) {
+	t, k := tg.target(i)
+	req := tg.tmpls[k].WithContext(ctx)
 	if req.GetBody != nil {
 		req.Body, _ = req.GetBody() // never fails
 	}
-	return req, tg.targets[k]
+	return req, t
 }
