@@ -171,6 +171,34 @@ func TestRunRedirects(t *testing.T) {
 	}
 }
 
+// A 307 sends the same method and body again; a 303 turns the POST into a GET without a body.
+func TestRunRedirectKeepsOrDropsTheBody(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	mux := http.NewServeMux()
+	mux.HandleFunc("/307", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/end", http.StatusTemporaryRedirect)
+	})
+	mux.HandleFunc("/303", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/end", http.StatusSeeOther)
+	})
+	mux.HandleFunc("/end", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, r.Method+" "+string(b))
+		mu.Unlock()
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	for path, want := range map[string]string{"/307": "POST payload", "/303": "GET "} {
+		got = nil
+		code, _, stderr := runJSON(t, t.Context(), "-n", "3", "-c", "1", "-m", "POST", "-d", "payload", srv.URL+path)
+		require.Equal(t, exitOK, code, stderr)
+		assert.Equal(t, []string{want, want, want}, got, path)
+	}
+}
+
 // In the open model, -max-workers bounds the requests in flight.
 func TestRunMaxWorkers(t *testing.T) {
 	var cur, peak atomic.Int64
