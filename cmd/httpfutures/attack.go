@@ -44,6 +44,8 @@ var errNotSent = errors.New("not sent: the run had ended")
 // requests wait for a worker, those falling due are dropped. At the end of -duration the feeder
 // stops and the requests still waiting are refused by the gate without being sent: they are
 // counted as dropped, never sent after the end.
+//
+// An attacker runs once. Its zero value is not ready: use newAttacker.
 type attacker struct {
 	cfg     *config
 	tr      *httpfutures.AsyncTransport

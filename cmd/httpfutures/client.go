@@ -54,7 +54,8 @@ var errTooManyRedirects = errors.New("too many redirects")
 // redirectTransport follows up to max redirects. The first round trip goes straight to next,
 // so that a response that is not a redirect, the common case, costs nothing more; a redirect is
 // followed from there by an http.Client over next, with what is left of the budget. It is a
-// RoundTripper so that the AsyncTransport schedules the request as a whole.
+// RoundTripper so that the AsyncTransport schedules the request as a whole. Its zero value is
+// not ready: use newRedirectTransport.
 type redirectTransport struct {
 	next   http.RoundTripper
 	client *http.Client

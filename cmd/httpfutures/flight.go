@@ -16,7 +16,8 @@ var errBodyUnread = errors.New("the response body was not read to its end")
 // result needs from where it was submitted to where it ends (the gate, the body or the
 // transport's response hook, all in the worker that runs it), so that no goroutine waits for
 // its Future. Its Done channel is nil, as context.Background()'s, so that the transport runs it
-// under the Future's own context, with no context made per request.
+// under the Future's own context, with no context made per request. Its zero value has no
+// context: flights are made with context.Background() embedded.
 type flight struct {
 	context.Context // context.Background()
 
@@ -55,7 +56,7 @@ func flightOf(req *http.Request) *flight {
 
 // gate is the transport's next RoundTripper: it notes when a worker sends each request, refuses
 // to send them once the run has ended (they count as dropped), and records the requests that
-// fail.
+// fail. Its zero value is not ready: the transport's attacker sets it up.
 type gate struct {
 	a    *attacker
 	next http.RoundTripper
