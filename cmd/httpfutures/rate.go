@@ -42,7 +42,8 @@ func (s stage) at(n float64) time.Duration {
 }
 
 // A rateSchedule is the open model's timetable: a list of stages, each a constant rate or a
-// linear ramp. Request i (from 0) falls due when the integral of the rate reaches i.
+// linear ramp. Request i (from 0) falls due when the integral of the rate reaches i. Its zero
+// value has no stages and no requests: use parseRate or constantRate.
 type rateSchedule struct {
 	stages []stage
 	text   string // as given; empty: made by constantRate

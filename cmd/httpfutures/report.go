@@ -15,7 +15,7 @@ import (
 // report is the summary of a run. Its JSON has the fields of vegeta's JSON report (vegeta report
 // -type=json), computed as vegeta does: rate is requests over duration, throughput successes
 // over duration plus wait, duration the span of the timestamps. The fields after Errors are
-// additions.
+// additions. Reports are made by metrics.report.
 type report struct {
 	Latencies   latencyReport     `json:"latencies"`
 	BytesIn     byteReport        `json:"bytes_in"`

@@ -105,7 +105,7 @@ func runReport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // histogram counts latencies in buckets: bucket i holds [bounds[i], bounds[i+1]), the last one
-// up to infinity.
+// up to infinity. Its zero value has no buckets: use newHistogram.
 type histogram struct {
 	bounds []time.Duration
 	counts []uint64

@@ -8,6 +8,7 @@ import (
 )
 
 // A threshold is a pass criterion on a report, as k6's: a metric, a comparison and a value.
+// Thresholds are made by parseThresholds.
 type threshold struct {
 	text   string
 	metric string
