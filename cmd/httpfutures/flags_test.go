@@ -61,6 +61,14 @@ func TestParseArgs(t *testing.T) {
 			},
 		},
 		{
+			name: "c bounds the open model when max-workers is not given",
+			args: []string{"-rate", "500", "-duration", "3s", "-c", "8", u},
+			want: func(c *config) {
+				c.requests, c.duration, c.workers, c.maxWorkers, c.client.connections = 0, 3*time.Second, 8, 8, 8
+				c.rate = &rateSchedule{stages: []stage{{500, 500, 3 * time.Second}}, text: "500"}
+			},
+		},
+		{
 			name: "n and duration both bound",
 			args: []string{"-n", "10", "-duration", "1m", u},
 			want: func(c *config) { c.requests, c.duration = 10, time.Minute },
