@@ -216,7 +216,7 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("httpfutures", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported on one line by the caller
 	fs.IntVar(&cfg.requests, "n", 0, fmt.Sprintf("total number of requests (default %d when neither -n nor -duration is given)", defaultRequests))
-	fs.IntVar(&cfg.workers, "c", defaultWorkers, "closed model: number of workers, requests in flight at once")
+	fs.IntVar(&cfg.workers, "c", defaultWorkers, "closed model: number of users, each with one request in flight (with -rate and no -max-workers: the bound on requests in flight)")
 	fs.IntVar(&cfg.maxWorkers, "max-workers", defaultMaxWorkers, "open model: at most this many requests in flight (-c, if given, when this is not); a worker waits parked until a request needs it")
 	fs.Var(&rate, "rate", "requests per second, open model: R, a ramp R1:R2 over -duration, or stages R@D,R1:R2@D,... (0: closed model)")
 	fs.DurationVar(&cfg.duration, "duration", 0, "end the run after this long (with -n, whichever comes first)")
