@@ -8,7 +8,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -79,126 +78,6 @@ type clientConfig struct {
 	redirects   int // redirects followed; 0: none (a 3xx is the result)
 	timeout     time.Duration
 }
-
-// headerFlag collects repeated -H "Name: value" flags, checked as they are given.
-type headerFlag struct{ lines []string }
-
-func (h *headerFlag) String() string { return strings.Join(h.lines, ", ") }
-
-func (h *headerFlag) Set(v string) error {
-	if _, _, err := parseHeaderLine(v); err != nil {
-		return err
-	}
-	h.lines = append(h.lines, v)
-	return nil
-}
-
-// parseHeaderLine splits "Name: value" and checks both parts as HTTP requires.
-func parseHeaderLine(line string) (name, value string, err error) {
-	name, value, ok := strings.Cut(line, ":")
-	if !ok || strings.TrimSpace(name) == "" {
-		return "", "", fmt.Errorf("header %q is not of the form \"Name: value\"", line)
-	}
-	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
-	if !httpguts.ValidHeaderFieldName(name) {
-		return "", "", fmt.Errorf("header %q: %q is not a valid header name", line, name)
-	}
-	if !httpguts.ValidHeaderFieldValue(value) {
-		return "", "", fmt.Errorf("header %q: the value has a character HTTP does not allow", line)
-	}
-	return name, value, nil
-}
-
-// bodyFileFlag reads the file named by -D when the flag is parsed.
-type bodyFileFlag struct {
-	path string
-	data []byte
-}
-
-func (b *bodyFileFlag) String() string { return b.path }
-
-func (b *bodyFileFlag) Set(path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	b.path, b.data = path, data
-	return nil
-}
-
-// rateFlag parses -rate as it is given.
-type rateFlag struct{ s *rateSchedule }
-
-func (r *rateFlag) String() string {
-	if r.s == nil {
-		return "0"
-	}
-	return r.s.String()
-}
-
-func (r *rateFlag) Set(v string) error {
-	s, err := parseRate(v)
-	if err != nil {
-		return err
-	}
-	r.s = s
-	return nil
-}
-
-// thresholdFlag collects -threshold lists, checked as they are given.
-type thresholdFlag struct{ list []threshold }
-
-func (t *thresholdFlag) String() string { return "" }
-
-func (t *thresholdFlag) Set(v string) error {
-	ts, err := parseThresholds(v)
-	if err != nil {
-		return err
-	}
-	t.list = append(t.list, ts...)
-	return nil
-}
-
-const usageText = `usage: httpfutures [flags] [URL...]
-       httpfutures report [-type text|json|hist[...]|hdrplot] [-threshold ...] [FILE...]
-       httpfutures plot [-title T] [-o FILE] [FILE...]
-
-Sends HTTP requests to each URL in turn (or to the targets of -targets)
-through an httpfutures.AsyncTransport and reports latency percentiles, status
-codes and errors. Without a URL it runs a short demo against an embedded
-server on 127.0.0.1.
-
-With -rate the load is an open model: requests fall due on a timetable (a
-constant rate, steps or ramps) and each one's latency runs from its due time
-to the end of its response body, so a stalled server shows in the
-percentiles. The send lag (sent - due) is reported apart. The run ends at
--duration: what fell due and was not sent by then is reported as dropped,
-never sent late. Without -rate, -c workers send as fast as the server answers
-and latency runs from when a request was queued.
-
--output FILE keeps one result per request in vegeta's JSON results format;
-"httpfutures report" and "httpfutures plot" (and vegeta's) read it.
-
-Exit status: 0; 1 when nothing was sent or no request succeeded (no 2xx or
-3xx response); 2 for bad usage; 3 when a -threshold was missed.
-
-Ctrl-C stops sending, lets the requests in flight finish (each within -timeout)
-and prints the report; a second Ctrl-C ends the program at once.
-
-flags:
-`
-
-const examplesText = `
-examples:
-  httpfutures                                      # demo against an embedded server
-  httpfutures -n 20000 -c 8 http://127.0.0.1:8080/get
-  httpfutures -rate 5000 -duration 30s -o json http://127.0.0.1:8080/get
-  httpfutures -rate 100:2000 -duration 1m -output results.json http://127.0.0.1:8080/get
-  httpfutures -rate 100@10s,1000@20s,0:500@30s -targets targets.txt
-  httpfutures -threshold 'p99<50ms,success>=99.9%' -rate 500 -duration 10s http://127.0.0.1:8080/get
-  httpfutures report -type 'hist[0,1ms,5ms,20ms]' results.json
-  httpfutures plot -o plot.html results.json
-`
 
 // parseArgs parses the command line (without the program name). Flags may come before or after
 // the URLs. Errors are *usageError, or errHelp after the usage was written to usage.
