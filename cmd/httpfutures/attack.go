@@ -1,11 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"io"
-	"math"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,385 +15,287 @@ import (
 	"github.com/httpfutures/httpfutures"
 )
 
-// How far ahead of its scheduled time the open model submits a request: at most maxLead, and at
-// most maxAhead requests, so that memory stays bounded however long the run. The schedule, a
-// Limiter of the transport, not the feeder's timers, decides when each request leaves.
-const (
-	maxLead  = 100 * time.Millisecond
-	maxAhead = 1000
-	minNap   = time.Millisecond
-)
+// maxQueued bounds how many requests of the open model wait for a worker: past it, what falls
+// due is dropped (and counted) instead of queued, so that memory stays bounded at any rate.
+const maxQueued = 4096
 
-// pending is a submitted request on its way to a collector.
-type pending struct {
-	f *httpfutures.Future
-	i int // its index in the open model's schedule; -1 in the closed model
-}
+// warnLag is the 99th percentile of the send lag from which the run ends with a warning that
+// the generator could not keep its timetable.
+const warnLag = 5 * time.Millisecond
 
-// attacker sends the requests of one run and records their results. Each model has its own
-// loop; both submit with StartRoundTrip (which never blocks) and read the times from the
-// Future's Timing, so no goroutine is started per request.
+// errNotSent is the error of a request that a worker took after the run's end: it is not sent,
+// and counts as dropped.
+var errNotSent = errors.New("not sent: the run had ended")
+
+// attacker sends the requests of one run and records their results. Both models submit with
+// StartRoundTrip, which never blocks, and no goroutine waits for a Future: each request is sent
+// with a flight as its context, and the worker that runs it records its result where it ends
+// (see flight.go). The requests are shallow copies of a template per target.
 //
-// Closed model (no -rate): -c users, each a goroutine that submits a request, waits for its
-// Future and records it, like hey's workers. With as many users as transport workers, a request
-// always finds a free worker, so its time in the queue is only the hand-over, and latency from
-// queueing is in effect latency from sending. A single feeder that kept the queue topped up
-// instead would either leave workers idle between requests (no request queued in advance) or
-// make some requests wait a whole response time in the queue (requests queued in advance),
-// which doubles their latency against a slow server.
+// Closed model (no -rate): -c users, as hey's workers, each with one request at a time: when a
+// request ends, the worker that ran it submits its user's next one. Latency runs from queueing.
 //
-// Open model (-rate): request i is due at t0+i/rate, t0 being when the first request could
-// leave. The transport is built with a schedule as its Limiter (see schedule) and no queue
-// limit: the same timetable decides when each request leaves and is what its latency is
-// measured from, so the two cannot drift apart. One feeder goroutine submits each request a
-// little ahead of its due time (at most maxLead, at most maxAhead requests), so the schedule
-// always has the next one at hand, and passes the Future, in submission order, on a buffered
-// channel to a fixed set of collectors, one per worker. A collector waits for its Future's Done
-// channel and records the result; completion order does not matter since latencies come from
-// the Timing and the due time. With one collector per worker, a slow response holds up only its
-// own collector. If the server stalls, the queue stops draining and the feeder waits, but
-// request i keeps its due time: the stall shows in the latencies of every request that fell due
-// during it (no coordinated omission). Once workers are free again, the requests already due
-// leave at once, as in wrk2 and vegeta, and the schedule goes on from t0: a stall, or a slow
-// start, shows in the latencies of the requests it delayed, not as an offset in all of the
-// ones that follow.
+// Open model (-rate): request i falls due at the timetable's offset(i) after the start. One
+// feeder goroutine waits with a pacer until each due time and submits the request then; the
+// transport's -max-workers workers take it at once when one is free. Latency runs from the due
+// time, so that a stalled server shows in every request that fell due during the stall (no
+// coordinated omission), and the send lag (when a worker sent it, less its due time) is reported
+// apart, so that a late generator is not mistaken for a slow server. When more than maxQueued
+// requests wait for a worker, those falling due are dropped. At the end of -duration the feeder
+// stops and the requests still waiting are refused by the gate without being sent: they are
+// counted as dropped, never sent after the end.
+//
+// An attacker runs once. Its zero value is not ready: use newAttacker.
 type attacker struct {
 	cfg     *config
 	tr      *httpfutures.AsyncTransport
-	base    http.RoundTripper // under the timeouts
-	reqs    []*http.Request   // one template per target, cycled through
-	reqCtx  context.Context   // the context of every request; canceled to abandon in-flight ones
-	abandon context.CancelFunc
+	httpTr  *http.Transport // nil when a test gives its own RoundTripper
+	tg      *targeter
 	m       *metrics
+	results *resultWriter // nil without -output
+	workers int           // of the transport
+	fine    bool          // the pacer's fine waits (off in tests on a fake clock)
 
-	collectors sync.WaitGroup // open model
-	sched      *schedule      // open model: when request i is due
+	// Counters of requests submitted, taken by a worker, finished by the next RoundTripper and
+	// recorded (or dropped).
+	ended     atomic.Bool // set at the end of the run: workers no longer send
+	submitted atomic.Int64
+	started   atomic.Int64
+	finished  atomic.Int64
+	recorded  atomic.Int64
+	busyPeak  atomic.Int64 // the most requests in flight at once
+
+	users closedRun // the closed model's users
 }
 
-func newAttacker(cfg *config, targets []string) (*attacker, error) {
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.MaxIdleConns = 0 // no overall bound; per host, one per worker
-	base.MaxIdleConnsPerHost = cfg.workers
-	return newAttackerOn(cfg, targets, base)
+// closedRun is the state of the closed model's users; its zero value is the open model's.
+type closedRun struct {
+	ctx    context.Context // ends the sending; nil in the open model
+	end    time.Time       // zero: no -duration
+	next   atomic.Uint64   // the index of the next request
+	active atomic.Int64    // users still sending
+	done   chan struct{}   // closed when active reaches 0
+}
+
+func newAttacker(cfg *config, results *resultWriter) (*attacker, error) {
+	base, err := newHTTPTransport(cfg.client)
+	if err != nil {
+		return nil, err
+	}
+	a, err := newAttackerOn(cfg, base, results)
+	if err != nil {
+		return nil, err
+	}
+	a.httpTr, a.fine = base, cfg.precise
+	return a, nil
 }
 
 // newAttackerOn is newAttacker with the round trips made by base.
-func newAttackerOn(cfg *config, targets []string, base http.RoundTripper) (*attacker, error) {
+func newAttackerOn(cfg *config, base http.RoundTripper, results *resultWriter) (*attacker, error) {
+	tg, err := newTargeter(cfg.targets)
+	if err != nil {
+		return nil, err
+	}
+	a := &attacker{cfg: cfg, tg: tg, m: newMetrics(), results: results, workers: cfg.workers}
+	if cfg.rate != nil {
+		a.workers = cfg.maxWorkers
+	}
 	opts := []httpfutures.Option{
-		httpfutures.WithWorkers(cfg.workers),
+		httpfutures.WithWorkers(a.workers),
 		httpfutures.WithQueueLimit(0), // no bound: the users or the feeder bound the queue
 		httpfutures.WithBackpressure(cfg.honorWait),
-	}
-	var sched *schedule
-	if cfg.rate > 0 {
-		sched = newSchedule(cfg.rate)
-		opts = append(opts, httpfutures.WithLimiter(sched))
+		httpfutures.WithHooks(httpfutures.Hooks{Response: a.onResponse}),
 	}
 	if cfg.hostRate > 0 {
 		opts = append(opts, httpfutures.WithHostRateLimit(rate.Limit(cfg.hostRate), 1))
 	}
-
-	reqCtx, abandon := context.WithCancel(context.Background())
-	a := &attacker{
-		cfg:     cfg,
-		base:    base,
-		reqCtx:  reqCtx,
-		abandon: abandon,
-		m:       newMetrics(),
-		sched:   sched,
+	next := base
+	if cfg.client.redirects > 0 {
+		next = newRedirectTransport(base, cfg.client.redirects)
 	}
-	for _, t := range targets {
-		req, err := http.NewRequestWithContext(reqCtx, cfg.method, t, nil)
-		if err != nil {
-			abandon()
-			return nil, err
-		}
-		req.Header = cfg.header.Clone()
-		if cfg.host != "" {
-			req.Host = cfg.host
-		}
-		a.reqs = append(a.reqs, req)
-	}
-	a.tr = httpfutures.NewTransport(&timeoutTransport{next: base, timeout: cfg.timeout}, opts...)
+	a.tr = httpfutures.NewTransport(&gate{a: a, next: next}, opts...)
 	return a, nil
 }
 
-// newRequest returns the i-th request: a copy of a template with its own replayable body.
-func (a *attacker) newRequest(i int) *http.Request {
-	req := a.reqs[i%len(a.reqs)].Clone(a.reqCtx)
-	switch body := a.cfg.body; {
-	case body == nil:
-	case len(body) == 0: // an explicit empty body: Content-Length: 0, not chunked
-		req.ContentLength = 0
-		req.Body = http.NoBody
-		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
-	default:
-		// The same bytes for every request, and again on a retry of the connection (GetBody).
-		req.ContentLength = int64(len(body))
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	}
-	return req
+// submit sends request i with fl as its context.
+func (a *attacker) submit(i uint64, fl *flight) {
+	req, t := a.tg.request(i, fl)
+	fl.t = t
+	a.submitted.Add(1)
+	a.tr.StartRoundTrip(req) // the flight records the result: the Future is not needed
+}
+
+// outcome is what a run did, beyond its report.
+type outcome struct {
+	report *report
+	// bottleneck, if not empty, says why the generator rather than the server limited the run.
+	bottleneck string
 }
 
 // run sends requests until -n or -duration is reached or ctx ends, waits for the outstanding
-// ones and returns the report. Each request is bounded by -timeout from when it is sent, and
-// the transport's Shutdown by -timeout plus a second, after which what is left is abandoned.
-func (a *attacker) run(ctx context.Context, progress io.Writer) *report {
-	defer a.abandon()
-	if c, ok := a.base.(interface{ CloseIdleConnections() }); ok {
-		defer c.CloseIdleConnections()
+// ones (each bounded by -timeout) and returns the report. The run ends at its duration plus at
+// most -timeout and a second for what is in flight, after which what is left is abandoned.
+func (a *attacker) run(ctx context.Context, live io.Writer) outcome {
+	if a.httpTr != nil {
+		defer a.httpTr.CloseIdleConnections()
 	}
+	stopLive := startLive(live, a)
+	defer stopLive()
 
-	stopProgress := startProgress(progress, a.m, a.tr)
-	defer stopProgress()
-
-	if a.cfg.rate > 0 {
-		a.runOpen(ctx)
-	} else {
-		a.runClosed(ctx)
-	}
-	interrupted := ctx.Err() != nil
-
-	// Let what is queued and in flight finish; past the grace period, abandon it.
-	grace := a.cfg.timeout + time.Second
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	if err := a.tr.Shutdown(sctx); err != nil {
-		a.abandon()
-	}
-	cancel()
-	_ = a.tr.Close()
-	a.collectors.Wait()
-
-	r := a.m.report(a.cfg.rate)
-	r.Interrupted = interrupted
-	return r
-}
-
-// runClosed runs -c users until -n requests were sent, -duration passed or ctx ended, and each
-// user has recorded its last request.
-func (a *attacker) runClosed(ctx context.Context) {
-	if a.cfg.duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.cfg.duration)
-		defer cancel()
-	}
-	var next atomic.Int64 // the index of the next request, shared by the users
-	var users sync.WaitGroup
-	for range a.cfg.workers {
-		users.Go(func() {
-			for ctx.Err() == nil {
-				i := next.Add(1) - 1
-				if a.cfg.requests > 0 && i >= int64(a.cfg.requests) {
-					return
-				}
-				f := a.tr.StartRoundTrip(a.newRequest(int(i)))
-				<-f.Done()
-				a.record(pending{f: f, i: -1})
-			}
-		})
-	}
-	users.Wait()
-}
-
-// runOpen starts the collectors and runs the feeder until -n or -duration is reached or ctx
-// ends. The collectors go on recording until the requests still queued or in flight are done;
-// run waits for them after the transport's Shutdown.
-func (a *attacker) runOpen(ctx context.Context) {
-	// Room for the queue, the requests in flight and as many finished ones waiting for a
-	// collector, so that the feeder seldom waits for the collectors.
-	out := make(chan pending, maxAhead+2*a.cfg.workers)
-	for range a.cfg.workers {
-		a.collectors.Go(func() { a.collect(out) })
-	}
-	a.feedOpen(ctx, out)
-	close(out)
-}
-
-// feedOpen submits request i, due at start+i/rate, once it is within the lead time and the
-// queue has room. It wakes at most every nap to top the queue up.
-func (a *attacker) feedOpen(ctx context.Context, out chan<- pending) {
-	interval := a.sched.interval
-	lead := min(maxLead, time.Duration(maxAhead*interval))
-	maxQueued := max(1, int(math.Ceil(float64(lead)/interval)))
-	nap := max(lead/4, minNap)
-
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	// The feeder's own timetable starts now, a little before the schedule's t0 (the first
-	// request's admission): requests are submitted ahead of their due time, never behind it.
 	start := time.Now()
 	var end time.Time
 	if a.cfg.duration > 0 {
 		end = start.Add(a.cfg.duration)
 	}
-	for i := 0; ; {
-		room := maxQueued - a.tr.Stats().Queued
-		horizon := time.Now().Add(lead)
-		var due time.Time
-		for {
-			if a.cfg.requests > 0 && i >= a.cfg.requests {
-				return
-			}
-			due = start.Add(time.Duration(float64(i) * interval))
-			if !end.IsZero() && !due.Before(end) {
-				return
-			}
-			if room <= 0 || due.After(horizon) {
-				break
-			}
-			f := a.tr.StartRoundTrip(a.newRequest(i))
-			out <- pending{f: f, i: i}
-			i++
-			room--
-		}
-		wait := nap
-		if room > 0 { // not held back by the queue: sleep until the next one is within the lead
-			wait = max(time.Until(due.Add(-lead)), nap)
-		}
-		timer.Reset(wait)
+	if a.cfg.rate != nil {
+		a.runOpen(ctx, start, end)
+	} else {
+		a.runClosed(ctx, end)
+	}
+	interrupted := ctx.Err() != nil
+
+	// Past the end, workers no longer send what waits (-n alone lets every request go); let
+	// what is in flight finish, and abandon it past the grace period.
+	if interrupted || !end.IsZero() && !time.Now().Before(end) {
+		a.ended.Store(true)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.timeout+time.Second)
+	if err := a.tr.Shutdown(sctx); err != nil {
+		_ = a.tr.Close()
+	}
+	cancel()
+	_ = a.tr.Close()
+	stopLive()
+	// What was submitted and never reached the gate (still queued when the transport closed)
+	// was not sent.
+	if lost := a.submitted.Load() - a.recorded.Load(); lost > 0 {
+		a.recorded.Add(lost)
+		a.m.addDropped(uint64(lost))
+	}
+
+	r := a.m.report()
+	r.Interrupted = interrupted
+	r.Model = "closed"
+	if a.cfg.rate != nil {
+		r.Model, r.TargetRate = "open", a.cfg.rate.String()
+	}
+	return outcome{report: r, bottleneck: a.bottleneck(r)}
+}
+
+// bottleneck says whether the generator, not the server, held the open model back.
+func (a *attacker) bottleneck(r *report) string {
+	if a.cfg.rate == nil {
+		return ""
+	}
+	allBusy := a.busyPeak.Load() >= int64(a.workers)
+	switch {
+	case allBusy && (r.Sent.Dropped > 0 || r.Sent.Late > 0):
+		return "every one of the " + strconv.Itoa(a.workers) + " workers was busy and requests waited for one: raise -max-workers, or the server is saturated"
+	case r.Sent.Dropped > 0 || r.Sent.LagP99 >= warnLag:
+		return "requests were sent late while workers were free: the generator's CPU is the bottleneck (send lag p99 " + fmtDuration(r.Sent.LagP99) + ")"
+	}
+	return ""
+}
+
+// runClosed runs -c users until -n requests were sent, the end passed or ctx ended, and each
+// user's last request has ended.
+func (a *attacker) runClosed(ctx context.Context, end time.Time) {
+	u := &a.users
+	u.ctx, u.end, u.done = ctx, end, make(chan struct{})
+	u.active.Store(int64(a.cfg.workers))
+	for k := range a.cfg.workers {
+		a.launch(k)
+	}
+	// Every request ends in the gate, its body or the response hook, which launch the next; a
+	// request that ended some other way would leave its user waiting for ever, so the transport
+	// is watched too: idle twice in a row with users still active, those users are done.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	idle := 0
+	for {
 		select {
-		case <-timer.C:
-		case <-ctx.Done():
+		case <-u.done:
 			return
+		case <-tick.C:
+			if st := a.tr.Stats(); st.Queued == 0 && st.InFlight == 0 && a.submitted.Load() == a.recorded.Load() {
+				idle++
+			} else {
+				idle = 0
+			}
+			if idle >= 2 {
+				return
+			}
 		}
 	}
 }
 
-func (a *attacker) collect(in <-chan pending) {
-	for p := range in {
-		<-p.f.Done()
-		a.record(p)
-	}
-}
-
-func (a *attacker) record(p pending) {
-	resp, err := p.f.Result()
-	tm := p.f.Timing()
-	if tm.Started.IsZero() {
-		// Never sent: it was still queued when the transport closed, or was abandoned there.
-		if resp != nil {
-			resp.Body.Close()
-		}
-		a.m.addNotStarted()
+// launch submits the next request of user k, or ends the user when the run is over.
+func (a *attacker) launch(k int) {
+	u := &a.users
+	if u.ctx == nil { // the open model
 		return
 	}
-	from := tm.Queued
-	if p.i >= 0 {
-		// From the scheduled time; from the real start should it ever have gone earlier, so that
-		// a latency is never shorter than its round trip.
-		from = tm.Started
-		if due, ok := a.sched.due(p.i); ok && due.Before(from) {
-			from = due
+	i := u.next.Add(1) - 1
+	if u.ctx.Err() != nil || !u.end.IsZero() && !time.Now().Before(u.end) ||
+		a.cfg.requests > 0 && i >= uint64(a.cfg.requests) {
+		if u.active.Add(-1) == 0 {
+			close(u.done)
 		}
+		return
 	}
-	r := result{
-		sent:     tm.Started,
-		latency:  tm.Finished.Sub(from),
-		end:      tm.Finished,
-		bytesOut: int64(len(a.cfg.body)),
-		err:      err,
-	}
-	if err == nil {
-		// The body was read into memory by the worker before the Future resolved; this copy
-		// only counts it.
-		n, rerr := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		r.code, r.bytesIn = resp.StatusCode, n
-		if rerr != nil { // cannot happen with an in-memory body; count it if it does
-			r.code, r.err = 0, rerr
+	a.submit(i, &flight{Context: context.Background(), seq: i, slot: k, from: time.Now()})
+}
+
+// runOpen runs the feeder until the timetable, -n or -duration ends or ctx ends, and counts
+// what fell due and was not sent. The requests in flight end after, in the transport's
+// Shutdown.
+func (a *attacker) runOpen(ctx context.Context, start, end time.Time) {
+	var fed sync.WaitGroup
+	var dropped uint64
+	fed.Go(func() {
+		p := newPacer(a.fine)
+		defer p.stop()
+		dropped = a.feed(ctx, p, start, end)
+		if !end.IsZero() && (a.cfg.requests == 0 || a.submitted.Load() < int64(a.cfg.requests)) {
+			// The timetable reached the end: the last request has until then to find a worker.
+			p.waitUntil(ctx, end)
 		}
+	})
+	fed.Wait()
+	a.m.addDropped(dropped)
+}
+
+// feed submits each request at its due time and returns how many fell due and were dropped.
+func (a *attacker) feed(ctx context.Context, p *pacer, start, end time.Time) (dropped uint64) {
+	sched := a.cfg.rate
+	limit := uint64(a.cfg.requests) // 0: none
+	for i := uint64(0); limit == 0 || i < limit; i++ {
+		off, ok := sched.offset(int(i))
+		if !ok {
+			return dropped
+		}
+		due := start.Add(off)
+		if !end.IsZero() && !due.Before(end) {
+			return dropped
+		}
+		if !p.waitUntil(ctx, due) {
+			return dropped
+		}
+		if a.submitted.Load()-a.started.Load() >= maxQueued {
+			// Nothing can take it: drop it, and every other one due by now.
+			now := int(i) + 1
+			if n := sched.due(time.Since(start)); n > now {
+				now = n
+			}
+			skip := uint64(now) - i
+			if limit > 0 {
+				skip = min(skip, limit-i)
+			}
+			dropped += skip
+			i += skip - 1
+			continue
+		}
+		a.submit(i, &flight{Context: context.Background(), seq: i, slot: -1, from: due, open: true})
 	}
-	a.m.add(r)
-}
-
-// schedule is the open model's timetable, and the Limiter that holds the transport to it: the
-// k-th token is due at t0 + k*interval, t0 being when the first was asked for, that is when the
-// first request could leave (the program's own start-up is not counted as latency). A token
-// that has come due is handed out at once however late it is asked for, so the schedule never
-// restarts, and request i, being the i-th to reach the Limiter (one host, and requests to a host
-// leave in the order submitted), leaves at due(i) or as soon as a worker is free after it.
-//
-// A rate limiter of the transport would not do: it keeps its grid only while requests queue on
-// it, and restarts it from the time of asking when the previous token was free at once, or
-// after all the workers were busy for a while. Early in a run, while the workers are started
-// and the first connections dialed, a worker may ask more than one interval after the last one
-// did; each such restart moves the whole rest of the run later by a few milliseconds against a
-// timetable anchored at the first request, which then shows as an offset in every latency.
-type schedule struct {
-	interval float64 // nanoseconds
-
-	mu sync.Mutex
-	n  int // tokens handed out; guarded by mu
-	t0 atomic.Pointer[time.Time]
-}
-
-func newSchedule(r float64) *schedule {
-	return &schedule{interval: float64(time.Second) / r}
-}
-
-// Reserve implements httpfutures.Limiter: it hands out the next token of the schedule.
-func (s *schedule) Reserve(_ context.Context, _ string, now time.Time) (time.Time, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t0 := s.t0.Load()
-	if t0 == nil {
-		t0 = &now
-		s.t0.Store(t0)
-	}
-	due := s.at(*t0, s.n)
-	s.n++
-	return due, nil
-}
-
-// due returns when request i is due, and false if no request was let go yet (t0 is unknown).
-func (s *schedule) due(i int) (time.Time, bool) {
-	t0 := s.t0.Load()
-	if t0 == nil {
-		return time.Time{}, false
-	}
-	return s.at(*t0, i), true
-}
-
-func (s *schedule) at(t0 time.Time, i int) time.Time {
-	return t0.Add(time.Duration(float64(i) * s.interval))
-}
-
-// timeoutTransport bounds each round trip, body read included, by timeout. The clock starts when
-// a worker sends the request, not when it was queued, so queueing ahead of the schedule never
-// eats into the timeout.
-type timeoutTransport struct {
-	next    http.RoundTripper
-	timeout time.Duration
-}
-
-func (t *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(req.Context(), t.timeout)
-	resp, err := t.next.RoundTrip(req.WithContext(ctx))
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
-	return resp, nil
-}
-
-// cancelBody releases the request's timeout once the body is read to the end or closed.
-type cancelBody struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (b *cancelBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
-		b.cancel()
-	}
-	return n, err
-}
-
-func (b *cancelBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.cancel()
-	return err
+	return dropped
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -14,35 +13,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func TestScheduleKeepsItsGrid(t *testing.T) {
-	s := newSchedule(1000) // a token every millisecond
-	_, ok := s.due(0)
-	assert.False(t, ok, "t0 is unknown until the first token is asked for")
-
-	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	ms := time.Millisecond
-	// The first token is due when it is asked for; the next ones are asked for late, at
-	// irregular times, and early: each is due on the grid from t0 all the same.
-	for k, at := range []time.Duration{0, 4 * ms, 4*ms + 10, 4*ms + 20, 4 * ms, 250 * ms, 250 * ms} {
-		due, err := s.Reserve(context.Background(), "example.com", t0.Add(at))
-		require.NoError(t, err)
-		assert.Equal(t, t0.Add(time.Duration(k)*ms), due, "token %d", k)
-	}
-	for _, i := range []int{0, 1, 6, 7, 5000} {
-		due, ok := s.due(i)
-		assert.True(t, ok)
-		assert.Equal(t, t0.Add(time.Duration(i)*ms), due, "request %d", i)
-	}
-	assert.Equal(t, t0.Add(time.Second/3), newScheduleAt(3, t0).at(t0, 1), "a fractional interval")
-}
-
-// newScheduleAt is a schedule of r tokens per second whose first token was asked for at t0.
-func newScheduleAt(r float64, t0 time.Time) *schedule {
-	s := newSchedule(r)
-	_, _ = s.Reserve(context.Background(), "", t0)
-	return s
-}
 
 // stubTransport answers every request with 200 after rtt, or after slowRTT for the calls whose
 // number (from 0) is in slow, and notes when each call came.
@@ -73,14 +43,14 @@ func (s *stubTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}, nil
 }
 
-// In the open model, a request is measured from its place in the schedule that starts with the
-// first request, and it is sent then too: a slow start or a stall delays only the requests that
-// fell due meanwhile, which leave as soon as a worker is free, and the ones after are sent on
-// that same schedule, with latencies of their round trip alone.
+// In the open model a request is sent at its due time when a worker is free, and measured from
+// that time: a stall delays the requests that fell due meanwhile, which leave as soon as a
+// worker is free (their latency and send lag show it), and the ones after are sent on the same
+// timetable, with latencies of their round trip alone.
 //
 // It runs in a synctest bubble: time is the fake clock's, exact, so that a request sent on time
-// has a latency of exactly its round trip.
-func TestOpenModelScheduleSurvivesDisruptions(t *testing.T) {
+// has a latency of exactly its round trip and no send lag.
+func TestOpenModelKeepsItsTimetable(t *testing.T) {
 	const (
 		rtt      = 100 * time.Microsecond
 		interval = time.Millisecond // -rate 1000
@@ -93,39 +63,107 @@ func TestOpenModelScheduleSurvivesDisruptions(t *testing.T) {
 		slowRTT  time.Duration
 		recovers int // the requests from this one on are sent on time
 	}{
-		// The first response takes a few milliseconds, less than the scheduler counts as the
-		// workers being busy: the requests due meanwhile were no reason to restart the schedule.
-		{"slow first response", 1, []int{0}, 5 * time.Millisecond, 6},
-		// All the workers are held at the start, long enough for the scheduler to count it.
-		{"all workers slow at the start", 2, []int{0, 1}, 30 * time.Millisecond, 32},
+		{"on time", 1, nil, 0, 0},
+		{"slow first response", 1, []int{0}, 5500 * time.Microsecond, 6},
 		{"all workers stalled mid-run", 2, []int{50, 51}, 30 * time.Millisecond, 82},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				cfg, err := parseArgs([]string{"-rate", "1000", "-n", strconv.Itoa(n), "-c", strconv.Itoa(tt.workers), "http://example.test/"}, io.Discard)
+				cfg, err := parseArgs([]string{"-rate", "1000", "-n", strconv.Itoa(n), "-max-workers", strconv.Itoa(tt.workers), "http://example.test/"}, io.Discard)
 				require.NoError(t, err)
 				stub := &stubTransport{rtt: rtt, slowRTT: tt.slowRTT, slow: map[int]bool{}}
 				for _, i := range tt.slow {
 					stub.slow[i] = true
 				}
-				a, err := newAttackerOn(cfg, []string{cfg.target}, stub)
+				a, err := newAttackerOn(cfg, stub, nil)
 				require.NoError(t, err)
+				start := time.Now()
 
-				r := a.run(t.Context(), io.Discard)
+				r := a.run(t.Context(), io.Discard).report
 
 				require.Equal(t, uint64(n), r.Requests)
 				require.Len(t, stub.calls, n)
-				t0 := stub.calls[0]
 				for i := tt.recovers; i < n; i++ {
-					require.Equal(t, t0.Add(time.Duration(i)*interval), stub.calls[i],
-						"request %d is sent on the schedule from the first request", i)
+					require.Equal(t, start.Add(time.Duration(i)*interval), stub.calls[i],
+						"request %d is sent on the timetable", i)
 				}
-				// Most requests came after the disruption: their latency is their round trip.
 				assert.Equal(t, rtt, r.Latencies.Min)
-				assert.InDelta(t, rtt, r.Latencies.P50, float64(rtt)/100)
-				assert.Equal(t, tt.slowRTT, r.Latencies.Max, "the slowest is the slow round trip itself")
+				assert.InEpsilon(t, rtt, r.Latencies.P50, 0.001)
+				var late uint64
+				var lagMax time.Duration
+				for i, c := range stub.calls {
+					lag := c.Sub(start.Add(time.Duration(i) * interval))
+					lagMax = max(lagMax, lag)
+					if lag >= lateAfter {
+						late++
+					}
+				}
+				assert.Equal(t, late, r.Sent.Late, "the requests due during the stall were sent late")
+				assert.Equal(t, lagMax, r.Sent.LagMax)
+				assert.Equal(t, uint64(0), r.Sent.Dropped)
+				if tt.slow != nil {
+					assert.Equal(t, tt.slowRTT, r.Latencies.Max, "the slowest is the slow round trip itself")
+					assert.Positive(t, late)
+				} else {
+					assert.Equal(t, time.Duration(0), r.Sent.LagMax)
+				}
 			})
 		})
 	}
+}
+
+// The run ends at its duration: what fell due and found no worker by then is dropped, not sent
+// afterwards, and the requests in flight are let finish.
+func TestOpenModelDurationBoundsTheRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg, err := parseArgs([]string{"-rate", "1000", "-duration", "100ms", "-max-workers", "1", "http://example.test/"}, io.Discard)
+		require.NoError(t, err)
+		// The first request holds the only worker for 1s: the 99 due after it cannot be sent.
+		stub := &stubTransport{rtt: rtt(), slowRTT: time.Second, slow: map[int]bool{0: true}}
+		a, err := newAttackerOn(cfg, stub, nil)
+		require.NoError(t, err)
+		start := time.Now()
+
+		o := a.run(t.Context(), io.Discard)
+
+		assert.Equal(t, time.Second, time.Since(start), "the run ends when the one in flight does")
+		assert.Len(t, stub.calls, 1)
+		assert.Equal(t, uint64(1), o.report.Requests)
+		assert.Equal(t, uint64(99), o.report.Sent.Dropped)
+		assert.Contains(t, o.bottleneck, "every one of the 1 workers was busy")
+	})
+}
+
+func rtt() time.Duration { return 100 * time.Microsecond }
+
+// A rate the generator cannot reach is dropped, counted, in bounded time and memory.
+func TestOpenModelUnreachableRate(t *testing.T) {
+	srv, _ := countingServer(t)
+	start := time.Now()
+
+	code, rep, stderr := runJSON(t, t.Context(), "-rate", "1e9", "-duration", "100ms", "-max-workers", "8", srv.URL)
+
+	assert.Less(t, time.Since(start), 2*time.Second)
+	assert.Equal(t, 0, code, stderr)
+	sent := rep["sent"].(map[string]any)
+	assert.Equal(t, float64(1e8), sent["dropped"].(float64)+rep["requests"].(float64),
+		"every request due in 100ms at 1e9/s is sent or dropped")
+	assert.Contains(t, stderr, "warning: the generator, not the server, limited the run")
+}
+
+func TestTargeterWeights(t *testing.T) {
+	d := targetDefaults{method: "GET", header: http.Header{}}
+	ts := []*target{d.target("http://a.test/"), d.target("http://b.test/"), d.target("http://c.test/")}
+	ts[0].weight = 3
+	tg, err := newTargeter(ts)
+	require.NoError(t, err)
+	var got []string
+	for i := range uint64(10) {
+		req, tgt := tg.request(i, t.Context())
+		assert.Equal(t, tgt.url, req.URL.String())
+		got = append(got, req.URL.Host[:1])
+	}
+	// Spread out, in a cycle of 5: a three times, b and c once each.
+	assert.Equal(t, []string{"a", "b", "a", "c", "a", "a", "b", "a", "c", "a"}, got)
 }

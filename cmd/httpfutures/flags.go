@@ -8,16 +8,19 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Defaults, as in hey where hey has the same flag.
 const (
-	defaultRequests = 200
-	defaultWorkers  = 8
-	defaultTimeout  = 20 * time.Second
+	defaultRequests   = 200
+	defaultWorkers    = 8
+	defaultMaxWorkers = 1024
+	defaultTimeout    = 20 * time.Second
+	defaultRedirects  = 10
 )
 
 // The demo's load, used for the flags that are not given when no URL is.
@@ -39,103 +42,85 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// config is the parsed command line.
+// config is the parsed command line of an attack.
 type config struct {
-	target    string // the URL as given; empty for the demo
-	requests  int    // -n; 0 means no bound on the count
-	workers   int    // -c
-	rate      float64
-	duration  time.Duration
-	method    string
-	header    http.Header
-	host      string // a Host header given with -H, sent as the request's Host
-	body      []byte
-	hostRate  float64
-	timeout   time.Duration
-	output    string
-	honorWait bool // -backpressure: let 429/503 with Retry-After pause the target host
-	demo      bool // no URL given: load the embedded server
+	targets    []*target // from the URLs given or -targets; empty for the demo until it starts
+	requests   int       // -n; 0 means no bound on the count
+	workers    int       // -c
+	maxWorkers int       // -max-workers: the open model's bound on requests in flight
+	rate       *rateSchedule
+	duration   time.Duration
+	method     string
+	header     http.Header
+	host       string // a Host header given with -H, sent as the request's Host
+	body       []byte
+	hostRate   float64
+	timeout    time.Duration
+	format     string // -o: text or json
+	output     string // -output: the results file, "-" for stdout; empty for none
+	name       string // -name: the attack's name in the results
+	thresholds []threshold
+	honorWait  bool // -backpressure: let 429/503 with Retry-After pause the target host
+	precise    bool // -precise: the open model waits for each due time on a fine timer
+	demo       bool // no URL given: load the embedded server
+	client     clientConfig
 }
 
-// headerFlag collects repeated -H "Name: value" flags.
-type headerFlag struct{ lines []string }
-
-func (h *headerFlag) String() string { return strings.Join(h.lines, ", ") }
-
-func (h *headerFlag) Set(v string) error {
-	name, _, ok := strings.Cut(v, ":")
-	if !ok || strings.TrimSpace(name) == "" {
-		return fmt.Errorf("header %q is not of the form \"Name: value\"", v)
-	}
-	h.lines = append(h.lines, v)
-	return nil
+// clientConfig is how connections are made: the transport flags.
+type clientConfig struct {
+	http2       bool // negotiate HTTP/2 over TLS
+	h2c         bool // HTTP/2 over cleartext, with prior knowledge
+	insecure    bool
+	certFile    string
+	keyFile     string
+	keepalive   bool
+	connections int // idle connections kept per host; 0: one per worker
+	redirects   int // redirects followed; 0: none (a 3xx is the result)
+	timeout     time.Duration
 }
-
-// bodyFileFlag reads the file named by -D when the flag is parsed.
-type bodyFileFlag struct {
-	path string
-	data []byte
-}
-
-func (b *bodyFileFlag) String() string { return b.path }
-
-func (b *bodyFileFlag) Set(path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	b.path, b.data = path, data
-	return nil
-}
-
-const usageText = `usage: httpfutures [flags] [URL]
-
-Sends HTTP requests to URL through an httpfutures.AsyncTransport and reports
-latency percentiles, status codes and errors. Without a URL it runs a short
-demo against an embedded server on 127.0.0.1.
-
-With -rate the load is an open model: request i is due at t0+i/rate and its
-latency runs from that time to the end of its response body, so a stalled
-server shows in the percentiles. Without -rate, -c workers send as fast as the
-server answers and latency runs from when a request was queued.
-
-Ctrl-C stops sending, lets the requests in flight finish (each within -timeout)
-and prints the report; a second Ctrl-C ends the program at once.
-
-flags:
-`
-
-const examplesText = `
-examples:
-  httpfutures                                      # demo against an embedded server
-  httpfutures -n 20000 -c 8 http://127.0.0.1:8080/get
-  httpfutures -rate 5000 -duration 30s -o json http://127.0.0.1:8080/get
-  httpfutures -m POST -H "Content-Type: application/json" -d '{"a":1}' http://127.0.0.1:8080/post
-`
 
 // parseArgs parses the command line (without the program name). Flags may come before or after
-// the URL. Errors are *usageError, or errHelp after the usage was written to usage.
+// the URLs. Errors are *usageError, or errHelp after the usage was written to usage.
 func parseArgs(args []string, usage io.Writer) (*config, error) {
 	cfg := &config{}
 	var (
-		headers  headerFlag
-		bodyStr  string
-		bodyFile bodyFileFlag
+		headers     headerFlag
+		bodyStr     string
+		bodyFile    bodyFileFlag
+		rate        rateFlag
+		thresholds  thresholdFlag
+		targetsFile string
+		targetsFmt  string
 	)
 	fs := flag.NewFlagSet("httpfutures", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported on one line by the caller
 	fs.IntVar(&cfg.requests, "n", 0, fmt.Sprintf("total number of requests (default %d when neither -n nor -duration is given)", defaultRequests))
-	fs.IntVar(&cfg.workers, "c", defaultWorkers, "number of workers: requests in flight at once")
-	fs.Float64Var(&cfg.rate, "rate", 0, "requests per second, open model (0: as fast as the workers go)")
-	fs.DurationVar(&cfg.duration, "duration", 0, "stop sending after this long (with -n, whichever comes first)")
+	fs.IntVar(&cfg.workers, "c", defaultWorkers, "closed model: number of users, each with one request in flight (with -rate and no -max-workers: the bound on requests in flight)")
+	fs.IntVar(&cfg.maxWorkers, "max-workers", defaultMaxWorkers, "open model: at most this many requests in flight (-c, if given, when this is not); a worker waits parked until a request needs it")
+	fs.Var(&rate, "rate", "requests per second, open model: R, a ramp R1:R2 over -duration, or stages R@D,R1:R2@D,... (0: closed model)")
+	fs.DurationVar(&cfg.duration, "duration", 0, "end the run after this long (with -n, whichever comes first)")
 	fs.StringVar(&cfg.method, "m", http.MethodGet, "HTTP method")
 	fs.Var(&headers, "H", `request header "Name: value" (repeatable)`)
 	fs.StringVar(&bodyStr, "d", "", "request body")
 	fs.Var(&bodyFile, "D", "file whose content is the request body")
+	fs.StringVar(&targetsFile, "targets", "", "file of targets: vegeta's http format or JSON lines; - for stdin")
+	fs.StringVar(&targetsFmt, "format", "", "format of -targets: http or json (default: from its first character)")
 	fs.Float64Var(&cfg.hostRate, "host-rate", 0, "per-host rate limit in requests per second (0: none)")
-	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "timeout of each request, from when it is sent")
-	fs.StringVar(&cfg.output, "o", "text", "report format: text or json")
+	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "timeout of each request's dial, TLS handshake and response header, from when it is sent")
+	fs.StringVar(&cfg.format, "o", "text", "report format: text or json")
+	fs.StringVar(&cfg.output, "output", "", "write each result to this file in vegeta's JSON results format (- for stdout)")
+	fs.StringVar(&cfg.name, "name", "", "the attack's name, in each result")
+	fs.Var(&thresholds, "threshold", "pass criteria, e.g. 'p99<50ms,success>=99.9%': exit status 3 when one is missed (repeatable)")
+	fs.BoolVar(&cfg.precise, "precise", true, "open model: wait for each due time on a fine timer (false: on Go's timers alone, which costs less CPU and may send up to a millisecond late)")
 	fs.BoolVar(&cfg.honorWait, "backpressure", false, "let 429/503 responses with Retry-After pause the host, as a client would")
+	fs.BoolVar(&cfg.client.http2, "http2", true, "negotiate HTTP/2 with https servers")
+	fs.BoolVar(&cfg.client.h2c, "h2c", false, "HTTP/2 without TLS, with prior knowledge, for http URLs")
+	fs.BoolVar(&cfg.client.insecure, "insecure", false, "do not verify the server's certificate")
+	fs.StringVar(&cfg.client.certFile, "cert", "", "client certificate file (PEM), with -key")
+	fs.StringVar(&cfg.client.keyFile, "key", "", "client private key file (PEM), with -cert")
+	fs.BoolVar(&cfg.client.keepalive, "keepalive", true, "reuse connections between requests")
+	fs.IntVar(&cfg.client.connections, "connections", 0, "idle connections kept open per host (default: one per worker)")
+	fs.IntVar(&cfg.client.redirects, "redirects", defaultRedirects, "redirects followed per request; 0: none, the 3xx is the result")
 
 	var positional []string
 	rest := args
@@ -162,49 +147,62 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-
-	switch len(positional) {
-	case 0:
-		cfg.demo = true
-	case 1:
-		u, err := validateURL(positional[0])
-		if err != nil {
-			return nil, err
-		}
-		cfg.target = u.String()
-	default:
-		return nil, usagef("expected at most one URL, got %d: %s", len(positional), strings.Join(positional, " "))
-	}
+	cfg.rate = rate.s
+	cfg.thresholds = thresholds.list
 
 	switch {
 	case cfg.requests < 0:
 		return nil, usagef("-n must not be negative, got %d", cfg.requests)
 	case cfg.workers < 1:
 		return nil, usagef("-c must be at least 1, got %d", cfg.workers)
-	case cfg.rate < 0 || isNaNOrInf(cfg.rate):
-		return nil, usagef("-rate must be a non-negative number, got %v", cfg.rate)
+	case cfg.maxWorkers < 1:
+		return nil, usagef("-max-workers must be at least 1, got %d", cfg.maxWorkers)
 	case cfg.hostRate < 0 || isNaNOrInf(cfg.hostRate):
 		return nil, usagef("-host-rate must be a non-negative number, got %v", cfg.hostRate)
 	case cfg.duration < 0:
 		return nil, usagef("-duration must not be negative, got %v", cfg.duration)
 	case cfg.timeout <= 0:
 		return nil, usagef("-timeout must be positive, got %v", cfg.timeout)
-	case cfg.output != "text" && cfg.output != "json":
-		return nil, usagef("-o must be text or json, got %q", cfg.output)
+	case cfg.format != "text" && cfg.format != "json":
+		return nil, usagef("-o must be text or json, got %q", cfg.format)
 	case set["d"] && set["D"]:
 		return nil, usagef("-d and -D cannot be used together")
 	case set["n"] && cfg.requests == 0:
 		return nil, usagef("-n must be at least 1, got 0")
+	case cfg.client.connections < 0:
+		return nil, usagef("-connections must not be negative, got %d", cfg.client.connections)
+	case cfg.client.redirects < 0:
+		return nil, usagef("-redirects must not be negative, got %d", cfg.client.redirects)
+	case (cfg.client.certFile == "") != (cfg.client.keyFile == ""):
+		return nil, usagef("-cert and -key go together")
+	case targetsFmt != "" && targetsFmt != "http" && targetsFmt != "json":
+		return nil, usagef("-format must be http or json, got %q", targetsFmt)
+	case targetsFile != "" && len(positional) > 0:
+		return nil, usagef("give URLs or -targets, not both")
 	}
 	cfg.method = strings.ToUpper(cfg.method)
 	if !validMethod(cfg.method) {
 		return nil, usagef("-m: invalid method %q", cfg.method)
 	}
+	if cfg.rate != nil {
+		if err := cfg.rate.fit(&cfg.duration, set["duration"]); err != nil {
+			return nil, usagef("-rate: %v", err)
+		}
+	}
+	if cfg.rate != nil && set["c"] && !set["max-workers"] {
+		cfg.maxWorkers = cfg.workers // -c with -rate: at most that many in flight
+	}
+	cfg.client.timeout = cfg.timeout
+	if cfg.client.connections == 0 {
+		cfg.client.connections = cfg.workers
+		if cfg.rate != nil {
+			cfg.client.connections = cfg.maxWorkers
+		}
+	}
 
 	cfg.header = http.Header{}
 	for _, line := range headers.lines {
-		name, value, _ := strings.Cut(line, ":")
-		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		name, value, _ := parseHeaderLine(line) // checked by Set
 		if strings.EqualFold(name, "Host") {
 			cfg.host = value
 			continue
@@ -218,11 +216,31 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 		cfg.body = bodyFile.data
 	}
 
+	defaults := targetDefaults{method: cfg.method, header: cfg.header, host: cfg.host, body: cfg.body}
+	switch {
+	case targetsFile != "":
+		ts, err := readTargetsFile(targetsFile, targetsFmt, defaults)
+		if err != nil {
+			return nil, usagef("-targets: %v", err)
+		}
+		cfg.targets = ts
+	case len(positional) == 0:
+		cfg.demo = true
+	default:
+		for _, p := range positional {
+			u, err := validateURL(p)
+			if err != nil {
+				return nil, err
+			}
+			cfg.targets = append(cfg.targets, defaults.target(u.String()))
+		}
+	}
+
 	if cfg.demo {
 		if !set["rate"] {
-			cfg.rate = demoRate
+			cfg.rate = constantRate(demoRate)
 		}
-		if !set["duration"] {
+		if !set["duration"] && cfg.duration == 0 {
 			cfg.duration = demoDuration
 		}
 	}
@@ -253,7 +271,7 @@ func validMethod(m string) bool {
 		return false
 	}
 	for _, r := range m {
-		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?={}`, r) {
+		if !httpguts.IsTokenRune(r) {
 			return false
 		}
 	}

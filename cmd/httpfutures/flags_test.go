@@ -18,6 +18,8 @@ func TestParseArgs(t *testing.T) {
 	require.NoError(t, os.WriteFile(bodyFile, []byte(`{"a":1}`), 0o600))
 
 	const u = "http://127.0.0.1:8080/get"
+	targetsFile := filepath.Join(t.TempDir(), "targets.txt")
+	require.NoError(t, os.WriteFile(targetsFile, []byte("GET http://127.0.0.1:1/a\n\nPOST http://127.0.0.1:1/b\n# weight: 2\nX-B: 1\n"), 0o600))
 	tests := []struct {
 		name    string
 		args    []string
@@ -32,18 +34,39 @@ func TestParseArgs(t *testing.T) {
 			name: "hey-like flags",
 			args: []string{"-n", "1000", "-c", "16", "-m", "post", "-timeout", "2s", "-o", "json", u},
 			want: func(c *config) {
-				c.requests, c.workers, c.method, c.timeout, c.output = 1000, 16, "POST", 2*time.Second, "json"
+				c.requests, c.workers, c.method, c.timeout, c.format = 1000, 16, "POST", 2*time.Second, "json"
+				c.targets[0].method, c.client.timeout, c.client.connections = "POST", 2*time.Second, 16
 			},
 		},
 		{
 			name: "flags after the URL",
 			args: []string{u, "-n", "5", "-c", "2"},
-			want: func(c *config) { c.requests, c.workers = 5, 2 },
+			want: func(c *config) { c.requests, c.workers, c.client.connections = 5, 2, 2 },
 		},
 		{
 			name: "open model with duration only",
 			args: []string{"-rate", "2000", "-duration", "3s", "-host-rate", "50", u},
-			want: func(c *config) { c.requests, c.rate, c.duration, c.hostRate = 0, 2000, 3*time.Second, 50 },
+			want: func(c *config) {
+				c.requests, c.duration, c.hostRate = 0, 3*time.Second, 50
+				c.rate = &rateSchedule{stages: []stage{{2000, 2000, 3 * time.Second}}, text: "2000"}
+				c.client.connections = defaultMaxWorkers
+			},
+		},
+		{
+			name: "stages set the duration",
+			args: []string{"-rate", "10@1s,20:30@2s", "-max-workers", "50", u},
+			want: func(c *config) {
+				c.requests, c.duration, c.maxWorkers, c.client.connections = 0, 3*time.Second, 50, 50
+				c.rate = &rateSchedule{stages: []stage{{10, 10, time.Second}, {20, 30, 2 * time.Second}}, text: "10@1s,20:30@2s"}
+			},
+		},
+		{
+			name: "c bounds the open model when max-workers is not given",
+			args: []string{"-rate", "500", "-duration", "3s", "-c", "8", u},
+			want: func(c *config) {
+				c.requests, c.duration, c.workers, c.maxWorkers, c.client.connections = 0, 3*time.Second, 8, 8, 8
+				c.rate = &rateSchedule{stages: []stage{{500, 500, 3 * time.Second}}, text: "500"}
+			},
 		},
 		{
 			name: "n and duration both bound",
@@ -56,22 +79,26 @@ func TestParseArgs(t *testing.T) {
 			want: func(c *config) {
 				c.header = http.Header{"X-A": {"1", "2"}, "Authorization": {"Bearer t:k"}}
 				c.host = "example.test"
+				c.targets[0].header, c.targets[0].host = c.header, c.host
 			},
 		},
 		{
 			name: "body string",
 			args: []string{"-m", "PUT", "-d", "hello", u},
-			want: func(c *config) { c.method, c.body = "PUT", []byte("hello") },
+			want: func(c *config) {
+				c.method, c.body = "PUT", []byte("hello")
+				c.targets[0].method, c.targets[0].body = "PUT", c.body
+			},
 		},
 		{
 			name: "empty body string is a body",
 			args: []string{"-d", "", u},
-			want: func(c *config) { c.body = []byte{} },
+			want: func(c *config) { c.body, c.targets[0].body = []byte{}, []byte{} },
 		},
 		{
 			name: "body file",
 			args: []string{"-D", bodyFile, u},
-			want: func(c *config) { c.body = []byte(`{"a":1}`) },
+			want: func(c *config) { c.body, c.targets[0].body = []byte(`{"a":1}`), []byte(`{"a":1}`) },
 		},
 		{
 			name: "backpressure",
@@ -81,20 +108,59 @@ func TestParseArgs(t *testing.T) {
 		{
 			name: "https URL",
 			args: []string{"https://127.0.0.1:8443/x?q=1"},
-			want: func(c *config) { c.target = "https://127.0.0.1:8443/x?q=1" },
+			want: func(c *config) { c.targets[0].url = "https://127.0.0.1:8443/x?q=1" },
+		},
+		{
+			name: "several URLs",
+			args: []string{u, "http://127.0.0.1:8080/b"},
+			want: func(c *config) {
+				c.targets = append(c.targets, &target{method: "GET", url: "http://127.0.0.1:8080/b", header: http.Header{}, weight: 1})
+			},
+		},
+		{
+			name: "targets file",
+			args: []string{"-targets", targetsFile, "-H", "X-A: 0"},
+			want: func(c *config) {
+				c.header = http.Header{"X-A": {"0"}}
+				c.targets = []*target{
+					{method: "GET", url: "http://127.0.0.1:1/a", header: http.Header{"X-A": {"0"}}, weight: 1},
+					{method: "POST", url: "http://127.0.0.1:1/b", header: http.Header{"X-A": {"0"}, "X-B": {"1"}}, weight: 2},
+				}
+			},
+		},
+		{
+			name: "transport flags",
+			args: []string{"-http2=false", "-h2c", "-insecure", "-keepalive=false", "-connections", "3", "-redirects", "0", u},
+			want: func(c *config) {
+				c.client.http2, c.client.h2c, c.client.insecure, c.client.keepalive = false, true, true, false
+				c.client.connections, c.client.redirects = 3, 0
+			},
+		},
+		{
+			name: "thresholds and output",
+			args: []string{"-threshold", "p99<50ms,success>=99.9%", "-output", "r.json", "-name", "x", u},
+			want: func(c *config) {
+				c.output, c.name = "r.json", "x"
+				c.thresholds = []threshold{
+					{text: "p99<50ms", metric: "p99", op: "<", value: float64(50 * time.Millisecond)},
+					{text: "success>=99.9%", metric: "success", op: ">=", value: 99.9 / 100},
+				}
+			},
 		},
 		{
 			name: "no URL is the demo",
 			args: []string{},
 			want: func(c *config) {
-				c.target, c.demo, c.requests, c.rate, c.duration = "", true, 0, demoRate, demoDuration
+				c.targets, c.demo, c.requests, c.rate, c.duration = nil, true, 0, constantRate(demoRate), demoDuration
 			},
 		},
 		{
 			name: "demo keeps the flags given",
 			args: []string{"-rate", "100", "-n", "20", "-o", "json"},
 			want: func(c *config) {
-				c.target, c.demo, c.requests, c.rate, c.duration, c.output = "", true, 20, 100, demoDuration, "json"
+				c.targets, c.demo, c.requests, c.duration, c.format = nil, true, 20, demoDuration, "json"
+				c.rate = &rateSchedule{stages: []stage{{100, 100, 0}}, text: "100"}
+				c.client.connections = defaultMaxWorkers
 			},
 		},
 		{name: "unknown flag", args: []string{"-x", u}, wantErr: "flag provided but not defined: -x"},
@@ -103,8 +169,10 @@ func TestParseArgs(t *testing.T) {
 		{name: "negative n", args: []string{"-n", "-1", u}, wantErr: "-n must not be negative"},
 		{name: "zero n", args: []string{"-n", "0", u}, wantErr: "-n must be at least 1"},
 		{name: "zero workers", args: []string{"-c", "0", u}, wantErr: "-c must be at least 1"},
-		{name: "negative rate", args: []string{"-rate", "-5", u}, wantErr: "-rate must be a non-negative number"},
-		{name: "infinite rate", args: []string{"-rate", "+Inf", u}, wantErr: "-rate must be a non-negative number"},
+		{name: "zero max workers", args: []string{"-max-workers", "0", u}, wantErr: "-max-workers must be at least 1"},
+		{name: "negative rate", args: []string{"-rate", "-5", u}, wantErr: "not a non-negative number"},
+		{name: "infinite rate", args: []string{"-rate", "+Inf", u}, wantErr: "not a non-negative number"},
+		{name: "ramp without duration", args: []string{"-rate", "1:100", u}, wantErr: "a ramp needs a duration"},
 		{name: "negative host rate", args: []string{"-host-rate", "-1", u}, wantErr: "-host-rate must be"},
 		{name: "bad duration", args: []string{"-duration", "3", u}, wantErr: "invalid value"},
 		{name: "negative duration", args: []string{"-duration", "-1s", u}, wantErr: "-duration must not be negative"},
@@ -113,12 +181,18 @@ func TestParseArgs(t *testing.T) {
 		{name: "both bodies", args: []string{"-d", "x", "-D", bodyFile, u}, wantErr: "-d and -D cannot be used together"},
 		{name: "missing body file", args: []string{"-D", filepath.Join(t.TempDir(), "nope"), u}, wantErr: "no such file"},
 		{name: "bad header", args: []string{"-H", "NoColon", u}, wantErr: `not of the form "Name: value"`},
+		{name: "space in header name", args: []string{"-H", "Bad Name: x", u}, wantErr: `"Bad Name" is not a valid header name`},
+		{name: "control character in header value", args: []string{"-H", "X-A: a\x00b", u}, wantErr: "a character HTTP does not allow"},
 		{name: "bad method", args: []string{"-m", "GE T", u}, wantErr: "invalid method"},
+		{name: "cert without key", args: []string{"-cert", "c.pem", u}, wantErr: "-cert and -key go together"},
+		{name: "bad threshold", args: []string{"-threshold", "p98<1ms", u}, wantErr: `unknown metric "p98"`},
+		{name: "bad threshold value", args: []string{"-threshold", "p99<fast", u}, wantErr: `"fast" is not a duration`},
+		{name: "URLs and targets", args: []string{"-targets", targetsFile, u}, wantErr: "give URLs or -targets, not both"},
+		{name: "missing targets file", args: []string{"-targets", filepath.Join(t.TempDir(), "nope")}, wantErr: "no such file"},
 		{name: "ftp scheme", args: []string{"ftp://127.0.0.1/x"}, wantErr: "the scheme must be http or https"},
 		{name: "no scheme", args: []string{"127.0.0.1:8080/get"}, wantErr: "invalid URL"},
 		{name: "no host", args: []string{"http:///get"}, wantErr: "no host"},
 		{name: "unparsable URL", args: []string{"http://[::1"}, wantErr: "invalid URL"},
-		{name: "two URLs", args: []string{u, u}, wantErr: "expected at most one URL, got 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,13 +208,19 @@ func TestParseArgs(t *testing.T) {
 			}
 			require.NoError(t, err)
 			want := &config{
-				target:   u,
-				requests: defaultRequests,
-				workers:  defaultWorkers,
-				method:   http.MethodGet,
-				header:   http.Header{},
-				timeout:  defaultTimeout,
-				output:   "text",
+				targets:    []*target{{method: "GET", url: u, header: http.Header{}, weight: 1}},
+				requests:   defaultRequests,
+				workers:    defaultWorkers,
+				maxWorkers: defaultMaxWorkers,
+				method:     http.MethodGet,
+				header:     http.Header{},
+				timeout:    defaultTimeout,
+				format:     "text",
+				precise:    true,
+				client: clientConfig{
+					http2: true, keepalive: true, connections: defaultWorkers,
+					redirects: defaultRedirects, timeout: defaultTimeout,
+				},
 			}
 			if tt.want != nil {
 				tt.want(want)
@@ -158,7 +238,7 @@ func TestParseArgsHelp(t *testing.T) {
 			cfg, err := parseArgs([]string{arg}, &usage)
 			require.ErrorIs(t, err, errHelp)
 			assert.Nil(t, cfg)
-			assert.Contains(t, usage.String(), "usage: httpfutures [flags] [URL]")
+			assert.Contains(t, usage.String(), "usage: httpfutures [flags] [URL...]")
 			assert.Contains(t, usage.String(), "-rate")
 		})
 	}

@@ -22,32 +22,36 @@ import (
 	"github.com/httpfutures/httpfutures"
 )
 
-// sampleMetrics records 10 requests sent 100ms apart: 8 answered 200 with 1..8ms latency, one
-// 503 and one refused connection.
+// sampleMetrics records 10 requests due 100ms apart and sent 10µs after: 8 answered 200 with
+// 1..8ms latency, one 503 and one refused connection.
 func sampleMetrics() (*metrics, time.Time) {
 	m := newMetrics()
 	t0 := time.Date(2025, 3, 15, 14, 30, 0, 0, time.UTC)
 	refused := &url.Error{Op: "Get", URL: "http://127.0.0.1:1/", Err: &net.OpError{
 		Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
 	for i := range 10 {
-		sent := t0.Add(time.Duration(i) * 100 * time.Millisecond)
-		lat := time.Duration(i+1) * time.Millisecond
-		r := result{sent: sent, latency: lat, end: sent.Add(lat), code: 200, bytesIn: 100, bytesOut: 10}
+		r := Result{
+			Seq: uint64(i), Code: 200, Timestamp: t0.Add(time.Duration(i) * 100 * time.Millisecond),
+			Latency: time.Duration(i+1) * time.Millisecond, BytesIn: 100, BytesOut: 10, Lag: 10 * time.Microsecond,
+		}
+		kind := ""
 		switch i {
 		case 8:
-			r.code = 503
+			r.Code = 503
 		case 9:
-			r.code, r.bytesIn, r.err = 0, 0, refused
+			r.Code, r.BytesIn, r.Error, kind = 0, 0, refused.Error(), errorKind(refused)
+			r.Lag = 2 * time.Millisecond
 		}
-		m.add(r)
+		m.add(&r, kind)
 	}
 	return m, t0
 }
 
 func TestReportJSONHasVegetaFields(t *testing.T) {
 	m, t0 := sampleMetrics()
+	m.addDropped(3)
 	var buf bytes.Buffer
-	require.NoError(t, m.report(100).writeJSON(&buf))
+	require.NoError(t, m.report().writeJSON(&buf))
 
 	var got map[string]any
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &got))
@@ -56,7 +60,7 @@ func TestReportJSONHasVegetaFields(t *testing.T) {
 	for _, k := range []string{
 		"latencies", "bytes_in", "bytes_out", "earliest", "latest", "end", "duration", "wait",
 		"requests", "rate", "throughput", "success", "status_codes", "errors",
-		"model", "target_rate", "error_kinds",
+		"sent", "error_kinds",
 	} {
 		assert.Contains(t, got, k)
 	}
@@ -70,16 +74,15 @@ func TestReportJSONHasVegetaFields(t *testing.T) {
 	assert.Equal(t, map[string]any{"200": float64(8), "503": float64(1), "0": float64(1)}, got["status_codes"])
 	assert.Equal(t, []any{"connection refused: Get \"http://127.0.0.1:1/\": dial tcp: connect: connection refused"}, got["errors"])
 	assert.Equal(t, map[string]any{"connection refused": float64(1)}, got["error_kinds"])
-	assert.Equal(t, "open", got["model"])
-	assert.Equal(t, float64(100), got["target_rate"])
 
 	// Durations in nanoseconds; timestamps in RFC 3339.
 	assert.Equal(t, float64(900*time.Millisecond), got["duration"])
-	assert.Equal(t, float64(10*time.Millisecond), got["wait"]) // the last one sent is the last to end, 10ms later
+	assert.Equal(t, float64(10*time.Millisecond), got["wait"]) // the last one due is the last to end, 10ms later
 	assert.Equal(t, t0.Format(time.RFC3339Nano), got["earliest"])
 	assert.Equal(t, t0.Add(900*time.Millisecond).Format(time.RFC3339Nano), got["latest"])
 	assert.Equal(t, t0.Add(910*time.Millisecond).Format(time.RFC3339Nano), got["end"])
-	assert.InDelta(t, 10.0, got["rate"], 1e-9) // 9 intervals in 900ms
+	// vegeta's definitions: requests over duration, successes over duration plus wait.
+	assert.InDelta(t, 10/0.9, got["rate"], 1e-9)
 	assert.InDelta(t, 8/0.91, got["throughput"], 1e-9)
 
 	lat := got["latencies"].(map[string]any)
@@ -92,17 +95,24 @@ func TestReportJSONHasVegetaFields(t *testing.T) {
 	assert.InEpsilon(t, float64(10*time.Millisecond), lat["99th"], 0.002)
 	assert.Equal(t, map[string]any{"total": float64(900), "mean": float64(90)}, got["bytes_in"])
 	assert.Equal(t, map[string]any{"total": float64(100), "mean": float64(10)}, got["bytes_out"])
+
+	sent := got["sent"].(map[string]any)
+	assert.InDelta(t, 10/(0.902-0.00001), sent["rate"], 1e-6, "from the real send times")
+	assert.InEpsilon(t, float64(10*time.Microsecond), sent["lag_50th"], 0.002)
+	assert.Equal(t, float64(2*time.Millisecond), sent["lag_max"])
+	assert.Equal(t, float64(1), sent["late"])
+	assert.Equal(t, float64(3), sent["dropped"])
 }
 
 func TestReportJSONEmpty(t *testing.T) {
 	var buf bytes.Buffer
-	require.NoError(t, newMetrics().report(0).writeJSON(&buf))
+	require.NoError(t, newMetrics().report().writeJSON(&buf))
 	var got map[string]any
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &got))
 	assert.Equal(t, float64(0), got["requests"])
 	assert.Equal(t, []any{}, got["errors"], "an empty list, not null")
 	assert.Equal(t, map[string]any{}, got["status_codes"])
-	assert.Equal(t, "closed", got["model"])
+	assert.NotContains(t, got, "model")
 	assert.NotContains(t, got, "target_rate")
 }
 
@@ -120,24 +130,25 @@ func sortedKeys(t *testing.T, v any) []string {
 
 func TestReportText(t *testing.T) {
 	m, _ := sampleMetrics()
-	m.addNotStarted()
-	r := m.report(100)
+	m.addDropped(1)
+	r := m.report()
 	r.Interrupted = true
+	r.Model, r.TargetRate = "open", "10"
 	var buf bytes.Buffer
 	require.NoError(t, r.writeText(&buf))
 	got := buf.String()
 
 	lines := strings.Split(strings.TrimRight(got, "\n"), "\n")
 	require.Len(t, lines, 12, got)
-	assert.Regexp(t, `^Requests +\[total, rate, throughput\] +10, 10\.00, 8\.79$`, lines[0])
-	assert.Regexp(t, `^Target +\[model, rate\] +open, 100\.00/s \(latency from each request's scheduled send time\)$`, lines[1])
+	assert.Regexp(t, `^Requests +\[total, rate, throughput\] +10, 11\.11, 8\.79$`, lines[0])
+	assert.Regexp(t, `^Target +\[model, rate\] +open, 10 req/s \(latency from each request's due time\)$`, lines[1])
 	assert.Regexp(t, `^Duration +\[total, attack, wait\] +910ms, 900ms, 10ms$`, lines[2])
 	assert.Regexp(t, `^Latencies +\[min, mean, 50, 90, 95, 99, 99\.9, max\] +1ms, 5\.5ms, 5\.00\dms, 9\.00\dms, 10ms, 10ms, 10ms, 10ms$`, lines[3])
-	assert.Regexp(t, `^Bytes In +\[total, mean\] +900, 90\.00$`, lines[4])
-	assert.Regexp(t, `^Bytes Out +\[total, mean\] +100, 10\.00$`, lines[5])
-	assert.Regexp(t, `^Success +\[ratio\] +80\.00%$`, lines[6])
-	assert.Regexp(t, `^Status Codes +\[code:count\] +0:1  200:8  503:1$`, lines[7])
-	assert.Equal(t, "Not sent: 1 queued requests were dropped at shutdown", lines[8])
+	assert.Regexp(t, `^Sent +\[rate, lag 50, 99, max, late, dropped\] +11\.09, 10\.0\dµs, 2ms, 2ms, 1, 1$`, lines[4])
+	assert.Regexp(t, `^Bytes In +\[total, mean\] +900, 90\.00$`, lines[5])
+	assert.Regexp(t, `^Bytes Out +\[total, mean\] +100, 10\.00$`, lines[6])
+	assert.Regexp(t, `^Success +\[ratio\] +80\.00%$`, lines[7])
+	assert.Regexp(t, `^Status Codes +\[code:count\] +0:1  200:8  503:1$`, lines[8])
 	assert.Equal(t, "Interrupted: sending stopped early on a signal", lines[9])
 	assert.Equal(t, "Error Set:", lines[10])
 	assert.Equal(t, `connection refused: 1 (e.g. Get "http://127.0.0.1:1/": dial tcp: connect: connection refused)`, lines[11])
@@ -145,11 +156,13 @@ func TestReportText(t *testing.T) {
 
 func TestReportTextClosedModel(t *testing.T) {
 	m := newMetrics()
-	now := time.Now()
-	m.add(result{sent: now, latency: time.Millisecond, end: now.Add(time.Millisecond), code: 200})
+	m.add(&Result{Timestamp: time.Now(), Latency: time.Millisecond, Code: 200}, "")
+	r := m.report()
+	r.Model = "closed"
 	var buf bytes.Buffer
-	require.NoError(t, m.report(0).writeText(&buf))
+	require.NoError(t, r.writeText(&buf))
 	assert.Contains(t, buf.String(), "closed, as fast as the workers go (latency from queueing)")
+	assert.NotContains(t, buf.String(), "Sent", "no timetable, no lag")
 	assert.True(t, strings.HasSuffix(buf.String(), "Error Set:\n"), buf.String())
 }
 

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// errBodyUnread is the error of a response whose body the transport closed before its end.
+var errBodyUnread = errors.New("the response body was not read to its end")
+
+// A flight is one request on its way, and the context it is sent with: it carries what its
+// result needs from where it was submitted to where it ends (the gate, the body or the
+// transport's response hook, all in the worker that runs it), so that no goroutine waits for
+// its Future. Its Done channel is nil, as context.Background()'s, so that the transport runs it
+// under the Future's own context, with no context made per request. Its zero value has no
+// context: flights are made with context.Background() embedded.
+type flight struct {
+	context.Context // context.Background()
+
+	seq  uint64
+	t    *target
+	from time.Time // due (open model) or queued (closed model): what latency runs from
+	open bool      // from is a due time: the send lag is measured
+	slot int       // closed model: the user whose request this is; -1 in the open model
+
+	// Set by the worker that runs it, which alone reads them until recorded.
+	started time.Time
+	bytesIn uint64
+	eof     bool
+
+	recorded atomic.Bool // set by the first to record it
+}
+
+type flightKey struct{}
+
+// Value returns the flight for flightKey.
+func (fl *flight) Value(key any) any {
+	if key == (flightKey{}) {
+		return fl
+	}
+	return fl.Context.Value(key)
+}
+
+// flightOf returns the flight req is sent with, or nil.
+func flightOf(req *http.Request) *flight {
+	if req == nil {
+		return nil
+	}
+	fl, _ := req.Context().Value(flightKey{}).(*flight)
+	return fl
+}
+
+// gate is the transport's next RoundTripper: it notes when a worker sends each request, refuses
+// to send them once the run has ended (they count as dropped), and records the requests that
+// fail. Its zero value is not ready: the transport's attacker sets it up.
+type gate struct {
+	a    *attacker
+	next http.RoundTripper
+}
+
+func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
+	a := g.a
+	fl := flightOf(req)
+	if a.ended.Load() {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		a.drop(fl)
+		return nil, errNotSent
+	}
+	busy := a.started.Add(1) - a.finished.Load()
+	if busy > a.busyPeak.Load() {
+		a.busyPeak.Store(busy) // racy but monotone enough for a warning
+	}
+	if fl != nil {
+		fl.started = time.Now()
+	}
+	resp, err := g.next.RoundTrip(req)
+	a.finished.Add(1)
+	if err != nil {
+		a.record(fl, 0, err)
+		return nil, err
+	}
+	if fl != nil {
+		resp.Body = &flightBody{ReadCloser: resp.Body, fl: fl, a: a}
+	}
+	return resp, nil
+}
+
+// flightBody counts the bytes of a response body, and records the request if the body fails.
+type flightBody struct {
+	io.ReadCloser
+	fl *flight
+	a  *attacker
+}
+
+func (b *flightBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.fl.bytesIn += uint64(n)
+	switch {
+	case err == io.EOF:
+		b.fl.eof = true
+	case err != nil:
+		b.a.record(b.fl, 0, err)
+	}
+	return n, err
+}
+
+func (b *flightBody) Close() error {
+	err := b.ReadCloser.Close()
+	if !b.fl.eof {
+		b.a.record(b.fl, 0, errBodyUnread)
+	}
+	return err
+}
+
+// onResponse is the transport's response hook: the body has been read, and the request is done.
+func (a *attacker) onResponse(resp *http.Response) error {
+	a.record(flightOf(resp.Request), resp.StatusCode, nil)
+	return nil
+}
+
+// drop counts fl as dropped: it fell due and was not sent.
+func (a *attacker) drop(fl *flight) {
+	if fl != nil && !fl.recorded.CompareAndSwap(false, true) {
+		return
+	}
+	a.recorded.Add(1)
+	a.m.addDropped(1)
+	if fl != nil && fl.slot >= 0 {
+		a.launch(fl.slot)
+	}
+}
+
+// record adds the result of fl, ended now with code or err, unless it was recorded already, and
+// in the closed model sends the next request of its user.
+func (a *attacker) record(fl *flight, code int, err error) {
+	if fl == nil || !fl.recorded.CompareAndSwap(false, true) {
+		return
+	}
+	a.recorded.Add(1)
+	now := time.Now()
+	started := fl.started
+	if started.IsZero() {
+		started = now
+	}
+	r := Result{
+		Attack:    a.cfg.name,
+		Seq:       fl.seq,
+		Code:      uint16(code),
+		Timestamp: fl.from,
+		Latency:   now.Sub(fl.from),
+		BytesOut:  uint64(len(fl.t.body)),
+		BytesIn:   fl.bytesIn,
+		Method:    fl.t.method,
+		URL:       fl.t.url,
+	}
+	if fl.open {
+		r.Lag = max(started.Sub(fl.from), 0)
+	}
+	kind := ""
+	if err != nil {
+		r.Code, r.Error, kind = 0, err.Error(), errorKind(err)
+	}
+	a.m.add(&r, kind)
+	if a.results != nil {
+		w := r // only this copy goes to the heap, and only with -output
+		a.results.write(&w)
+	}
+	if fl.slot >= 0 {
+		a.launch(fl.slot)
+	}
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func readSeqs(t *testing.T, path string) map[uint64]time.Time {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	due := map[uint64]time.Time{}
+	require.NoError(t, readResults(f, path, func(r *Result) { due[r.Seq] = r.Timestamp }))
+	return due
+}
+
+func checkTimetable(t *testing.T, rep map[string]any, due map[uint64]time.Time, n int, offset func(seq uint64) time.Duration) {
+	t.Helper()
+	sent := rep["sent"].(map[string]any)
+	assert.Equal(t, float64(n), rep["requests"].(float64)+sent["dropped"].(float64), "each request due was sent or dropped")
+	assert.Equal(t, float64(len(due)), rep["requests"])
+	t0, ok := due[0]
+	require.True(t, ok, "request 0 was sent")
+	for seq, ts := range due {
+		require.InDelta(t, offset(seq), ts.Sub(t0), float64(time.Microsecond), "request %d", seq)
+	}
+}
+
+func TestRunOpenModelKeepsTheRate(t *testing.T) {
+	srv, hits := countingServer(t)
+	path := filepath.Join(t.TempDir(), "r.json")
+
+	code, rep, stderr := runJSON(t, t.Context(), "-rate", "1000", "-duration", "1s", "-output", path, srv.URL)
+
+	require.Equal(t, 0, code, stderr)
+	sent := rep["sent"].(map[string]any)
+	t.Logf("rate %.1f/s, sent at %.1f/s, p50 %v, max %v, send lag p99 %vns, dropped %v", rep["rate"], sent["rate"],
+		latency(t, rep, "50th"), latency(t, rep, "max"), sent["lag_99th"], sent["dropped"])
+	// Request i is due at i/1000s, and those due before 1s are sent, or dropped if the machine
+	// is so busy (the race detector) that they could not be by the end: 1000 in all.
+	checkTimetable(t, rep, readSeqs(t, path), 1000, func(seq uint64) time.Duration { return time.Duration(seq) * time.Millisecond })
+	assert.Equal(t, float64(hits.Load()), rep["requests"])
+	assert.Equal(t, "open", rep["model"])
+	assert.Equal(t, "1000", rep["target_rate"])
+	if sent["dropped"] == float64(0) {
+		// vegeta's rate: 1000 requests over the 999ms from the first due time to the last.
+		assert.InDelta(t, 1000/0.999, rep["rate"], 0.01)
+	}
+}
+
+func TestRunLatencyCountsFromScheduledTime(t *testing.T) {
+	const stall = 200 * time.Millisecond
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 10 { // the 10th request stalls the only worker
+			time.Sleep(stall)
+		}
+	}))
+	defer srv.Close()
+
+	// 100 req/s with one worker: 20 requests fall due while the 10th is stalled. Measured from
+	// when they were sent, only the stalled one would be slow (the 98th percentile); measured
+	// from their scheduled time, the ones queued behind it carry the stall too.
+	code, rep, stderr := runJSON(t, t.Context(), "-rate", "100", "-n", "60", "-max-workers", "1", srv.URL)
+
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, float64(60), rep["requests"])
+	assert.GreaterOrEqual(t, latency(t, rep, "max"), stall)
+	assert.GreaterOrEqual(t, latency(t, rep, "90th"), stall/2,
+		"the requests queued behind the stall must show it")
+}
+
+func TestRunOpenModelInterruptedStillReports(t *testing.T) {
+	srv, hits := countingServer(t)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	code, rep, stderr := runJSON(t, ctx, "-rate", "200", "-duration", "1m", srv.URL)
+
+	assert.Less(t, time.Since(start), 5*time.Second)
+	assert.Equal(t, 0, code, stderr)
+	assert.Equal(t, true, rep["interrupted"])
+	requests := rep["requests"].(float64)
+	// About 60 sent in 300ms, and what was queued ahead of its time (at most 100ms more).
+	assert.Greater(t, requests, float64(20))
+	assert.Less(t, requests, float64(200))
+	assert.Equal(t, float64(hits.Load()), requests)
+	assert.NotContains(t, rep, "not_sent", "what was queued was sent")
+}
+
+func TestRunDurationBoundsTheRun(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+
+	// 8 workers at 50ms a request send at most 160/s of the 500/s asked for.
+	start := time.Now()
+	code, rep, stderr := runJSON(t, t.Context(), "-rate", "500", "-duration", "500ms", "-max-workers", "8", srv.URL)
+	elapsed := time.Since(start)
+
+	assert.Equal(t, 0, code, stderr)
+	assert.Less(t, elapsed, 500*time.Millisecond+400*time.Millisecond, "the duration and one request in flight, with room for a busy machine")
+	requests := rep["requests"].(float64)
+	dropped := rep["sent"].(map[string]any)["dropped"].(float64)
+	assert.Equal(t, float64(hits.Load()), requests)
+	assert.LessOrEqual(t, requests, float64(8*11), "at most 8 workers' worth of 50ms requests in 500ms")
+	assert.Equal(t, float64(250), requests+dropped, "every request due in 500ms is sent or dropped")
+	assert.Contains(t, stderr, "every one of the 8 workers was busy")
+}
+
+func TestRunRamp(t *testing.T) {
+	srv, _ := countingServer(t)
+	path := filepath.Join(t.TempDir(), "r.json")
+
+	code, rep, stderr := runJSON(t, t.Context(), "-rate", "0:1000", "-duration", "1s", "-output", path, srv.URL)
+
+	require.Equal(t, 0, code, stderr)
+	checkTimetable(t, rep, readSeqs(t, path), 500, func(seq uint64) time.Duration {
+		return time.Duration(math.Sqrt(float64(seq)/500) * float64(time.Second))
+	})
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A stage is a part of the open model's timetable: the rate goes linearly from from to to
+// (requests per second) over dur. A dur of 0 is the rest of the run.
+type stage struct {
+	from, to float64
+	dur      time.Duration
+}
+
+// count returns how many requests fall due in the first t of the stage: the integral of the
+// rate from 0 to t.
+func (s stage) count(t time.Duration) float64 {
+	secs := t.Seconds()
+	if s.dur == 0 || s.from == s.to {
+		return s.from * secs
+	}
+	return s.from*secs + (s.to-s.from)*secs*secs/(2*s.dur.Seconds())
+}
+
+// at returns when, from the start of the stage, the n-th request of the stage falls due: the t
+// where count(t) = n. It is the root of a t² + r0 t - n = 0 in the form that is stable for
+// ramps up, ramps down and constant rates alike.
+func (s stage) at(n float64) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	a := 0.0
+	if s.dur > 0 {
+		a = (s.to - s.from) / (2 * s.dur.Seconds())
+	}
+	secs := 2 * n / (s.from + math.Sqrt(s.from*s.from+4*a*n))
+	return time.Duration(secs * float64(time.Second))
+}
+
+// A rateSchedule is the open model's timetable: a list of stages, each a constant rate or a
+// linear ramp. Request i (from 0) falls due when the integral of the rate reaches i. Its zero
+// value has no stages and no requests: use parseRate or constantRate.
+type rateSchedule struct {
+	stages []stage
+	text   string // as given; empty: made by constantRate
+}
+
+// constantRate is the timetable of a single rate for the whole run.
+func constantRate(r float64) *rateSchedule {
+	return &rateSchedule{stages: []stage{{from: r, to: r}}}
+}
+
+// parseRate parses -rate: "R", "R1:R2" (a ramp over -duration), or comma-separated stages each
+// of those followed by "@D", the last one's "@D" being optional (the rest of the run). "0" is
+// the closed model: it returns nil.
+func parseRate(v string) (*rateSchedule, error) {
+	if f, err := strconv.ParseFloat(v, 64); err == nil && f == 0 {
+		return nil, nil
+	}
+	s := rateSchedule{text: v}
+	parts := strings.Split(v, ",")
+	for i, p := range parts {
+		spec, durText, hasDur := strings.Cut(strings.TrimSpace(p), "@")
+		var st stage
+		fromText, toText, ramp := strings.Cut(spec, ":")
+		var err error
+		if st.from, err = parseRateNumber(fromText); err != nil {
+			return nil, err
+		}
+		st.to = st.from
+		if ramp {
+			if st.to, err = parseRateNumber(toText); err != nil {
+				return nil, err
+			}
+		}
+		if hasDur {
+			if st.dur, err = time.ParseDuration(durText); err != nil || st.dur <= 0 {
+				return nil, fmt.Errorf("stage %q: %q is not a positive duration", p, durText)
+			}
+		} else if i < len(parts)-1 {
+			return nil, fmt.Errorf("stage %q: only the last stage may leave out its @duration", p)
+		}
+		s.stages = append(s.stages, st)
+	}
+	if s.total() == 0 && len(s.stages) == 1 && s.stages[0].from == 0 && s.stages[0].to == 0 {
+		return nil, nil
+	}
+	return &s, nil
+}
+
+func parseRateNumber(v string) (float64, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || f < 0 || isNaNOrInf(f) {
+		return 0, fmt.Errorf("%q is not a non-negative number of requests per second", v)
+	}
+	return f, nil
+}
+
+// total is the sum of the stages' durations.
+func (s *rateSchedule) total() time.Duration {
+	var d time.Duration
+	for _, st := range s.stages {
+		d += st.dur
+	}
+	return d
+}
+
+// fit reconciles the stages with -duration: when every stage has its duration and -duration was
+// not given, the run lasts their sum; a last stage without one lasts the rest of -duration, and
+// a ramp needs that duration to be known.
+func (s *rateSchedule) fit(duration *time.Duration, given bool) error {
+	last := &s.stages[len(s.stages)-1]
+	if last.dur != 0 {
+		if !given {
+			*duration = s.total()
+		}
+		return nil
+	}
+	before := s.total()
+	switch {
+	case *duration == 0 && last.from != last.to:
+		return errors.New("a ramp needs a duration: give -duration, or R1:R2@D")
+	case *duration == 0:
+		return nil // a constant rate to the end, bound by -n
+	case *duration <= before:
+		return fmt.Errorf("the stages before the last take %v, -duration %v leaves none for the last", before, *duration)
+	}
+	last.dur = *duration - before
+	return nil
+}
+
+// offset returns when request i falls due, from the start of the run, and false if the
+// timetable has ended before it.
+func (s *rateSchedule) offset(i int) (time.Duration, bool) {
+	n := float64(i)
+	var start time.Duration
+	for k, st := range s.stages {
+		c := st.count(st.dur)
+		if st.dur == 0 && k == len(s.stages)-1 {
+			if st.from == 0 {
+				return 0, false
+			}
+			return start + st.at(n), true
+		}
+		if n < c {
+			return start + st.at(n), true
+		}
+		n -= c
+		start += st.dur
+	}
+	return 0, false
+}
+
+// due returns how many requests fall due before elapsed: those whose offset is less.
+func (s *rateSchedule) due(elapsed time.Duration) int {
+	var n float64
+	for _, st := range s.stages {
+		if st.dur == 0 || elapsed < st.dur {
+			n += st.count(elapsed)
+			break
+		}
+		n += st.count(st.dur)
+		elapsed -= st.dur
+	}
+	return int(math.Ceil(n - 1e-9))
+}
+
+// String gives the timetable back in -rate's syntax.
+func (s *rateSchedule) String() string {
+	if s.text != "" {
+		return s.text
+	}
+	parts := make([]string, len(s.stages))
+	for i, st := range s.stages {
+		p := strconv.FormatFloat(st.from, 'g', -1, 64)
+		if st.to != st.from {
+			p += ":" + strconv.FormatFloat(st.to, 'g', -1, 64)
+		}
+		if st.dur > 0 {
+			p += "@" + st.dur.String()
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, ",")
+}
+
+// peak is the highest rate of the timetable, requests per second.
+func (s *rateSchedule) peak() float64 {
+	var p float64
+	for _, st := range s.stages {
+		p = max(p, st.from, st.to)
+	}
+	return p
+}
