@@ -51,7 +51,7 @@ func Decode[T any](s *Session, req *http.Request, decode func(*http.Response) (T
 func GetJSON[T any](s *Session, url string) *Typed[T] {
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
 	if err != nil {
-		return &Typed[T]{Future: failedFuture(s.t, nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err))}
+		return &Typed[T]{Future: failedFuture(s.Transport(), nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err))}
 	}
 	req.Header.Set("Accept", "application/json")
 	return Decode(s, req, DecodeJSON[T])

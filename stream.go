@@ -52,13 +52,13 @@ func (t *AsyncTransport) StreamOrdered(ctx context.Context, reqs iter.Seq[*http.
 // wrapped client, with its redirects, cookie jar and timeout. A window of 0 means twice the
 // workers.
 func (s *Session) Stream(ctx context.Context, reqs iter.Seq[*http.Request], window int) iter.Seq[*Future] {
-	w := s.t.window(window)
-	return streamCompleted(ctx, reqs, w, s.t.refill(w), s.doStreamed, identity)
+	w := s.Transport().window(window)
+	return streamCompleted(ctx, reqs, w, s.Transport().refill(w), s.doStreamed, identity)
 }
 
 // StreamOrdered is AsyncTransport.StreamOrdered for the Session: each request runs as Do runs it.
 func (s *Session) StreamOrdered(ctx context.Context, reqs iter.Seq[*http.Request], window int) iter.Seq[*Future] {
-	return streamOrdered(ctx, reqs, s.t.window(window), s.doStreamed, identity)
+	return streamOrdered(ctx, reqs, s.Transport().window(window), s.doStreamed, identity)
 }
 
 // StreamJSON is Session.Stream for JSON: each response is decoded into a T in the worker, as
@@ -74,12 +74,12 @@ func StreamJSON[T any](ctx context.Context, s *Session, reqs iter.Seq[*http.Requ
 func StreamDecode[T any](ctx context.Context, s *Session, reqs iter.Seq[*http.Request], window int, decode func(*http.Response) (T, error)) iter.Seq[*Typed[T]] {
 	start := func(req *http.Request) *Typed[T] {
 		if err := requestError(req); err != nil {
-			return &Typed[T]{Future: failedFuture(s.t, req, err)}
+			return &Typed[T]{Future: failedFuture(s.Transport(), req, err)}
 		}
 		return Decode(s, req, decode)
 	}
-	w := s.t.window(window)
-	return streamCompleted(ctx, reqs, w, s.t.refill(w), start, typedFuture[T])
+	w := s.Transport().window(window)
+	return streamCompleted(ctx, reqs, w, s.Transport().refill(w), start, typedFuture[T])
 }
 
 func typedFuture[T any](t *Typed[T]) *Future { return t.Future }
@@ -131,13 +131,14 @@ func (t *AsyncTransport) startStreamed(req *http.Request) *Future {
 // doStreamed starts req as Do does, with the error of a request GetRequests could not make.
 func (s *Session) doStreamed(req *http.Request) *Future {
 	if err := requestError(req); err != nil {
-		return failedFuture(s.t, req, err)
+		return failedFuture(s.Transport(), req, err)
 	}
 	return s.Do(req)
 }
 
 // window returns the window of a stream given n: n, or twice the workers if n is 0.
 func (t *AsyncTransport) window(n int) int {
+	t.init()
 	switch {
 	case n < 0:
 		panic(fmt.Sprintf("httpfutures: negative stream window %d", n))

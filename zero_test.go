@@ -2,6 +2,7 @@ package httpfutures_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -76,7 +77,21 @@ func TestZeroValues(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "GET /c", body(t, resp))
 		assert.Equal(t, uint64(2), s.Stats().Completed)
+		n := 0
+		for f := range s.Stream(context.Background(), httpfutures.GetRequests(slices.Values([]string{ts.URL + "/st"})), 0) {
+			resp, err := f.Result()
+			require.NoError(t, err)
+			assert.Equal(t, "GET /st", body(t, resp))
+			n++
+		}
+		assert.Equal(t, 1, n)
 		require.NoError(t, s.Close())
+		var streamed httpfutures.AsyncTransport
+		for f := range streamed.Stream(context.Background(), httpfutures.GetRequests(slices.Values([]string{ts.URL + "/t"})), 0) {
+			_, err := f.Result()
+			require.NoError(t, err, "a zero AsyncTransport streams with the defaults")
+		}
+		require.NoError(t, streamed.Close())
 		var closed httpfutures.Session
 		require.NoError(t, closed.Close())
 		_, err = closed.Get(ts.URL).Result()
