@@ -467,9 +467,12 @@ func (t *AsyncTransport) send(f *Future, req *http.Request) (*http.Response, err
 		return nil, err
 	}
 	if s := t.sched; s.backpressure && asksBackpressure(resp) {
+		now := time.Now()
 		s.mu.Lock()
-		s.observeLocked(f.host, resp, time.Now())
+		s.observeLocked(f.host, resp, now)
+		bp := s.backpressureLocked(f.host, now)
 		s.mu.Unlock()
+		s.shareBackpressure(f.host.key, bp)
 	}
 	return resp, nil
 }
