@@ -1,0 +1,307 @@
+// Package redislimit provides a Limiter on Redis, so that many processes share one quota: ten
+// replicas of a crawler, or a fleet of workers calling one API, keep together to the rate that
+// one of them would keep alone.
+package redislimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+
+	"github.com/httpfutures/httpfutures"
+)
+
+// ErrUnavailable is returned by Reserve, wrapped, when Redis cannot be reached within the
+// deadline and the Limiter fails closed.
+var ErrUnavailable = errors.New("redislimit: Redis is unavailable")
+
+// ErrClosed is returned by Reserve after Close.
+var ErrClosed = errors.New("redislimit: limiter closed")
+
+// retryEvery is how often a Limiter tries Redis again while it is unavailable. Meanwhile the
+// failure policy decides at once, without waiting for the deadline each time.
+const retryEvery = 100 * time.Millisecond
+
+// lapseAfter is how late a leased token may still be used. A token unused by then lapses: the
+// processes sharing the quota hold to its rate in every window, give or take this much.
+const lapseAfter = 10 * time.Millisecond
+
+// A Limiter is an httpfutures.Limiter whose quota is kept in Redis, and so shared by every
+// Limiter, in any process, made with the same Redis and key: GCRA (the generic cell rate
+// algorithm, a token bucket kept as one instant) runs in a Lua script on the server's clock, so
+// the clocks of the processes do not matter.
+//
+// A Limiter reserves ahead: Reserve always takes a token, and returns when it is due, so that
+// a Scheduler waits on its own timer, never in Redis. To make few round trips at high rates, it
+// leases tokens in batches sized to about 50 ms of its process's recent demand (WithLeaseSpan)
+// and hands them out on their schedule; a token not used within 10 ms of its time lapses, and
+// tokens still ahead are given back on Close, so that the processes together keep the quota's
+// rate in every window. Stats counts the calls to Redis per request.
+//
+// Redis being down, or slower than the deadline (WithDeadline), never hangs a request. By
+// default the Limiter fails closed: Reserve returns an error matching ErrUnavailable after at
+// most the deadline (the Scheduler fails the request with an *httpfutures.LimiterError); it
+// can fail open instead (WithFailOpen), or pace locally at a share of the quota
+// (WithFallback). It tries Redis again every 100 ms, and when Redis answers it starts again
+// without a burst, whatever Redis remembers.
+//
+// A Limiter is also an httpfutures.BackpressureObserver: a pause (429 or 503 with Retry-After)
+// or a pace (RateLimit fields) that one process hears from a server is kept in Redis and
+// published, and every Limiter sharing the key delays that host's tokens to its end, or paces
+// them, as if it had heard it itself.
+//
+// The zero Limiter is not usable: make one with New. A Limiter is safe for concurrent use;
+// its accuracy needs the non-decreasing times a Scheduler gives it.
+type Limiter struct {
+	rdb      redis.UniversalClient
+	key      string
+	interval time.Duration // between tokens at the quota's rate
+	burst    int
+	o        options
+	channel  string // where backpressure is published
+
+	ctx  context.Context // canceled by Close: ends the subscriber and the calls in flight
+	stop context.CancelFunc
+	ps   *redis.PubSub
+	wg   sync.WaitGroup
+
+	mu       sync.Mutex
+	leases   map[string]*lease                   // by host, or "" for the quota of all hosts
+	notices  map[string]notice                   // the backpressure heard for each host
+	fallback map[string]*httpfutures.RateLimiter // by host, or "": the local limit while down
+	down     bool                                // the last call to Redis failed
+	recover  bool                                // the next lease starts without a burst
+	retryAt  time.Time                           // when to try Redis again, if down
+	lastErr  error                               // the failure of the last call, if down
+	closed   bool
+	stats    Stats
+}
+
+// Stats counts what a Limiter did.
+type Stats struct {
+	Admitted  uint64 // tokens handed out by Reserve, from Redis or by the failure policy
+	Leased    uint64 // tokens leased from Redis
+	Lapsed    uint64 // leased tokens that lapsed unused
+	Returned  uint64 // leased tokens given back to Redis by Close
+	Calls     uint64 // calls to Redis: leases, backpressure and returns
+	Failures  uint64 // calls to Redis that failed or passed the deadline
+	Unhandled uint64 // reservations decided by the failure policy while Redis was unavailable
+}
+
+// CallsPerRequest returns the calls to Redis per token handed out.
+func (s Stats) CallsPerRequest() float64 {
+	if s.Admitted == 0 {
+		return 0
+	}
+	return float64(s.Calls) / float64(s.Admitted)
+}
+
+// New returns a Limiter whose quota of r requests per second, with burst, is shared by every
+// Limiter, in any process, made with the same Redis and key. A burst below 1 is taken as 1. New
+// starts one goroutine, which listens for backpressure; Close stops it.
+//
+// New panics if rdb is nil, if key is empty or holds a brace (keys are hash-tagged with
+// braces), or if r is not a positive finite rate.
+func New(rdb redis.UniversalClient, key string, r rate.Limit, burst int, opts ...Option) *Limiter {
+	switch {
+	case rdb == nil:
+		panic("redislimit: New with a nil Redis client")
+	case key == "" || strings.ContainsAny(key, "{}"):
+		panic(fmt.Sprintf("redislimit: New with key %q: the key must be non-empty and hold no braces", key))
+	case !(r > 0) || r == rate.Inf || math.IsInf(float64(r), 0):
+		panic(fmt.Sprintf("redislimit: New with rate %v: the rate must be positive and finite", r))
+	}
+	o := newOptions(opts)
+	l := &Limiter{
+		rdb:      rdb,
+		key:      key,
+		interval: time.Duration(float64(time.Second) / float64(r)),
+		burst:    max(burst, 1),
+		o:        o,
+		channel:  o.prefix + "{" + key + "}:bp",
+		leases:   make(map[string]*lease),
+		notices:  make(map[string]notice),
+		fallback: make(map[string]*httpfutures.RateLimiter),
+	}
+	l.interval = max(l.interval, time.Nanosecond)
+	l.ctx, l.stop = context.WithCancel(context.Background())
+	l.ps = rdb.Subscribe(l.ctx) // no channel yet: no round trip here
+	l.wg.Add(1)
+	go l.listen()
+	return l
+}
+
+var _ httpfutures.BackpressureObserver = (*Limiter)(nil)
+
+// Reserve implements httpfutures.Limiter: it takes a token for one request to host at now and
+// returns when the request may go. It calls Redis only when its lease is spent, for at most the
+// deadline. While Redis is unavailable the failure policy decides: an error matching
+// ErrUnavailable, now, or the local limiter's time.
+func (l *Limiter) Reserve(ctx context.Context, host string, now time.Time) (time.Time, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return time.Time{}, ErrClosed
+	}
+	if l.o.perHost && strings.ContainsAny(host, "{}") {
+		return time.Time{}, fmt.Errorf("redislimit: host %q holds a brace", host)
+	}
+	n := l.noticeLocked(host, now)
+	lk := ""
+	if l.o.perHost || n.paced(now) {
+		lk = host
+	}
+	ls := l.leases[lk]
+	if ls == nil {
+		ls = &lease{}
+		l.leases[lk] = ls
+	}
+	ls.calls++
+	due, ok, lapsed := ls.take(now)
+	l.stats.Lapsed += uint64(lapsed)
+	if !ok {
+		var err error
+		due, err = l.leaseLocked(ctx, ls, lk, n, now)
+		if err != nil {
+			return l.failLocked(ctx, lk, now, err)
+		}
+	}
+	l.stats.Admitted++
+	return later(due, n.pauseEnd), nil
+}
+
+// leaseLocked asks Redis for a new lease for ls, the lease of host lk ("" for all hosts), and
+// returns when its first token is due. It requires l.mu held.
+func (l *Limiter) leaseLocked(ctx context.Context, ls *lease, lk string, n notice, now time.Time) (time.Time, error) {
+	if l.down && now.Before(l.retryAt) {
+		return time.Time{}, l.lastErr
+	}
+	interval := l.interval
+	if n.paced(now) {
+		interval = max(interval, n.interval)
+	}
+	size := ls.nextSize(now, l.o.span, interval)
+	cctx, cancel := context.WithTimeout(ctx, l.o.deadline)
+	defer cancel()
+	l.stats.Calls++
+	g, err := callLease(cctx, l.rdb, l.keysFor(lk), lk, l.interval, l.burst, size, l.recover, l.o.perHost)
+	if err != nil {
+		l.stats.Failures++
+		l.down, l.recover, l.retryAt, l.lastErr = true, true, now.Add(retryEvery), err
+		return time.Time{}, err
+	}
+	l.down, l.recover, l.lastErr = false, false, nil
+	clear(l.fallback)
+	got := time.Now()
+	for _, h := range g.hosts {
+		l.applyLocked(h, got)
+	}
+	l.stats.Leased += uint64(size)
+	ls.install(g, size, l.interval, got)
+	due, _, _ := ls.take(now)
+	return due, nil
+}
+
+// failLocked decides a reservation while Redis is unavailable, by the failure policy. It
+// requires l.mu held.
+func (l *Limiter) failLocked(ctx context.Context, lk string, now time.Time, err error) (time.Time, error) {
+	l.stats.Unhandled++
+	switch l.o.policy {
+	case failOpen:
+		l.stats.Admitted++
+		return now, nil
+	case fallBack:
+		fl := l.fallback[lk]
+		if fl == nil {
+			share := rate.Limit(l.o.share * float64(time.Second) / float64(l.interval))
+			fl = httpfutures.NewRateLimiter(share, int(math.Ceil(l.o.share*float64(l.burst))))
+			l.fallback[lk] = fl
+		}
+		l.stats.Admitted++
+		return fl.Reserve(ctx, lk, now)
+	}
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("no answer within %v", l.o.deadline)
+	}
+	return time.Time{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// keys are the Redis keys of one quota.
+type keys struct {
+	quota string // the quota's TAT
+	bp    string // the backpressure of its hosts, a hash
+}
+
+// keysFor returns the keys of host's quota: its own with WithHostQuota, else the one of all
+// hosts. The hash tag keeps a quota's keys on one slot of a Redis Cluster.
+func (l *Limiter) keysFor(host string) keys {
+	tag := l.key
+	if l.o.perHost {
+		tag += ":" + host
+	}
+	q := l.o.prefix + "{" + tag + "}"
+	return keys{quota: q, bp: q + ":bp"}
+}
+
+// Stats returns what the Limiter has done so far.
+func (l *Limiter) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stats
+}
+
+// Close gives the tokens of its leases still ahead back to Redis, if no one has leased since,
+// and stops the Limiter's goroutine; then Reserve fails with ErrClosed. Close does not close the
+// Redis client. It returns when the goroutine has stopped, after at most the deadline for each
+// lease given back, with the error of giving back, if any.
+func (l *Limiter) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	var errs []error
+	for lk, ls := range l.leases {
+		k, end := ls.unused()
+		if k == 0 || l.down {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), l.o.deadline)
+		l.stats.Calls++
+		ok, err := returnScript.Run(ctx, l.rdb, []string{l.keysFor(lk).quota}, end, k, micros(l.interval)).Int()
+		cancel()
+		switch {
+		case err != nil:
+			l.stats.Failures++
+			errs = append(errs, err)
+		case ok == 1:
+			l.stats.Returned += uint64(k)
+		}
+	}
+	l.mu.Unlock()
+	l.stop()
+	err := l.ps.Close()
+	l.wg.Wait()
+	if err != nil && !errors.Is(err, redis.ErrClosed) {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("redislimit: close: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
