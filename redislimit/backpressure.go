@@ -77,8 +77,8 @@ func (l *Limiter) knownLocked(h hostNotice, now time.Time) bool {
 // ObserveBackpressure implements httpfutures.BackpressureObserver: it shares what a response
 // from host asked (a pause, a pace) with every Limiter on the same Redis and key. It records it
 // in Redis, within the deadline, and publishes it, unless it adds nothing to what this Limiter
-// knows already; an error is counted in Stats.Failures, and the next leases carry what Redis
-// holds.
+// knows already. It does not wait: the call runs in a goroutine of the Limiter. An error is
+// counted in Stats.Failures.
 func (l *Limiter) ObserveBackpressure(host string, bp httpfutures.Backpressure) {
 	now := time.Now()
 	h := hostNotice{host: host}
@@ -93,24 +93,35 @@ func (l *Limiter) ObserveBackpressure(host string, bp httpfutures.Backpressure) 
 		return
 	}
 	l.mu.Lock()
-	if l.closed || l.knownLocked(h, now) {
-		l.mu.Unlock()
+	defer l.mu.Unlock()
+	if l.closing || l.knownLocked(h, now) {
 		return
 	}
 	l.applyLocked(h, now)
-	l.stats.Calls++
-	l.mu.Unlock()
-
-	ctx, cancel := context.WithTimeout(l.ctx, l.o.deadline)
-	defer cancel()
-	err := observeScript.Run(ctx, l.rdb, []string{l.keysFor(host).bp}, host,
-		micros(h.pause), micros(h.interval), micros(h.pace), l.channel).Err()
-	if err != nil {
-		l.mu.Lock()
-		l.stats.Failures++
-		l.mu.Unlock()
+	if l.observing >= maxObserving {
+		l.stats.Failures++ // Redis is slow; the next leases carry what it holds
+		return
 	}
+	l.observing++
+	l.stats.Calls++
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		ctx, cancel := context.WithTimeout(l.ctx, l.o.deadline)
+		defer cancel()
+		err := observeScript.Run(ctx, l.rdb, []string{l.keysFor(host).bp}, host,
+			micros(h.pause), micros(h.interval), micros(h.pace), l.channel).Err()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.observing--
+		if err != nil {
+			l.stats.Failures++
+		}
+	}()
 }
+
+// maxObserving bounds the calls that share backpressure at once.
+const maxObserving = 4
 
 // listen applies the backpressure other Limiters publish, until Close. While Redis is
 // unavailable it tries again every 100 ms; what it misses meanwhile comes with the next lease.

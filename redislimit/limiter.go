@@ -25,8 +25,8 @@ var ErrUnavailable = errors.New("redislimit: Redis is unavailable")
 // ErrClosed is returned by Reserve after Close.
 var ErrClosed = errors.New("redislimit: limiter closed")
 
-// retryEvery is how often a Limiter tries Redis again while it is unavailable. Meanwhile the
-// failure policy decides at once, without waiting for the deadline each time.
+// retryEvery is how often a Limiter tries Redis again while it is unavailable, in a goroutine of
+// its own. Meanwhile the failure policy decides at once, without waiting for the deadline.
 const retryEvery = 100 * time.Millisecond
 
 // lapseAfter is how late a leased token may still be used. A token unused by then lapses: the
@@ -72,16 +72,18 @@ type Limiter struct {
 	ps   *redis.PubSub
 	wg   sync.WaitGroup
 
-	mu       sync.Mutex
-	leases   map[string]*lease                   // by host, or "" for the quota of all hosts
-	notices  map[string]notice                   // the backpressure heard for each host
-	fallback map[string]*httpfutures.RateLimiter // by host, or "": the local limit while down
-	down     bool                                // the last call to Redis failed
-	recover  bool                                // the next lease starts without a burst
-	retryAt  time.Time                           // when to try Redis again, if down
-	lastErr  error                               // the failure of the last call, if down
-	closed   bool
-	stats    Stats
+	mu        sync.Mutex
+	leases    map[string]*lease    // by host, or "" for the quota of all hosts
+	notices   map[string]notice    // the backpressure heard for each host
+	fallback  map[string]*fallback // by host, or "": the local limit while down
+	down      bool                 // the last call to Redis failed: probe runs
+	slow      chan struct{}        // closed when a call that passed the deadline returns; nil if none
+	closing   bool                 // Close has begun: no call starts
+	observing int                  // calls sharing backpressure running
+	recover   bool                 // the next lease starts without a burst
+	lastErr   error                // the failure of the last call, if down
+	closed    bool
+	stats     Stats
 }
 
 // Stats counts what a Limiter did.
@@ -128,7 +130,7 @@ func New(rdb redis.UniversalClient, key string, r rate.Limit, burst int, opts ..
 		channel:  o.prefix + "{" + key + "}:bp",
 		leases:   make(map[string]*lease),
 		notices:  make(map[string]notice),
-		fallback: make(map[string]*httpfutures.RateLimiter),
+		fallback: make(map[string]*fallback),
 	}
 	l.interval = max(l.interval, time.Nanosecond)
 	l.ctx, l.stop = context.WithCancel(context.Background())
@@ -180,7 +182,7 @@ func (l *Limiter) Reserve(ctx context.Context, host string, now time.Time) (time
 // leaseLocked asks Redis for a new lease for ls, the lease of host lk ("" for all hosts), and
 // returns when its first token is due. It requires l.mu held.
 func (l *Limiter) leaseLocked(ctx context.Context, ls *lease, lk string, n notice, now time.Time) (time.Time, error) {
-	if l.down && now.Before(l.retryAt) {
+	if l.down {
 		return time.Time{}, l.lastErr
 	}
 	interval := l.interval
@@ -188,13 +190,19 @@ func (l *Limiter) leaseLocked(ctx context.Context, ls *lease, lk string, n notic
 		interval = max(interval, n.interval)
 	}
 	size := ls.nextSize(now, l.o.span, interval)
-	cctx, cancel := context.WithTimeout(ctx, l.o.deadline)
-	defer cancel()
-	l.stats.Calls++
-	g, err := callLease(cctx, l.rdb, l.keysFor(lk), lk, l.interval, l.burst, size, l.recover, l.o.perHost)
-	if err != nil {
+	var g grant
+	var err error
+	if cerr := l.callLocked(ctx, func(ctx context.Context) {
+		g, err = callLease(ctx, l.rdb, l.keysFor(lk), lk, l.interval, l.burst, size, l.recover, l.o.perHost)
+	}); cerr != nil {
+		err = cerr
+	} else if err != nil {
 		l.stats.Failures++
-		l.down, l.recover, l.retryAt, l.lastErr = true, true, now.Add(retryEvery), err
+	}
+	if err != nil {
+		l.down, l.recover, l.lastErr = true, true, err
+		l.wg.Add(1)
+		go l.probe()
 		return time.Time{}, err
 	}
 	l.down, l.recover, l.lastErr = false, false, nil
@@ -221,14 +229,14 @@ func (l *Limiter) failLocked(ctx context.Context, lk string, now time.Time, err 
 		fl := l.fallback[lk]
 		if fl == nil {
 			share := rate.Limit(l.o.share * float64(time.Second) / float64(l.interval))
-			fl = httpfutures.NewRateLimiter(share, int(math.Ceil(l.o.share*float64(l.burst))))
+			fl = newFallback(share, int(math.Ceil(l.o.share*float64(l.burst))))
 			l.fallback[lk] = fl
 		}
 		l.stats.Admitted++
-		return fl.Reserve(ctx, lk, now)
+		return fl.reserve(now), nil
 	}
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		err = fmt.Errorf("no answer within %v", l.o.deadline)
+		err = errSlow(l.o.deadline)
 	}
 	return time.Time{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 }
@@ -257,10 +265,11 @@ func (l *Limiter) Stats() Stats {
 	return l.stats
 }
 
-// Close gives the tokens of its leases still ahead back to Redis, if no one has leased since,
-// and stops the Limiter's goroutine; then Reserve fails with ErrClosed. Close does not close the
-// Redis client. It returns when the goroutine has stopped, after at most the deadline for each
-// lease given back, with the error of giving back, if any.
+// Close gives the unused tokens of its leases back to Redis, if no one has leased since, and
+// stops the Limiter's goroutines; then Reserve fails with ErrClosed. Close does not close the
+// Redis client. It returns when the goroutines have stopped, with the error of giving back, if
+// any. A call to Redis still running past its deadline is waited for: a client made with
+// ContextTimeoutEnabled ends it at once, others at their ReadTimeout.
 func (l *Limiter) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -274,10 +283,13 @@ func (l *Limiter) Close() error {
 		if k == 0 || l.down {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), l.o.deadline)
-		l.stats.Calls++
-		ok, err := returnScript.Run(ctx, l.rdb, []string{l.keysFor(lk).quota}, end, k, micros(l.interval)).Int()
-		cancel()
+		var ok int
+		var err error
+		if cerr := l.callLocked(context.Background(), func(ctx context.Context) {
+			ok, err = returnScript.Run(ctx, l.rdb, []string{l.keysFor(lk).quota}, end, k, micros(l.interval)).Int()
+		}); cerr != nil {
+			break // Redis is slow: the tokens lapse
+		}
 		switch {
 		case err != nil:
 			l.stats.Failures++
@@ -286,6 +298,7 @@ func (l *Limiter) Close() error {
 			l.stats.Returned += uint64(k)
 		}
 	}
+	l.closing = true
 	l.mu.Unlock()
 	l.stop()
 	err := l.ps.Close()
@@ -297,6 +310,35 @@ func (l *Limiter) Close() error {
 		return fmt.Errorf("redislimit: close: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// probe pings Redis every 100 ms until it answers, then lets leases be taken again, or until
+// Close. It runs while l.down, and holds no lock while it waits.
+func (l *Limiter) probe() {
+	defer l.wg.Done()
+	t := time.NewTimer(retryEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(l.ctx, l.o.deadline)
+		err := l.rdb.Ping(ctx).Err()
+		cancel()
+		l.mu.Lock()
+		l.stats.Calls++
+		if err == nil {
+			l.down = false
+			l.mu.Unlock()
+			return
+		}
+		l.stats.Failures++
+		l.lastErr = err
+		l.mu.Unlock()
+		t.Reset(retryEvery)
+	}
 }
 
 func later(a, b time.Time) time.Time {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,11 +132,18 @@ func (p *redisProcess) start() {
 	}
 }
 
+// signal sends sig to the server: SIGSTOP stalls it, SIGCONT lets it go on.
+func (p *redisProcess) signal(sig os.Signal) {
+	p.t.Helper()
+	require.NoError(p.t, p.cmd.Process.Signal(sig))
+}
+
 // kill stops the server at once, as a crash would.
 func (p *redisProcess) kill() {
 	if p.cmd == nil {
 		return
 	}
+	p.cmd.Process.Signal(syscall.SIGCONT) // if stalled
 	p.cmd.Process.Kill()
 	p.cmd.Wait()
 	p.cmd = nil
