@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,7 +245,9 @@ func TestFleetKeepsTheQuota(t *testing.T) {
 
 			var sent int
 			var stats redislimit.Stats
+			var each []int
 			for i, r := range reports {
+				each = append(each, r.Sent)
 				assert.Zero(t, r.Failed, "process %d", i)
 				assert.Positive(t, r.Sent, "process %d sent nothing", i)
 				sent += r.Sent
@@ -253,10 +256,70 @@ func TestFleetKeepsTheQuota(t *testing.T) {
 				stats.Lapsed += r.Stats.Lapsed
 			}
 			assert.Equal(t, len(times), sent)
+			for i, n := range each {
+				assert.InEpsilon(t, sent/processes, n, 0.15, "the share of process %d", i)
+			}
 			assert.Less(t, stats.CallsPerRequest(), 0.1, "Redis calls per request")
 			t.Logf("%d processes: %.0f/s in the steady state (quota %d/s), most in %v: %d; %d requests, "+
-				"%.3f Redis calls per request, %d leased tokens lapsed",
-				processes, got, quota, window, maxInWindow(times, window), sent, stats.CallsPerRequest(), stats.Lapsed)
+				"%.3f Redis calls per request, %d leased tokens lapsed; each process: %v",
+				processes, got, quota, window, maxInWindow(times, window), sent, stats.CallsPerRequest(), stats.Lapsed, each)
 		})
 	}
+}
+
+func TestFleetSharesRetryAfter(t *testing.T) {
+	const (
+		processes = 4
+		quota     = 2000
+		pause     = 2 * time.Second
+	)
+	_, addrs := connect(t, false)
+	var once sync.Once
+	told := make(chan time.Time, 1)
+	var first atomic.Int64 // requests of process 0
+	srv := newCountingServer(t, func(w http.ResponseWriter, child int, at time.Time) bool {
+		if child != 0 || first.Add(1) < 1000 {
+			return false
+		}
+		answered := false
+		once.Do(func() {
+			w.Header().Set("Retry-After", strconv.Itoa(int(pause/time.Second)))
+			w.WriteHeader(http.StatusTooManyRequests)
+			told <- at
+			answered = true
+		})
+		return answered
+	})
+	c := fleetConfig{Addrs: addrs, Key: uniqueKey(t), Rate: quota, Burst: 20, URL: srv.URL, For: 4 * time.Second}
+	_, reports := runFleet(t, processes, c)
+	for i, r := range reports {
+		assert.Zero(t, r.Failed, "process %d", i)
+	}
+	var t429 time.Time
+	select {
+	case t429 = <-told:
+	default:
+		require.FailNow(t, "no process reached its 1,000th request", "%d", first.Load())
+	}
+	end := t429.Add(pause)
+	self := srv.times(func(child int) bool { return child == 0 })
+	assert.Zero(t, countIn(self, t429.Add(time.Millisecond), end.Add(-10*time.Millisecond)),
+		"requests of the process told to wait")
+	for child := 1; child < processes; child++ {
+		times := srv.times(func(c int) bool { return c == child })
+		// A token reserved before the pause was heard may still go: at most one per process, and
+		// within a lease of the pause.
+		late := countIn(times, t429.Add(time.Millisecond), end.Add(-10*time.Millisecond))
+		assert.LessOrEqual(t, late, 1, "requests of process %d during the pause", child)
+		assert.Zero(t, countIn(times, t429.Add(redislimit.DefaultLeaseSpan), end.Add(-10*time.Millisecond)),
+			"requests of process %d past the first lease of the pause", child)
+		assert.Positive(t, countIn(times, end, end.Add(500*time.Millisecond)), "process %d after the pause", child)
+	}
+	var late []time.Duration
+	for _, at := range srv.times(nil) {
+		if at.After(t429) && at.Before(end.Add(-10*time.Millisecond)) {
+			late = append(late, at.Sub(t429))
+		}
+	}
+	t.Logf("requests in the pause, after the 429: %v", late)
 }

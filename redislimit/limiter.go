@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,10 +42,11 @@ const lapseAfter = 10 * time.Millisecond
 //
 // A Limiter reserves ahead: Reserve always takes a token, and returns when it is due, so that
 // a Scheduler waits on its own timer, never in Redis. To make few round trips at high rates, it
-// leases tokens in batches sized to about 50 ms of its process's recent demand (WithLeaseSpan)
-// and hands them out on their schedule; a token not used within 10 ms of its time lapses, and
-// tokens still ahead are given back on Close, so that the processes together keep the quota's
-// rate in every window. Stats counts the calls to Redis per request.
+// leases tokens in batches sized to about 50 ms of its process's recent demand (WithLeaseSpan),
+// cut to a fair share when several Limiters lease at once, and hands them out on their
+// schedule; a token not used within 10 ms of its time lapses, and tokens unused are given back
+// on Close, so that the processes together keep the quota's rate in every window. Stats counts
+// the calls to Redis per request.
 //
 // Redis being down, or slower than the deadline (WithDeadline), never hangs a request. By
 // default the Limiter fails closed: Reserve returns an error matching ErrUnavailable after at
@@ -66,6 +69,7 @@ type Limiter struct {
 	burst    int
 	o        options
 	channel  string // where backpressure is published
+	id       string // among the Limiters sharing the key
 
 	ctx  context.Context // canceled by Close: ends the subscriber and the calls in flight
 	stop context.CancelFunc
@@ -128,6 +132,7 @@ func New(rdb redis.UniversalClient, key string, r rate.Limit, burst int, opts ..
 		burst:    max(burst, 1),
 		o:        o,
 		channel:  o.prefix + "{" + key + "}:bp",
+		id:       strconv.FormatUint(rand.Uint64(), 36),
 		leases:   make(map[string]*lease),
 		notices:  make(map[string]notice),
 		fallback: make(map[string]*fallback),
@@ -193,7 +198,10 @@ func (l *Limiter) leaseLocked(ctx context.Context, ls *lease, lk string, n notic
 	var g grant
 	var err error
 	if cerr := l.callLocked(ctx, func(ctx context.Context) {
-		g, err = callLease(ctx, l.rdb, l.keysFor(lk), lk, l.interval, l.burst, size, l.recover, l.o.perHost)
+		g, err = callLease(ctx, l.rdb, l.keysFor(lk), lk, l.interval, l.burst, ask{
+			n: size, noBurst: l.recover, perHost: l.o.perHost, id: l.id,
+			span: l.o.span, window: max(4*l.o.span, 100*time.Millisecond),
+		})
 	}); cerr != nil {
 		err = cerr
 	} else if err != nil {
@@ -211,8 +219,8 @@ func (l *Limiter) leaseLocked(ctx context.Context, ls *lease, lk string, n notic
 	for _, h := range g.hosts {
 		l.applyLocked(h, got)
 	}
-	l.stats.Leased += uint64(size)
-	ls.install(g, size, l.interval, got)
+	l.stats.Leased += uint64(g.n)
+	ls.install(g, g.n, l.interval, got)
 	due, _, _ := ls.take(now)
 	return due, nil
 }
@@ -243,8 +251,9 @@ func (l *Limiter) failLocked(ctx context.Context, lk string, now time.Time, err 
 
 // keys are the Redis keys of one quota.
 type keys struct {
-	quota string // the quota's TAT
-	bp    string // the backpressure of its hosts, a hash
+	quota  string // the quota's TAT
+	bp     string // the backpressure of its hosts, a hash
+	active string // the Limiters that leased lately, a sorted set
 }
 
 // keysFor returns the keys of host's quota: its own with WithHostQuota, else the one of all
@@ -255,7 +264,7 @@ func (l *Limiter) keysFor(host string) keys {
 		tag += ":" + host
 	}
 	q := l.o.prefix + "{" + tag + "}"
-	return keys{quota: q, bp: q + ":bp"}
+	return keys{quota: q, bp: q + ":bp", active: q + ":active"}
 }
 
 // Stats returns what the Limiter has done so far.

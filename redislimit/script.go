@@ -19,14 +19,21 @@ import (
 //
 // ARGV: the emission interval (µs), the burst, the number of tokens, the host whose pace and
 // pause apply ("" for none), "1" if the lease must start without a burst (after an outage, when
-// the quota's state may have been lost), and "1" if the quota is the host's own, so that a pause
-// moves the quota's timeline to its end rather than delay the tokens of other hosts.
+// the quota's state may have been lost), "1" if the quota is the host's own, so that a pause
+// moves the quota's timeline to its end rather than delay the tokens of other hosts, the
+// Limiter's id, the lease span and the window (µs) within which a Limiter that leased counts as
+// active.
+//
+// The lease is cut to a fair share, the span's tokens divided among the active Limiters kept in
+// the sorted set KEYS[3]: every Limiter asks for its next lease as soon as its last is spent,
+// so under contention equal leases make equal shares.
 //
 // Token i (1-based) is due at first + (i-1)*interval on the quota's timeline: reserved ahead,
 // since the lease is taken whatever its wait. Under a pace the host's own timeline, from pfirst
 // by pinterval, applies too, and a pause delays every token to its end.
 //
-// It returns {now, first, pfirst, pinterval, pause, end, entries...}, instants as offsets from
+// It returns {now, first, pfirst, pinterval, pause, end, n, entries...}, n being the tokens
+// granted, instants as offsets from
 // now (µs), end being the quota's TAT after the lease as stored, for giving tokens back, and
 // entries the hash's live fields as flat host, pause, pace interval, pace end quadruples (the
 // host's own pause among them).
@@ -52,6 +59,11 @@ for i = 1, #all, 2 do
 		end
 	end
 end
+local span, window = tonumber(ARGV[8]), tonumber(ARGV[9])
+redis.call('ZADD', KEYS[3], now, ARGV[7])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
+redis.call('PEXPIRE', KEYS[3], math.ceil(window / 1000))
+n = math.max(1, math.min(n, math.ceil(span / iv / redis.call('ZCARD', KEYS[3]))))
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 local base = math.max(tat, now)
 if ARGV[5] == '1' then base = math.max(base, now + (burst - 1) * iv) end
@@ -65,7 +77,7 @@ if pt > now and pi > 0 then
 	pfirst, piv = pb - now, pi
 	redis.call('HSET', KEYS[2], host, string.format('%.0f %.0f %.0f %.0f', pe, pi, pt, pb + n * pi))
 end
-local res = {now, base - (burst - 1) * iv - now, pfirst, piv, math.max(pe - now, 0), stored}
+local res = {now, base - (burst - 1) * iv - now, pfirst, piv, math.max(pe - now, 0), stored, n}
 for i = 1, #out do res[#res + 1] = out[i] end
 return res
 `)
@@ -111,6 +123,7 @@ type grant struct {
 	pfirst    time.Time     // when it is due on the host's pace; zero if no pace
 	pinterval time.Duration // the pace's interval; zero if none
 	end       string        // the quota's TAT after the lease, as stored
+	n         int           // the tokens granted
 	hosts     []hostNotice  // the backpressure live on the key's hosts
 }
 
@@ -122,15 +135,26 @@ type hostNotice struct {
 	pace     time.Duration // how long the pace lasts, from now
 }
 
+// ask is what a Limiter asks of leaseScript besides the quota.
+type ask struct {
+	n       int           // tokens wanted
+	noBurst bool          // start without a burst
+	perHost bool          // the quota is the host's own
+	id      string        // the Limiter's
+	span    time.Duration // its lease span
+	window  time.Duration // how long a Limiter counts as active after a lease
+}
+
 // callLease runs leaseScript and converts its answer to local time, taking the server's now as
 // the moment the answer arrived: the tokens are due no earlier than Redis says.
-func callLease(ctx context.Context, rdb redis.Scripter, k keys, host string, interval time.Duration, burst, n int, noBurst, perHost bool) (grant, error) {
-	res, err := leaseScript.Run(ctx, rdb, []string{k.quota, k.bp}, micros(interval), burst, n, host, flag(noBurst), flag(perHost)).Slice()
+func callLease(ctx context.Context, rdb redis.Scripter, k keys, host string, interval time.Duration, burst int, a ask) (grant, error) {
+	res, err := leaseScript.Run(ctx, rdb, []string{k.quota, k.bp, k.active}, micros(interval), burst, a.n, host,
+		flag(a.noBurst), flag(a.perHost), a.id, micros(a.span), micros(a.window)).Slice()
 	if err != nil {
 		return grant{}, err
 	}
 	at := time.Now()
-	if len(res) < 6 || (len(res)-6)%4 != 0 {
+	if len(res) < 7 || (len(res)-7)%4 != 0 {
 		return grant{}, fmt.Errorf("unexpected answer of %d values from the lease script", len(res))
 	}
 	num := func(i int) time.Duration { v, _ := res[i].(int64); return time.Duration(v) * time.Microsecond }
@@ -139,7 +163,9 @@ func callLease(ctx context.Context, rdb redis.Scripter, k keys, host string, int
 		g.pfirst, g.pinterval = at.Add(num(2)), num(3)
 	}
 	g.end, _ = res[5].(string)
-	for i := 6; i+3 < len(res); i += 4 {
+	n, _ := res[6].(int64)
+	g.n = int(n)
+	for i := 7; i+3 < len(res); i += 4 {
 		h, _ := res[i].(string)
 		g.hosts = append(g.hosts, hostNotice{host: h, pause: num(i + 1), interval: num(i + 2), pace: num(i + 3)})
 	}
