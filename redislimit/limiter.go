@@ -195,16 +195,19 @@ func (l *Limiter) leaseLocked(ctx context.Context, ls *lease, lk string, n notic
 		interval = max(interval, n.interval)
 	}
 	size := ls.nextSize(now, l.o.span, interval)
+	k, a := l.keysFor(lk), ask{
+		n: size, noBurst: l.recover, perHost: l.o.perHost, id: l.id,
+		span: l.o.span, window: max(4*l.o.span, 100*time.Millisecond),
+	}
+	// The call may outlive the wait: it reads only these copies, and writes only g and lerr,
+	// which are read only if it returned in time.
 	var g grant
-	var err error
-	if cerr := l.callLocked(ctx, func(ctx context.Context) {
-		g, err = callLease(ctx, l.rdb, l.keysFor(lk), lk, l.interval, l.burst, ask{
-			n: size, noBurst: l.recover, perHost: l.o.perHost, id: l.id,
-			span: l.o.span, window: max(4*l.o.span, 100*time.Millisecond),
-		})
-	}); cerr != nil {
-		err = cerr
-	} else if err != nil {
+	var lerr error
+	err := l.callLocked(ctx, func(ctx context.Context) {
+		g, lerr = callLease(ctx, l.rdb, k, lk, l.interval, l.burst, a)
+	})
+	if err == nil && lerr != nil {
+		err = lerr
 		l.stats.Failures++
 	}
 	if err != nil {
