@@ -92,6 +92,7 @@ func newAttackerOn(cfg *config, targets []string, base http.RoundTripper) (*atta
 	if cfg.hostRate > 0 {
 		opts = append(opts, httpfutures.WithHostRateLimit(rate.Limit(cfg.hostRate), 1))
 	}
+	opts = append(opts, cfg.shared.options()...)
 
 	reqCtx, abandon := context.WithCancel(context.Background())
 	a := &attacker{

@@ -55,6 +55,8 @@ type config struct {
 	output    string
 	honorWait bool // -backpressure: let 429/503 with Retry-After pause the target host
 	demo      bool // no URL given: load the embedded server
+
+	shared *sharedFlags // -redis, -shared-rate, -shared-key (shared.go): a rate shared through Redis
 }
 
 // headerFlag collects repeated -H "Name: value" flags.
@@ -136,6 +138,7 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "timeout of each request, from when it is sent")
 	fs.StringVar(&cfg.output, "o", "text", "report format: text or json")
 	fs.BoolVar(&cfg.honorWait, "backpressure", false, "let 429/503 responses with Retry-After pause the host, as a client would")
+	shared := addSharedFlags(fs)
 
 	var positional []string
 	rest := args
@@ -195,6 +198,10 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 		return nil, usagef("-d and -D cannot be used together")
 	case set["n"] && cfg.requests == 0:
 		return nil, usagef("-n must be at least 1, got 0")
+	}
+	var err error
+	if cfg.shared, err = shared.check(cfg.target); err != nil {
+		return nil, err
 	}
 	cfg.method = strings.ToUpper(cfg.method)
 	if !validMethod(cfg.method) {

@@ -27,6 +27,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "httpfutures: %v\n", err)
 		return exitUsage
 	}
+	defer cfg.shared.close()
 
 	targets := []string{cfg.target}
 	if cfg.demo {
