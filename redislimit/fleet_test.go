@@ -50,6 +50,9 @@ type fleetConfig struct {
 	URL   string
 	Start time.Time
 	For   time.Duration
+	// Deadline is the Limiter's: longer than the default, so that a machine busy with the whole
+	// fleet does not fail requests for a slow answer.
+	Deadline time.Duration
 }
 
 // fleetReport is what a process of a fleet did.
@@ -67,7 +70,7 @@ func runChild(config string) int {
 	}
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: c.Addrs})
 	defer rdb.Close()
-	lim := redislimit.New(rdb, c.Key, rate.Limit(c.Rate), c.Burst)
+	lim := redislimit.New(rdb, c.Key, rate.Limit(c.Rate), c.Burst, redislimit.WithDeadline(c.Deadline))
 	tr := httpfutures.NewTransport(&http.Transport{MaxIdleConnsPerHost: 64}, httpfutures.WithLimiter(lim),
 		httpfutures.WithWorkers(16))
 	time.Sleep(time.Until(c.Start))
@@ -98,6 +101,9 @@ func runChild(config string) int {
 				resp.Body.Close()
 				rep.Sent++
 			case !errors.Is(err, httpfutures.ErrClosed):
+				if rep.Failed == 0 {
+					fmt.Fprintln(os.Stderr, "the first failure:", err)
+				}
 				rep.Failed++
 			}
 		}()
@@ -183,6 +189,8 @@ func runFleet(t *testing.T, n int, c fleetConfig) (time.Time, []fleetReport) {
 			out, err := cmd.Output()
 			if err != nil {
 				err = fmt.Errorf("%w: %s", err, stderr.String())
+			} else if stderr.Len() > 0 {
+				t.Logf("process %d said: %s", i, stderr.String())
 			}
 			results[i] <- result{out, err}
 		}()
@@ -230,7 +238,8 @@ func TestFleetKeepsTheQuota(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, addrs := connect(t, tt.cluster)
 			srv := newCountingServer(t, nil)
-			c := fleetConfig{Addrs: addrs, Key: uniqueKey(t), Rate: quota, Burst: burst, URL: srv.URL, For: run}
+			c := fleetConfig{Addrs: addrs, Key: uniqueKey(t), Rate: quota, Burst: burst, URL: srv.URL, For: run,
+				Deadline: 250 * time.Millisecond}
 			start, reports := runFleet(t, processes, c)
 
 			times := srv.times(nil)
@@ -290,7 +299,8 @@ func TestFleetSharesRetryAfter(t *testing.T) {
 		})
 		return answered
 	})
-	c := fleetConfig{Addrs: addrs, Key: uniqueKey(t), Rate: quota, Burst: 20, URL: srv.URL, For: 4 * time.Second}
+	c := fleetConfig{Addrs: addrs, Key: uniqueKey(t), Rate: quota, Burst: 20, URL: srv.URL, For: 4 * time.Second,
+		Deadline: 250 * time.Millisecond}
 	_, reports := runFleet(t, processes, c)
 	for i, r := range reports {
 		assert.Zero(t, r.Failed, "process %d", i)
