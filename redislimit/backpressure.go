@@ -31,8 +31,7 @@ func (l *Limiter) noticeLocked(host string, now time.Time) notice {
 	delete(l.notices, host)
 	if ls := l.leases[host]; ls != nil && !l.o.perHost {
 		// The host's pace has lapsed: its requests take the tokens of all hosts again.
-		k, _ := ls.unused()
-		l.stats.Lapsed += uint64(k)
+		l.stats.Lapsed += uint64(ls.unused())
 		delete(l.leases, host)
 	}
 	return notice{}
@@ -58,16 +57,16 @@ func (l *Limiter) applyLocked(h hostNotice, at time.Time) {
 }
 
 // knownLocked reports whether h adds nothing to what l knows of its host at now: a pause ending
-// no later (give or take 10 ms), a pace the same (within 1%) lasting no longer (within a
-// second, the resolution of the RateLimit fields). It requires l.mu held.
+// no later (give or take 10 ms), a pace the same (within 1%) known to last for half of what h
+// asks at least, so that a pace asked again and again is shared again before it lapses. It
+// requires l.mu held.
 func (l *Limiter) knownLocked(h hostNotice, now time.Time) bool {
 	n := l.notices[h.host]
 	if h.pause > 0 && now.Add(h.pause).After(n.pauseEnd.Add(10*time.Millisecond)) {
 		return false
 	}
 	if h.interval > 0 {
-		if math.Abs(float64(h.interval-n.interval)) > 0.01*float64(h.interval) ||
-			now.Add(h.pace).After(n.paceEnd.Add(time.Second)) {
+		if math.Abs(float64(h.interval-n.interval)) > 0.01*float64(h.interval) || n.paceEnd.Sub(now) < h.pace/2 {
 			return false
 		}
 	}

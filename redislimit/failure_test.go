@@ -92,8 +92,11 @@ func TestRedisKilledMidRun(t *testing.T) {
 	const (
 		quota    = 1000
 		burst    = 10
-		deadline = 30 * time.Millisecond
+		deadline = redislimit.DefaultDeadline
 		down     = 700 * time.Millisecond
+		// slack is what a machine busy with other work may add to the deadline; far less than
+		// the 3 s a go-redis client waits by default for a server that does not answer.
+		slack = 250 * time.Millisecond
 	)
 	lease := redislimit.DefaultLeaseSpan
 	rateIn := func(times []time.Time, from, to time.Time) float64 {
@@ -115,7 +118,7 @@ func TestRedisKilledMidRun(t *testing.T) {
 				require.ErrorAs(t, o.err, &le)
 				require.ErrorIs(t, o.err, redislimit.ErrUnavailable)
 				// Queued behind the others, each failed within the deadline of its own.
-				assert.Less(t, o.done.Sub(o.submitted), deadline+50*time.Millisecond)
+				assert.Less(t, o.done.Sub(o.submitted), deadline+slack)
 			}
 		}},
 		{"fail closed, server stalled", true, nil, func(t *testing.T, outcomes []outcome, sent float64) {
@@ -123,7 +126,7 @@ func TestRedisKilledMidRun(t *testing.T) {
 			require.NotEmpty(t, outcomes)
 			for _, o := range outcomes {
 				require.ErrorIs(t, o.err, redislimit.ErrUnavailable)
-				assert.Less(t, o.done.Sub(o.submitted), deadline+50*time.Millisecond)
+				assert.Less(t, o.done.Sub(o.submitted), deadline+slack)
 			}
 		}},
 		{"fail open", false, []redislimit.Option{redislimit.WithFailOpen()}, func(t *testing.T, outcomes []outcome, sent float64) {
@@ -185,7 +188,7 @@ func TestRedisKilledMidRun(t *testing.T) {
 			srv.Close()
 
 			times := srv.times(nil)
-			assert.InEpsilon(t, quota, rateIn(times, t0.Add(100*time.Millisecond), killed), 0.05, "before the kill")
+			assert.InEpsilon(t, quota, rateIn(times, t0.Add(100*time.Millisecond), killed), 0.1, "before the kill")
 			from := killed.Add(lease + deadline + 20*time.Millisecond)
 			tt.whileDown(t, d.between(from, up), rateIn(times, from, up))
 			// Redis is back: within a second, the quota holds again, and with no burst.

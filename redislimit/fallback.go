@@ -25,7 +25,7 @@ func newFallback(r rate.Limit, burst int) *fallback {
 // reserve takes a token at now and returns when it is due.
 func (f *fallback) reserve(now time.Time) time.Time {
 	t := now
-	if f.behind && now.After(f.sched) && now.Sub(f.sched) <= lapseAfter {
+	if f.behind && now.After(f.sched) && now.Sub(f.sched) <= minLapse {
 		t = f.sched
 	}
 	t = later(t, f.last)

@@ -51,7 +51,7 @@ type fleetConfig struct {
 	Start time.Time
 	For   time.Duration
 	// Deadline is the Limiter's: longer than the default, so that a machine busy with the whole
-	// fleet does not fail requests for a slow answer.
+	// fleet (and with other work) does not fail requests for a slow answer.
 	Deadline time.Duration
 }
 
@@ -239,7 +239,7 @@ func TestFleetKeepsTheQuota(t *testing.T) {
 			_, addrs := connect(t, tt.cluster)
 			srv := newCountingServer(t, nil)
 			c := fleetConfig{Addrs: addrs, Key: uniqueKey(t), Rate: quota, Burst: burst, URL: srv.URL, For: run,
-				Deadline: 250 * time.Millisecond}
+				Deadline: time.Second}
 			start, reports := runFleet(t, processes, c)
 
 			times := srv.times(nil)
@@ -300,7 +300,7 @@ func TestFleetSharesRetryAfter(t *testing.T) {
 		return answered
 	})
 	c := fleetConfig{Addrs: addrs, Key: uniqueKey(t), Rate: quota, Burst: 20, URL: srv.URL, For: 4 * time.Second,
-		Deadline: 250 * time.Millisecond}
+		Deadline: time.Second}
 	_, reports := runFleet(t, processes, c)
 	for i, r := range reports {
 		assert.Zero(t, r.Failed, "process %d", i)
@@ -317,10 +317,11 @@ func TestFleetSharesRetryAfter(t *testing.T) {
 		"requests of the process told to wait")
 	for child := 1; child < processes; child++ {
 		times := srv.times(func(c int) bool { return c == child })
-		// A token reserved before the pause was heard may still go: at most one per process, and
-		// within a lease of the pause.
+		// What was already on its way when the 429 was written still arrives, and a token
+		// reserved before the pause was heard may still go: at most two per process, within a
+		// lease of the pause.
 		late := countIn(times, t429.Add(time.Millisecond), end.Add(-10*time.Millisecond))
-		assert.LessOrEqual(t, late, 1, "requests of process %d during the pause", child)
+		assert.LessOrEqual(t, late, 2, "requests of process %d during the pause", child)
 		assert.Zero(t, countIn(times, t429.Add(redislimit.DefaultLeaseSpan), end.Add(-10*time.Millisecond)),
 			"requests of process %d past the first lease of the pause", child)
 		assert.Positive(t, countIn(times, end, end.Add(500*time.Millisecond)), "process %d after the pause", child)

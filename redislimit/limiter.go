@@ -31,9 +31,12 @@ var ErrClosed = errors.New("redislimit: limiter closed")
 // its own. Meanwhile the failure policy decides at once, without waiting for the deadline.
 const retryEvery = 100 * time.Millisecond
 
-// lapseAfter is how late a leased token may still be used. A token unused by then lapses: the
-// processes sharing the quota hold to its rate in every window, give or take this much.
-const lapseAfter = 10 * time.Millisecond
+// minLapse is how late a leased token may still be used at least. A token may be used as late
+// as half the lease span (a process busy elsewhere for a while loses none), and no later: then
+// it lapses. So the processes sharing a quota send, in any window, no more than the quota's
+// rate allows in the window, plus twice the burst, plus half a lease, which leaves room within
+// one lease for the jitter of the network and of the machine.
+const minLapse = 10 * time.Millisecond
 
 // A Limiter is an httpfutures.Limiter whose quota is kept in Redis, and so shared by every
 // Limiter, in any process, made with the same Redis and key: GCRA (the generic cell rate
@@ -44,21 +47,23 @@ const lapseAfter = 10 * time.Millisecond
 // a Scheduler waits on its own timer, never in Redis. To make few round trips at high rates, it
 // leases tokens in batches sized to about 50 ms of its process's recent demand (WithLeaseSpan),
 // cut to a fair share when several Limiters lease at once, and hands them out on their
-// schedule; a token not used within 10 ms of its time lapses, and tokens unused are given back
-// on Close, so that the processes together keep the quota's rate in every window. Stats counts
-// the calls to Redis per request.
+// schedule; a token not used within half a lease span of its time lapses, and tokens unused are
+// given back on Close, so that the processes together keep the quota's rate in every window
+// (give or take the burst and one lease). Stats counts the calls to Redis per request.
 //
 // Redis being down, or slower than the deadline (WithDeadline), never hangs a request. By
 // default the Limiter fails closed: Reserve returns an error matching ErrUnavailable after at
 // most the deadline (the Scheduler fails the request with an *httpfutures.LimiterError); it
 // can fail open instead (WithFailOpen), or pace locally at a share of the quota
-// (WithFallback). It tries Redis again every 100 ms, and when Redis answers it starts again
+// (WithFallback). Once a call has failed, Redis counts as unavailable, and the policy decides
+// at once, until a probe, every 100 ms, finds it answering; then the Limiter starts again
 // without a burst, whatever Redis remembers.
 //
 // A Limiter is also an httpfutures.BackpressureObserver: a pause (429 or 503 with Retry-After)
 // or a pace (RateLimit fields) that one process hears from a server is kept in Redis and
 // published, and every Limiter sharing the key delays that host's tokens to its end, or paces
-// them, as if it had heard it itself.
+// them, as if it had heard it itself. A token a Scheduler reserved before the news came is not
+// taken back: at most one request per process goes, within a lease of the response.
 //
 // The zero Limiter is not usable: make one with New. A Limiter is safe for concurrent use;
 // its accuracy needs the non-decreasing times a Scheduler gives it.
@@ -167,28 +172,38 @@ func (l *Limiter) Reserve(ctx context.Context, host string, now time.Time) (time
 	}
 	ls := l.leases[lk]
 	if ls == nil {
+		if len(l.leases) >= maxHosts {
+			l.sweepLocked(now)
+		}
 		ls = &lease{}
 		l.leases[lk] = ls
 	}
 	ls.calls++
 	due, ok, lapsed := ls.take(now)
 	l.stats.Lapsed += uint64(lapsed)
-	if !ok {
-		var err error
-		due, err = l.leaseLocked(ctx, ls, lk, n, now)
-		if err != nil {
-			return l.failLocked(ctx, lk, now, err)
+	switch {
+	case !ok:
+		if err := l.leaseLocked(ctx, ls, lk, n, now); err != nil {
+			if due, err = l.failLocked(ctx, lk, now, err); err != nil {
+				return time.Time{}, err
+			}
+			break
 		}
+		due, _, _ = ls.take(now) // a fresh batch: its first token has not lapsed
+	case ls.low() && !l.down && l.o.span > 0:
+		// Lease the next batch ahead. If that fails, this token still holds, and the failure
+		// policy decides for the requests after it.
+		_ = l.leaseLocked(ctx, ls, lk, n, now)
 	}
 	l.stats.Admitted++
 	return later(due, n.pauseEnd), nil
 }
 
-// leaseLocked asks Redis for a new lease for ls, the lease of host lk ("" for all hosts), and
-// returns when its first token is due. It requires l.mu held.
-func (l *Limiter) leaseLocked(ctx context.Context, ls *lease, lk string, n notice, now time.Time) (time.Time, error) {
+// leaseLocked asks Redis for a batch of tokens for ls, the lease of host lk ("" for all hosts).
+// It requires l.mu held.
+func (l *Limiter) leaseLocked(ctx context.Context, ls *lease, lk string, n notice, now time.Time) error {
 	if l.down {
-		return time.Time{}, l.lastErr
+		return l.lastErr
 	}
 	interval := l.interval
 	if n.paced(now) {
@@ -214,7 +229,7 @@ func (l *Limiter) leaseLocked(ctx context.Context, ls *lease, lk string, n notic
 		l.down, l.recover, l.lastErr = true, true, err
 		l.wg.Add(1)
 		go l.probe()
-		return time.Time{}, err
+		return err
 	}
 	l.down, l.recover, l.lastErr = false, false, nil
 	clear(l.fallback)
@@ -223,9 +238,8 @@ func (l *Limiter) leaseLocked(ctx context.Context, ls *lease, lk string, n notic
 		l.applyLocked(h, got)
 	}
 	l.stats.Leased += uint64(g.n)
-	ls.install(g, g.n, l.interval, got)
-	due, _, _ := ls.take(now)
-	return due, nil
+	ls.add(newBatch(g, l.interval, max(l.o.span/2, minLapse), got))
+	return nil
 }
 
 // failLocked decides a reservation while Redis is unavailable, by the failure policy. It
@@ -234,7 +248,6 @@ func (l *Limiter) failLocked(ctx context.Context, lk string, now time.Time, err 
 	l.stats.Unhandled++
 	switch l.o.policy {
 	case failOpen:
-		l.stats.Admitted++
 		return now, nil
 	case fallBack:
 		fl := l.fallback[lk]
@@ -243,13 +256,28 @@ func (l *Limiter) failLocked(ctx context.Context, lk string, now time.Time, err 
 			fl = newFallback(share, int(math.Ceil(l.o.share*float64(l.burst))))
 			l.fallback[lk] = fl
 		}
-		l.stats.Admitted++
 		return fl.reserve(now), nil
 	}
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		err = errSlow(l.o.deadline)
 	}
 	return time.Time{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// maxHosts is how many hosts' leases a Limiter keeps before it forgets those idle.
+const maxHosts = 1024
+
+// sweepLocked forgets the leases that are spent and were asked for more than a second before
+// now, and the backpressure that has lapsed. It requires l.mu held.
+func (l *Limiter) sweepLocked(now time.Time) {
+	for lk, ls := range l.leases {
+		if ls.unused() == 0 && now.Sub(ls.asked) > time.Second {
+			delete(l.leases, lk)
+		}
+	}
+	for host := range l.notices {
+		l.noticeLocked(host, now)
+	}
 }
 
 // keys are the Redis keys of one quota.
@@ -291,7 +319,7 @@ func (l *Limiter) Close() error {
 	l.closed = true
 	var errs []error
 	for lk, ls := range l.leases {
-		k, end := ls.unused()
+		k, end := ls.last()
 		if k == 0 || l.down {
 			continue
 		}
