@@ -122,8 +122,12 @@ func (l *Limiter) ObserveBackpressure(host string, bp httpfutures.Backpressure) 
 // maxObserving bounds the calls that share backpressure at once.
 const maxObserving = 4
 
+// listenRetry is how often listen tries Redis again while it is unavailable: seldom, since what
+// it misses meanwhile comes with the next lease, and each try is a dial.
+const listenRetry = 500 * time.Millisecond
+
 // listen applies the backpressure other Limiters publish, until Close. While Redis is
-// unavailable it tries again every 100 ms; what it misses meanwhile comes with the next lease.
+// unavailable it tries again every 500 ms.
 func (l *Limiter) listen() {
 	defer l.wg.Done()
 	_ = l.ps.Subscribe(l.ctx, l.channel) // on failure, Receive connects and subscribes again
@@ -136,7 +140,7 @@ func (l *Limiter) listen() {
 			return
 		}
 		if err != nil {
-			pause.Reset(retryEvery)
+			pause.Reset(listenRetry)
 			select {
 			case <-l.ctx.Done():
 				return

@@ -57,7 +57,9 @@ const minLapse = 10 * time.Millisecond
 // can fail open instead (WithFailOpen), or pace locally at a share of the quota
 // (WithFallback). Once a call has failed, Redis counts as unavailable, and the policy decides
 // at once, until a probe, every 100 ms, finds it answering; then the Limiter starts again
-// without a burst, whatever Redis remembers.
+// without a burst, whatever Redis remembers. (After a long outage a go-redis client stops
+// dialing once PoolSize dials in a row have failed, and tries again once a second: Redis may
+// then be back a second before the Limiter sees it.)
 //
 // A Limiter is also an httpfutures.BackpressureObserver: a pause (429 or 503 with Retry-After)
 // or a pace (RateLimit fields) that one process hears from a server is kept in Redis and
