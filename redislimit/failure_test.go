@@ -188,12 +188,20 @@ func TestRedisKilledMidRun(t *testing.T) {
 			srv.Close()
 
 			times := srv.times(nil)
-			assert.InEpsilon(t, quota, rateIn(times, t0.Add(100*time.Millisecond), killed), 0.1, "before the kill")
+			// holds checks that the rate in [from, to) keeps the quota (the burst aside), and
+			// comes near it: a machine busy with other work may fall short, never over.
+			holds := func(from, to time.Time, when string) {
+				t.Helper()
+				got := rateIn(times, from, to)
+				assert.LessOrEqual(t, got, quota*1.02+burst/to.Sub(from).Seconds(), when)
+				assert.Greater(t, got, quota*0.8, when)
+			}
+			holds(t0.Add(100*time.Millisecond), killed, "before the kill")
 			from := killed.Add(lease + deadline + 20*time.Millisecond)
 			tt.whileDown(t, d.between(from, up), rateIn(times, from, up))
 			// Redis is back: within a second, the quota holds again, and with no burst.
 			again := up.Add(time.Second)
-			assert.InEpsilon(t, quota, rateIn(times, again, end), 0.05, "a second after the restart")
+			holds(again, end, "a second after the restart")
 			for _, o := range d.between(again, end) {
 				require.NoError(t, o.err)
 			}
