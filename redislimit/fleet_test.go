@@ -266,7 +266,7 @@ func TestFleetKeepsTheQuota(t *testing.T) {
 			}
 			assert.Equal(t, len(times), sent)
 			for i, n := range each {
-				assert.InEpsilon(t, sent/processes, n, 0.15, "the share of process %d", i)
+				assert.InEpsilon(t, sent/processes, n, 0.25, "the share of process %d", i)
 			}
 			assert.Less(t, stats.CallsPerRequest(), 0.1, "Redis calls per request")
 			t.Logf("%d processes: %.0f/s in the steady state (quota %d/s), most in %v: %d; %d requests, "+
