@@ -302,14 +302,19 @@ func (s *Scheduler) nextRetryLocked() time.Time {
 	return s.at(s.delayed.peek().more.due)
 }
 
-// observe applies the backpressure resp asks for to h, if the Scheduler heeds it.
-func (s *Scheduler) observe(h *host, resp *http.Response) {
+// observe applies the backpressure resp asks for to h, if the Scheduler heeds it, and tells the
+// Limiters that share it (BackpressureObserver). A Limiter that panics fails the round trip with
+// a *PanicError.
+func (s *Scheduler) observe(h *host, resp *http.Response) error {
 	if !s.backpressure || !asksBackpressure(resp) {
-		return
+		return nil
 	}
+	now := time.Now()
 	s.mu.Lock()
-	s.observeLocked(h, resp, time.Now())
+	s.observeLocked(h, resp, now)
+	bp := s.backpressureLocked(h, now)
 	s.mu.Unlock()
+	return s.shareBackpressure(h.key, bp)
 }
 
 // observeLocked applies the backpressure a response asks for to its host: Retry-After on a 429

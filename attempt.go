@@ -231,7 +231,10 @@ func (t *AsyncTransport) send(h *host, req *http.Request) (*http.Response, error
 	if err != nil {
 		return nil, err
 	}
-	t.sched.observe(h, resp)
+	if err := t.sched.observe(h, resp); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
 	return resp, nil
 }
 

@@ -109,6 +109,7 @@ func newAttackerOn(cfg *config, base http.RoundTripper, results *resultWriter) (
 	if cfg.hostRate > 0 {
 		opts = append(opts, httpfutures.WithHostRateLimit(rate.Limit(cfg.hostRate), 1))
 	}
+	opts = append(opts, cfg.shared.options()...)
 	next := base
 	if cfg.client.redirects > 0 {
 		next = newRedirectTransport(base, cfg.client.redirects)

@@ -64,6 +64,7 @@ type config struct {
 	precise    bool // -precise: the open model waits for each due time on a fine timer
 	demo       bool // no URL given: load the embedded server
 	client     clientConfig
+	shared     *sharedFlags // -redis, -shared-rate, -shared-key (shared.go): a rate shared through Redis
 }
 
 // clientConfig is how connections are made: the transport flags.
@@ -121,6 +122,7 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 	fs.BoolVar(&cfg.client.keepalive, "keepalive", true, "reuse connections between requests")
 	fs.IntVar(&cfg.client.connections, "connections", 0, "idle connections kept open per host (default: one per worker)")
 	fs.IntVar(&cfg.client.redirects, "redirects", defaultRedirects, "redirects followed per request; 0: none, the 3xx is the result")
+	shared := addSharedFlags(fs)
 
 	var positional []string
 	rest := args
@@ -246,6 +248,14 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 	}
 	if cfg.requests == 0 && cfg.duration == 0 {
 		cfg.requests = defaultRequests
+	}
+	first := ""
+	if len(cfg.targets) > 0 {
+		first = cfg.targets[0].url
+	}
+	var err error
+	if cfg.shared, err = shared.check(first); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }

@@ -42,6 +42,7 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "httpfutures: %v\n", err)
 		return exitUsage
 	}
+	defer cfg.shared.close()
 
 	if cfg.demo {
 		srv, err := startDemoServer()

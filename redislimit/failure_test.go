@@ -1,0 +1,233 @@
+package redislimit_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/httpfutures/httpfutures"
+	"github.com/httpfutures/httpfutures/redislimit"
+)
+
+// outcome is one request of a driver: when it was submitted and done, and its error.
+type outcome struct {
+	submitted, done time.Time
+	err             error
+}
+
+// driver keeps outstanding requests to url in flight on tr until stopped.
+type driver struct {
+	stopc chan struct{}
+	wg    sync.WaitGroup
+
+	mu       sync.Mutex
+	outcomes []outcome
+}
+
+func drive(t *testing.T, tr *httpfutures.AsyncTransport, url string, outstanding int) *driver {
+	d := &driver{stopc: make(chan struct{})}
+	sem := make(chan struct{}, outstanding)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		for {
+			select {
+			case <-d.stopc:
+				return
+			case sem <- struct{}{}:
+			}
+			req, err := http.NewRequest(http.MethodGet, url, nil)
+			if !assert.NoError(t, err) {
+				return
+			}
+			o := outcome{submitted: time.Now()}
+			f := tr.StartRoundTrip(req)
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				resp, err := f.Result()
+				if err == nil {
+					resp.Body.Close()
+				}
+				o.done, o.err = time.Now(), err
+				d.mu.Lock()
+				d.outcomes = append(d.outcomes, o)
+				d.mu.Unlock()
+				<-sem
+			}()
+		}
+	}()
+	return d
+}
+
+// stop stops submitting; the requests in flight finish, or fail when their transport closes.
+func (d *driver) stop() { close(d.stopc) }
+
+// between returns the outcomes done in [from, to).
+func (d *driver) between(from, to time.Time) []outcome {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []outcome
+	for _, o := range d.outcomes {
+		if !o.done.Before(from) && o.done.Before(to) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// sleepUntil waits for real time to reach t: the load runs meanwhile.
+func sleepUntil(t time.Time) { <-time.After(time.Until(t)) }
+
+func TestRedisKilledMidRun(t *testing.T) {
+	const (
+		quota    = 1000
+		burst    = 10
+		deadline = redislimit.DefaultDeadline
+		down     = 700 * time.Millisecond
+		// slack is what a machine busy with other work may add to the deadline; far less than
+		// the 3 s a go-redis client waits by default for a server that does not answer.
+		slack = 250 * time.Millisecond
+	)
+	lease := redislimit.DefaultLeaseSpan
+	rateIn := func(times []time.Time, from, to time.Time) float64 {
+		return float64(countIn(times, from, to)) / to.Sub(from).Seconds()
+	}
+	tests := []struct {
+		name  string
+		stall bool // stop the server (SIGSTOP) instead of killing it: it is slower than any deadline
+		opts  []redislimit.Option
+		// whileDown checks the requests done while Redis was down, from when the lease held at
+		// the kill had run out.
+		whileDown func(t *testing.T, outcomes []outcome, sent float64)
+	}{
+		{"fail closed", false, nil, func(t *testing.T, outcomes []outcome, sent float64) {
+			assert.Zero(t, sent, "requests sent per second")
+			require.NotEmpty(t, outcomes)
+			for _, o := range outcomes {
+				var le *httpfutures.LimiterError
+				require.ErrorAs(t, o.err, &le)
+				require.ErrorIs(t, o.err, redislimit.ErrUnavailable)
+				// Queued behind the others, each failed within the deadline of its own.
+				assert.Less(t, o.done.Sub(o.submitted), deadline+slack)
+			}
+		}},
+		{"fail closed, server stalled", true, nil, func(t *testing.T, outcomes []outcome, sent float64) {
+			assert.Zero(t, sent, "requests sent per second")
+			require.NotEmpty(t, outcomes)
+			for _, o := range outcomes {
+				require.ErrorIs(t, o.err, redislimit.ErrUnavailable)
+				assert.Less(t, o.done.Sub(o.submitted), deadline+slack)
+			}
+		}},
+		{"fail open", false, []redislimit.Option{redislimit.WithFailOpen()}, func(t *testing.T, outcomes []outcome, sent float64) {
+			require.NotEmpty(t, outcomes)
+			for _, o := range outcomes {
+				require.NoError(t, o.err)
+			}
+			assert.Greater(t, sent, float64(quota), "requests flow, unlimited")
+		}},
+		{"fall back to half the quota", false, []redislimit.Option{redislimit.WithFallback(0.5)}, func(t *testing.T, outcomes []outcome, sent float64) {
+			require.NotEmpty(t, outcomes)
+			for _, o := range outcomes {
+				require.NoError(t, o.err)
+			}
+			assert.InEpsilon(t, quota/2, sent, 0.1, "requests sent per second")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ignore := goleak.IgnoreCurrent()
+			red := startRedis(t)
+			// No retries: the Limiter's deadline bounds each call, and a retry within it
+			// would only add dials while the server is down.
+			rdb := redis.NewClient(&redis.Options{Addr: red.addr, MaxRetries: -1})
+			srv := newCountingServer(t, nil)
+			lim := redislimit.New(rdb, uniqueKey(t), quota, burst, append(tt.opts, redislimit.WithDeadline(deadline))...)
+			tr := httpfutures.NewTransport(nil, httpfutures.WithLimiter(lim))
+
+			t0 := time.Now()
+			d := drive(t, tr, srv.URL, 32)
+			killed := t0.Add(500 * time.Millisecond)
+			sleepUntil(killed)
+			if tt.stall {
+				red.signal(syscall.SIGSTOP)
+			} else {
+				red.kill()
+			}
+			up := killed.Add(down)
+			sleepUntil(up)
+			if tt.stall {
+				red.signal(syscall.SIGCONT)
+			} else {
+				red.start()
+			}
+			end := up.Add(1500 * time.Millisecond)
+			sleepUntil(end)
+			d.stop()
+			require.NoError(t, tr.Close())
+			d.wg.Wait()
+			closed := make(chan error, 1)
+			go func() { closed <- lim.Close() }()
+			select {
+			case err := <-closed:
+				require.NoError(t, err)
+			case <-time.After(time.Second):
+				require.FailNow(t, "Close did not return")
+			}
+			require.NoError(t, rdb.Close())
+			srv.Close()
+
+			times := srv.times(nil)
+			// holds checks that the rate in [from, to) keeps the quota (the burst aside), and
+			// comes near it: a machine busy with other work may fall short, never over.
+			holds := func(from, to time.Time, when string) {
+				t.Helper()
+				got := rateIn(times, from, to)
+				assert.LessOrEqual(t, got, quota*1.02+burst/to.Sub(from).Seconds(), when)
+				assert.Greater(t, got, quota*0.8, when)
+			}
+			holds(t0.Add(100*time.Millisecond), killed, "before the kill")
+			from := killed.Add(lease + deadline + 20*time.Millisecond)
+			tt.whileDown(t, d.between(from, up), rateIn(times, from, up))
+			// Redis is back: within a second, the quota holds again, and with no burst.
+			again := up.Add(time.Second)
+			holds(again, end, "a second after the restart")
+			for _, o := range d.between(again, end) {
+				require.NoError(t, o.err)
+			}
+			var afterUp []time.Time
+			for _, at := range times {
+				if !at.Before(again) {
+					afterUp = append(afterUp, at)
+				}
+			}
+			assert.LessOrEqual(t, maxInWindow(afterUp, 100*time.Millisecond), quota/10+burst+int(quota*lease.Seconds()),
+				"requests in any 100 ms, a second after the restart")
+			st := lim.Stats()
+			assert.Positive(t, st.Failures)
+			assert.Positive(t, st.Unhandled)
+			t.Logf("before: %.0f/s; down: %.0f/s; a second after the restart: %.0f/s; %+v",
+				rateIn(times, t0.Add(100*time.Millisecond), killed), rateIn(times, from, up), rateIn(times, again, end), st)
+			goleak.VerifyNone(t, ignore)
+		})
+	}
+}
+
+func TestClosedLimiterRefuses(t *testing.T) {
+	rdb, _ := connect(t, false)
+	lim := redislimit.New(rdb, uniqueKey(t), 100, 1)
+	require.NoError(t, lim.Close())
+	require.NoError(t, lim.Close(), "a second Close")
+	_, err := lim.Reserve(context.Background(), "a.test", time.Now())
+	assert.True(t, errors.Is(err, redislimit.ErrClosed), "got %v", err)
+}
