@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -123,4 +124,30 @@ func TestWorkerLivesOnAfterAPanic(t *testing.T) {
 	assert.Equal(t, uint64(1), st.Completed)
 	require.Eventually(t, func() bool { return tr.Stats().InFlight == 0 }, 5*time.Second, time.Millisecond,
 		"the worker came back")
+}
+
+// panickingObserver is a Limiter that lets every request go and panics when told of
+// backpressure.
+type panickingObserver struct{}
+
+func (panickingObserver) Reserve(_ context.Context, _ string, now time.Time) (time.Time, error) {
+	return now, nil
+}
+
+func (panickingObserver) ObserveBackpressure(string, httpfutures.Backpressure) {
+	panic("observer broke")
+}
+
+// A BackpressureObserver that panics fails the round trip that it was told of, and nothing else.
+func TestPanickingBackpressureObserver(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	t.Cleanup(ts.Close)
+	tr := newTransport(t, nil, httpfutures.WithLimiter(panickingObserver{}))
+	_, err := tr.StartRoundTrip(get(t, ts.URL)).Result()
+	var pe *httpfutures.PanicError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "observer broke", pe.Value)
 }
