@@ -117,6 +117,11 @@ func (f *Future) slotHost() *host {
 	return f.host
 }
 
+// forgetLocked lets go of the scheduling state of the resolved f, which its Scheduler is done
+// with: its host, which may be evicted, and its retry and redirect state. It requires
+// Scheduler.mu held.
+func (f *Future) forgetLocked() { f.host, f.more = nil, nil }
+
 // enqueued returns when f's next attempt entered its host's queue, or is to enter it: its host
 // owes it no rate token before. It requires Scheduler.mu held, with f queued.
 func (f *Future) enqueued() instant {
@@ -298,6 +303,9 @@ func (f *Future) finish(resp *http.Response, err error) {
 	f.resp, f.err = resp, err
 	f.finished = f.t.sched.now()
 	f.resolved.Store(true)
+	// Its runCtx can no longer end (see runCtx.cancel): what only its attempts used goes, so
+	// that a resolved Future keeps little beyond its request and response.
+	f.runDone, f.afters, f.cancelRun = nil, nil, nil
 	f.wg.Done()
 	if f.done != nil {
 		close(f.done)

@@ -65,9 +65,11 @@ func (s *Scheduler) worker() {
 		r.f = f
 		s.mu.Unlock()
 		out := f.t.run(f)
+		resolved := !out.retry
 		if out.retry {
 			if err := s.requeue(f, out.wait); err != nil {
 				f.abort(err)
+				resolved = true
 			}
 		}
 		s.mu.Lock()
@@ -76,6 +78,9 @@ func (s *Scheduler) worker() {
 			s.releaseLocked(out.slot)
 		}
 		s.comeBackLocked(f)
+		if resolved {
+			f.forgetLocked()
+		}
 		f.t.tally.running--
 		f.t.tally.checkDrained()
 	}
