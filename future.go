@@ -95,9 +95,10 @@ type moreState struct {
 	index    int           // position in Scheduler.delayed; -1 when not in it. Guarded by Scheduler.mu
 
 	// During an attempt, owned by its worker.
-	moved bool  // a redirect moved the attempt's host slot: slot is the one it holds
-	slot  *host // the host whose slot the attempt holds, if moved; nil if none
-	away  bool  // the Future's host is kept for it while its slot is elsewhere; guarded by Scheduler.mu
+	first *http.Response // a redirect sent without the client, for the client to follow (clientDo)
+	moved bool           // a redirect moved the attempt's host slot: slot is the one it holds
+	slot  *host          // the host whose slot the attempt holds, if moved; nil if none
+	away  bool           // the Future's host is kept for it while its slot is elsewhere; guarded by Scheduler.mu
 }
 
 // moreState returns f's moreState, made on first use.
