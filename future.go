@@ -268,7 +268,8 @@ func (f *Future) Done() <-chan struct{} {
 // Request returns the request that was submitted, as given. Its response's Request field names
 // the same request, or for a Session request that was redirected, the last request sent. The
 // requests that Session.Get, Head, Post and PostForm make have a context of the Future's own,
-// which only Cancel (or a Shutdown that cancels running requests) ends.
+// which only Cancel (or a Shutdown that cancels running requests) ends; once the Future has
+// resolved otherwise, that context can never end, and its Done returns nil.
 func (f *Future) Request() *http.Request {
 	if f == nil {
 		return nil
