@@ -327,6 +327,7 @@ func (f *Future) finish(resp *http.Response, err error) {
 func (f *Future) resolve(resp *http.Response, err error) {
 	if !f.state.CompareAndSwap(stateRunning, stateDone) {
 		err = stoppedError(f.state.Swap(stateDone))
+		(*runCtx)(f).cancel() // ended before it resolves, whenever what stopped it gets to it
 		if resp != nil {
 			resp.Body.Close()
 			resp = nil
