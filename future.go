@@ -95,7 +95,7 @@ type moreState struct {
 	index    int           // position in Scheduler.delayed; -1 when not in it. Guarded by Scheduler.mu
 
 	// During an attempt, owned by its worker.
-	first *http.Response // a redirect sent without the client, for the client to follow (clientDo)
+	first *http.Response // a first round trip's redirect, sent by clientDo, for the client to follow
 	moved bool           // a redirect moved the attempt's host slot: slot is the one it holds
 	slot  *host          // the host whose slot the attempt holds, if moved; nil if none
 	away  bool           // the Future's host is kept for it while its slot is elsewhere; guarded by Scheduler.mu

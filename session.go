@@ -217,7 +217,7 @@ func (t *AsyncTransport) clientDo(f *Future, req *http.Request) (*http.Response,
 }
 
 // urlErrorOp is the Op of the *url.Error that http.Client returns for a request of method: the
-// method with its first letter alone in upper case.
+// method with all but its first letter in lower case ("Get", "Propfind"), as it is if not ASCII.
 func urlErrorOp(method string) string {
 	if method == "" {
 		return "Get"
