@@ -132,7 +132,7 @@ func (a *attempt) roundTrip() (*http.Response, error) {
 	a.f.attempts.Add(1)
 	a.handed = true
 	if a.f.is(flagClient) {
-		return a.t.client.Do(a.req)
+		return a.t.clientDo(a.f, a.req)
 	}
 	return a.t.send(a.f.host, a.req)
 }

@@ -512,3 +512,212 @@ func reportStream(b *testing.B, cpu0 time.Duration) {
 		b.ReportMetric(float64((cpu-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/req")
 	}
 }
+
+// jsonHandler answers every request with a small JSON document, as the fan-out benchmarks do.
+var jsonHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"url":%q,"args":{}}`, r.URL.String())
+})
+
+// benchClient returns a client whose transport keeps 8 idle connections per host, closed when b
+// ends.
+func benchClient(b *testing.B, base *http.Transport) *http.Client {
+	if base == nil {
+		base = http.DefaultTransport.(*http.Transport)
+	}
+	tr := base.Clone()
+	tr.MaxIdleConnsPerHost = 8
+	b.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// BenchmarkRetained is the memory that resolved Futures keep beyond their requests and
+// responses: 10,000 GETs to a loopback server kept in a slice, against the same GETs sent with
+// an http.Client and kept as their responses, each body read into memory. "B/future" is the difference per
+// request; "B/kept-raw" and "B/kept-session" are the heap per request of each.
+func BenchmarkRetained(b *testing.B) {
+	const n = 10000
+	ts := httptest.NewServer(jsonHandler)
+	defer ts.Close()
+	url := ts.URL + "/get"
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	for range b.N {
+		// The same requests and responses, kept by hand: each body read into memory, as a
+		// Future's is.
+		c := benchClient(b, nil)
+		resps := make([]*http.Response, n)
+		base := heap()
+		for i := range resps {
+			resp, err := c.Get(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			body := make([]byte, resp.ContentLength)
+			if _, err := io.ReadFull(resp.Body, body); err != nil {
+				b.Fatal(err)
+			}
+			resp.Body.Close()
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			resps[i] = resp
+		}
+		raw := heap() - base
+		runtime.KeepAlive(resps)
+		resps = nil
+		c.CloseIdleConnections()
+
+		s := httpfutures.NewSession(httpfutures.WithWorkers(8))
+		fs := make([]*httpfutures.Future, n)
+		base = heap()
+		for i := range fs {
+			fs[i] = s.Get(url)
+			if _, err := fs[i].Result(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		kept := heap() - base
+		runtime.KeepAlive(fs)
+		s.Close()
+		b.ReportMetric(float64(raw)/n, "B/kept-raw")
+		b.ReportMetric(float64(kept)/n, "B/kept-session")
+		b.ReportMetric((float64(kept)-float64(raw))/n, "B/future")
+	}
+}
+
+// BenchmarkSessionGet is one Session.Get and its Result at a time against a loopback server, for
+// its allocations, beside http.Client.Get with the body read.
+func BenchmarkSessionGet(b *testing.B) {
+	ts := httptest.NewServer(jsonHandler)
+	defer ts.Close()
+	url := ts.URL + "/get"
+	b.Run("http.Client", func(b *testing.B) {
+		b.ReportAllocs()
+		c := benchClient(b, nil)
+		for range b.N {
+			resp, err := c.Get(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+	b.Run("Session", func(b *testing.B) {
+		b.ReportAllocs()
+		s := httpfutures.NewSession(httpfutures.WithWorkers(8))
+		defer s.Close()
+		for range b.N {
+			resp, err := s.Get(url).Result()
+			if err != nil {
+				b.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	})
+}
+
+// BenchmarkAllAtOnce is b.N GETs submitted at once to a Session of 8 workers, each Result then
+// read in order, against 8 raw goroutines sharing an http.Client that discard each response, and
+// 8 that keep it (its body read into memory) until the end, as the Session's caller keeps its
+// Futures. It runs against one loopback server, 100 of them (the requests spread evenly), one
+// speaking HTTP/2 over TLS, and one that answers after 10 ms. Run it with -benchtime 10000x
+// (400x for delay-10ms), each contender in a run of its own, alternating.
+func BenchmarkAllAtOnce(b *testing.B) {
+	type target struct {
+		name  string
+		urls  []string
+		base  *http.Transport // the client transport to clone: for TLS, the server's
+		close func()
+	}
+	targets := func(b *testing.B) []target {
+		one := httptest.NewServer(jsonHandler)
+		var many []*httptest.Server
+		var manyURLs []string
+		for range 100 {
+			ts := httptest.NewServer(jsonHandler)
+			many = append(many, ts)
+			manyURLs = append(manyURLs, ts.URL+"/get")
+		}
+		h2 := httptest.NewUnstartedServer(jsonHandler)
+		h2.EnableHTTP2 = true
+		h2.StartTLS()
+		delay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(10 * time.Millisecond)
+			jsonHandler(w, r)
+		}))
+		return []target{
+			{name: "one-host", urls: []string{one.URL + "/get"}, close: one.Close},
+			{name: "100-hosts", urls: manyURLs, close: func() {
+				for _, ts := range many {
+					ts.Close()
+				}
+			}},
+			{name: "h2-tls", urls: []string{h2.URL + "/get"}, base: h2.Client().Transport.(*http.Transport), close: h2.Close},
+			{name: "delay-10ms", urls: []string{delay.URL + "/delay/10"}, close: delay.Close},
+		}
+	}
+	for _, tg := range targets(b) {
+		defer tg.close()
+		url := func(i int) string { return tg.urls[i%len(tg.urls)] }
+		raw := func(b *testing.B, keep bool) {
+			c := benchClient(b, tg.base)
+			kept := make([]*http.Response, b.N)
+			jobs := make(chan int)
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					for i := range jobs {
+						resp, err := c.Get(url(i))
+						if err != nil {
+							b.Error(err)
+							continue
+						}
+						if !keep {
+							io.Copy(io.Discard, resp.Body)
+							resp.Body.Close()
+							continue
+						}
+						body, err := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						if err != nil {
+							b.Error(err)
+						}
+						resp.Body = io.NopCloser(bytes.NewReader(body))
+						kept[i] = resp
+					}
+				})
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				jobs <- i
+			}
+			close(jobs)
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+			runtime.KeepAlive(kept)
+		}
+		b.Run(tg.name+"/raw-discard", func(b *testing.B) { raw(b, false) })
+		b.Run(tg.name+"/raw-keep", func(b *testing.B) { raw(b, true) })
+		b.Run(tg.name+"/session", func(b *testing.B) {
+			s := httpfutures.NewSession(httpfutures.WithWorkers(8), httpfutures.WithClient(benchClient(b, tg.base)))
+			defer s.Close()
+			fs := make([]*httpfutures.Future, b.N)
+			b.ResetTimer()
+			for i := range fs {
+				fs[i] = s.Get(url(i))
+			}
+			for _, f := range fs {
+				resp, err := f.Result()
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+		})
+	}
+}

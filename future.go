@@ -95,9 +95,10 @@ type moreState struct {
 	index    int           // position in Scheduler.delayed; -1 when not in it. Guarded by Scheduler.mu
 
 	// During an attempt, owned by its worker.
-	moved bool  // a redirect moved the attempt's host slot: slot is the one it holds
-	slot  *host // the host whose slot the attempt holds, if moved; nil if none
-	away  bool  // the Future's host is kept for it while its slot is elsewhere; guarded by Scheduler.mu
+	first *http.Response // a first round trip's redirect, sent by clientDo, for the client to follow
+	moved bool           // a redirect moved the attempt's host slot: slot is the one it holds
+	slot  *host          // the host whose slot the attempt holds, if moved; nil if none
+	away  bool           // the Future's host is kept for it while its slot is elsewhere; guarded by Scheduler.mu
 }
 
 // moreState returns f's moreState, made on first use.
@@ -116,6 +117,11 @@ func (f *Future) slotHost() *host {
 	}
 	return f.host
 }
+
+// forgetLocked lets go of the scheduling state of the resolved f, which its Scheduler is done
+// with: its host, which may be evicted, and its retry and redirect state. It requires
+// Scheduler.mu held.
+func (f *Future) forgetLocked() { f.host, f.more = nil, nil }
 
 // enqueued returns when f's next attempt entered its host's queue, or is to enter it: its host
 // owes it no rate token before. It requires Scheduler.mu held, with f queued.
@@ -262,7 +268,8 @@ func (f *Future) Done() <-chan struct{} {
 // Request returns the request that was submitted, as given. Its response's Request field names
 // the same request, or for a Session request that was redirected, the last request sent. The
 // requests that Session.Get, Head, Post and PostForm make have a context of the Future's own,
-// which only Cancel (or a Shutdown that cancels running requests) ends.
+// which only Cancel (or a Shutdown that cancels running requests) ends; once the Future has
+// resolved otherwise, that context can never end, and its Done returns nil.
 func (f *Future) Request() *http.Request {
 	if f == nil {
 		return nil
@@ -298,6 +305,9 @@ func (f *Future) finish(resp *http.Response, err error) {
 	f.resp, f.err = resp, err
 	f.finished = f.t.sched.now()
 	f.resolved.Store(true)
+	// Its runCtx can no longer end (see runCtx.cancel): what only its attempts used goes, so
+	// that a resolved Future keeps little beyond its request and response.
+	f.runDone, f.afters, f.cancelRun = nil, nil, nil
 	f.wg.Done()
 	if f.done != nil {
 		close(f.done)
@@ -317,6 +327,7 @@ func (f *Future) finish(resp *http.Response, err error) {
 func (f *Future) resolve(resp *http.Response, err error) {
 	if !f.state.CompareAndSwap(stateRunning, stateDone) {
 		err = stoppedError(f.state.Swap(stateDone))
+		(*runCtx)(f).cancel() // ended before it resolves, whenever what stopped it gets to it
 		if resp != nil {
 			resp.Body.Close()
 			resp = nil

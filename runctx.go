@@ -2,6 +2,7 @@ package httpfutures
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,6 +14,10 @@ import (
 //
 // It has the AfterFunc method that context.AfterFunc and the children derived with
 // context.WithCancel use when present, so that they are told of its end without a goroutine.
+//
+// Once its Future has resolved it can never end, since only a running request is canceled: it
+// lets go of its Done channel and its AfterFunc callbacks, and Done returns nil from then on, as
+// the Done of a context that can never be canceled may.
 type runCtx Future
 
 // parent is the context runCtx derives from: it gives the values and the deadline.
@@ -31,6 +36,12 @@ func (c *runCtx) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.runDone == nil {
+		switch {
+		case c.ctxDone:
+			return closedChan
+		case c.resolved.Load():
+			return nil // it can never end
+		}
 		c.runDone = make(chan struct{})
 	}
 	return c.runDone
@@ -63,6 +74,11 @@ func (c *runCtx) AfterFunc(fn func()) (stop func() bool) {
 		go fn()
 		return func() bool { return false }
 	}
+	if c.resolved.Load() { // it can never end: fn is never called
+		c.mu.Unlock()
+		var stopped atomic.Bool
+		return func() bool { return stopped.CompareAndSwap(false, true) }
+	}
 	a := &afterFunc{fn: fn, next: c.afters}
 	c.afters = a
 	c.mu.Unlock()
@@ -85,10 +101,12 @@ type afterFunc struct {
 	next *afterFunc
 }
 
-// cancel cancels the context, and calls the functions given to AfterFunc.
+// cancel cancels the context, and calls the functions given to AfterFunc. It does nothing once
+// the Future has resolved: the request it stopped has then resolved with the error of what
+// stopped it, and the context lives on in the request, never to end.
 func (c *runCtx) cancel() {
 	c.mu.Lock()
-	if c.ctxDone {
+	if c.ctxDone || c.resolved.Load() {
 		c.mu.Unlock()
 		return
 	}

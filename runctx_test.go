@@ -291,3 +291,44 @@ func TestTimingFollowsTheClock(t *testing.T) {
 		assert.Equal(t, 10*time.Millisecond, tm.Total())
 	})
 }
+
+// A resolved Future lets go of its context's state: the context of a Session's own request that
+// completed can never end, and says so with a nil Done channel; functions given to AfterFunc are
+// never called, and stop tells so once. The context of one that was canceled stays canceled.
+func TestResolvedRequestContext(t *testing.T) {
+	ts := newEchoServer(t)
+	s := newSession(t)
+	f := s.Get(ts.URL + "/done")
+	_, err := f.Result()
+	require.NoError(t, err)
+	ctx := f.Request().Context()
+	assert.Nil(t, ctx.Done(), "a context that can never end")
+	assert.Nil(t, ctx.Done(), "and says so each time")
+	assert.False(t, f.Cancel())
+	assert.NoError(t, ctx.Err())
+	var called atomic.Bool
+	stop := context.AfterFunc(ctx, func() { called.Store(true) })
+	assert.True(t, stop(), "stopped before it was called")
+	assert.False(t, stop(), "already stopped")
+	assert.False(t, called.Load())
+	child, cancel := context.WithCancel(ctx)
+	require.NoError(t, child.Err())
+	cancel()
+	assert.ErrorIs(t, child.Err(), context.Canceled, "a child still ends with its own cancel")
+	assert.NoError(t, ctx.Err())
+
+	gs, g := newGateServer(t)
+	slow := s.Get(gs.URL + "/slow")
+	<-g.arrived
+	require.True(t, slow.Cancel())
+	_, err = slow.Result()
+	require.ErrorIs(t, err, context.Canceled)
+	ctx = slow.Request().Context()
+	assert.ErrorIs(t, ctx.Err(), context.Canceled)
+	require.NotNil(t, ctx.Done())
+	select {
+	case <-ctx.Done():
+	default:
+		t.Fatal("a canceled request's context is still done once its Future resolved")
+	}
+}

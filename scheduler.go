@@ -251,6 +251,7 @@ func (s *Scheduler) abortAll(fs []*Future, err error) {
 	}
 	s.mu.Lock()
 	for _, f := range fs {
+		f.forgetLocked()
 		f.t.tally.aborting--
 		f.t.tally.checkDrained()
 	}

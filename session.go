@@ -2,12 +2,14 @@ package httpfutures
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // A Session is http.Client's methods returning Futures, as requests-futures' FuturesSession is
@@ -153,11 +155,17 @@ type futureKey struct{}
 type hopTransport struct{ t *AsyncTransport }
 
 // RoundTrip sends the first round trip of a Session request in the worker's slots, and a redirect
-// once it has its host's.
+// once it has its host's. A first round trip that clientDo sent already is not sent again: its
+// response is handed to the client.
 func (h hopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	f, _ := req.Context().Value(futureKey{}).(*Future)
 	if f == nil || f.t != h.t {
 		return h.t.RoundTrip(req)
+	}
+	if m := f.more; m != nil && m.first != nil {
+		resp := m.first
+		m.first = nil
+		return resp, nil
 	}
 	if !f.sent {
 		f.sent = true
@@ -173,3 +181,51 @@ func (h hopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // CloseIdleConnections closes the idle connections of the Session's transport.
 func (h hopTransport) CloseIdleConnections() { h.t.CloseIdleConnections() }
+
+// clientDo runs req, the request of the Session Future f, through t's client, as client.Do(req)
+// does. When the client would add nothing to its first round trip (it has no cookie jar and no
+// timeout, and the request has a header, no user info in its URL and no RequestURI), that round
+// trip is sent directly, without the copies the client makes for the redirects it may follow;
+// if its response redirects, the client takes over from it, as from a round trip of its own. An
+// error is a *url.Error with the client's text.
+func (t *AsyncTransport) clientDo(f *Future, req *http.Request) (*http.Response, error) {
+	c := t.client
+	if c.Jar != nil || c.Timeout > 0 || req.Header == nil || req.URL.User != nil || req.RequestURI != "" {
+		return c.Do(req)
+	}
+	f.sent = true
+	resp, err := t.send(f.slotHost(), req)
+	if err != nil {
+		if tlsErr, ok := err.(tls.RecordHeaderError); ok && string(tlsErr.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch // as the client says it
+		}
+		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(), Err: err}
+	}
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		m := f.moreState()
+		m.first = resp // hopTransport hands it to the client as its first round trip's
+		resp, err = c.Do(req)
+		if m.first != nil { // the client never asked for it
+			m.first.Body.Close()
+			m.first = nil
+		}
+		return resp, err
+	}
+	return resp, nil
+}
+
+// urlErrorOp is the Op of the *url.Error that http.Client returns for a request of method: the
+// method with all but its first letter in lower case ("Get", "Propfind"), as it is if not ASCII.
+func urlErrorOp(method string) string {
+	if method == "" {
+		return "Get"
+	}
+	for i := range len(method) {
+		if method[i] >= utf8.RuneSelf {
+			return method
+		}
+	}
+	return method[:1] + strings.ToLower(method[1:])
+}

@@ -79,12 +79,17 @@ func (s *Scheduler) endLocked(f *Future, out outcome) {
 	if !out.kept {
 		s.releaseLocked(out.slot)
 	}
+	resolved := !out.retry
 	if out.retry {
 		if err := s.requeueLocked(f, out.wait); err != nil {
 			s.mu.Unlock()
 			f.abort(err) // still counted as running: Close and Shutdown wait for it
 			s.mu.Lock()
+			resolved = true
 		}
+	}
+	if resolved {
+		f.forgetLocked()
 	}
 	f.t.tally.running--
 	f.t.tally.checkDrained()
