@@ -304,12 +304,26 @@ func (s *Scheduler) nextRetryLocked() time.Time {
 
 // observe applies the backpressure resp asks for to h, if the Scheduler heeds it.
 func (s *Scheduler) observe(h *host, resp *http.Response) {
-	if !s.backpressure || !asksBackpressure(resp) {
+	seed := s.adaptive != nil && resp.Header["Ratelimit-Policy"] != nil
+	if !seed && (!s.backpressure || !asksBackpressure(resp)) {
 		return
 	}
+	now := time.Now()
+	var change LimitChange
+	changed := false
 	s.mu.Lock()
-	s.observeLocked(h, resp, time.Now())
+	if s.backpressure {
+		s.observeLocked(h, resp, now)
+	}
+	if seed && h.adapt != nil {
+		if quota, ok := parseConcurrencyPolicy(resp.Header); ok {
+			change, changed = s.seedLocked(h, quota, now)
+		}
+	}
 	s.mu.Unlock()
+	if changed {
+		s.limitChanged(change)
+	}
 }
 
 // observeLocked applies the backpressure a response asks for to its host: Retry-After on a 429

@@ -2,6 +2,7 @@ package httpfutures
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -18,6 +19,7 @@ type attempt struct {
 	req    *http.Request      // what is sent: f's request, or a copy of it
 	resp   *http.Response     // what came back, until the attempt hands it on
 	handed bool               // req went to the RoundTripper (or client), which closes its body
+	obs    observation        // what the round trip says of the host's load (adaptive limits)
 }
 
 // run performs an attempt of f in a worker, and resolves f unless the attempt is to be tried
@@ -37,15 +39,22 @@ func (t *AsyncTransport) run(f *Future) (out outcome) {
 	if err := a.start(); err != nil {
 		return a.fail(err)
 	}
+	var sentAt time.Time
+	if t.sched.adaptive != nil {
+		sentAt = time.Now()
+	}
 	resp, err := a.roundTrip()
 	a.resp = resp
+	if !sentAt.IsZero() {
+		a.obs = classify(resp, err, sentAt, errors.Is(a.parent.Err(), context.Canceled) || f.state.Load() != stateRunning)
+	}
 	if t.retry != nil {
 		var v verdict
 		v, err = t.retry.after(t, f, a.parent, resp, err)
 		if v.retry {
 			a.resp = nil // disposed of by the policy
 			a.end()
-			return outcome{slot: f.slotHost(), retry: true, wait: v.wait}
+			return outcome{slot: f.slotHost(), retry: true, wait: v.wait, obs: a.obs}
 		}
 		a.resp = v.resp
 	}
@@ -157,7 +166,7 @@ func (a *attempt) deliver() outcome {
 	if !stream {
 		a.end()
 		f.resolve(resp, nil)
-		return outcome{slot: f.slotHost()}
+		return outcome{slot: f.slotHost(), obs: a.obs}
 	}
 	cancel := a.cancel
 	if cancel == nil {
@@ -165,7 +174,7 @@ func (a *attempt) deliver() outcome {
 	}
 	resp.Body = &streamBody{ReadCloser: resp.Body, s: t.sched, slot: f.slotHost(), cancel: cancel}
 	f.resolve(resp, nil)
-	return outcome{slot: f.slotHost(), kept: true}
+	return outcome{slot: f.slotHost(), kept: true, obs: a.obs}
 }
 
 // responseHooks runs the transport's hooks, the request's, and a decoder's, in that order, with
@@ -212,7 +221,7 @@ func (a *attempt) fail(err error) outcome {
 		r.nextBody = nil
 	}
 	a.f.resolve(nil, err)
-	return outcome{slot: a.f.slotHost()}
+	return outcome{slot: a.f.slotHost(), obs: a.obs}
 }
 
 func hasRequestHook(hooks []Hooks) bool {

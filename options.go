@@ -44,7 +44,9 @@ type config struct {
 	maxRetryAfter  time.Duration
 	noBackpressure bool
 	hostIdle       time.Duration
-	schedOpts      []string // names of scheduler options given, to reject them beside WithScheduler
+	adaptive       *AdaptiveLimit    // WithAdaptiveHostLimit; nil if off
+	limitChanged   func(LimitChange) // WithLimitChanged
+	schedOpts      []string          // names of scheduler options given, to reject them beside WithScheduler
 
 	// Transport.
 	scheduler   *Scheduler

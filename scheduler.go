@@ -42,8 +42,10 @@ type Scheduler struct {
 	maxRetryAfter time.Duration
 	backpressure  bool
 	hostIdle      time.Duration
-	tracksFull    bool      // rate limiters are configured: account for the time slots are full
-	epoch         time.Time // anchors the instants of its Futures
+	adaptive      *AdaptiveLimit    // per-host adaptive limits, its defaults filled in; nil if off
+	onLimit       func(LimitChange) // WithLimitChanged; nil if none
+	tracksFull    bool              // rate limiters are configured: account for the time slots are full
+	epoch         time.Time         // anchors the instants of its Futures
 	ctx           context.Context
 	stop          context.CancelFunc // cancels ctx, which Limiters are given: Close calls it
 	wake          chan struct{}      // wakes the pacer early; capacity 1
@@ -111,6 +113,7 @@ func (s *Scheduler) setup(c *config) {
 	s.maxRetryAfter = c.maxRetryAfter
 	s.backpressure = !c.noBackpressure
 	s.hostIdle = c.hostIdle
+	s.adaptive, s.onLimit = c.adaptive, c.limitChanged
 	s.wake = make(chan struct{}, 1)
 	s.quit = make(chan struct{})
 	s.hosts = make(map[string]*host)

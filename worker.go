@@ -48,6 +48,7 @@ type outcome struct {
 	kept  bool          // a streamed body keeps the slots, and gives them back when closed
 	retry bool          // the attempt failed and is to be tried again after wait
 	wait  time.Duration // how long the next attempt waits, if retry
+	obs   observation   // what it says of its host's load, if hosts have adaptive limits
 }
 
 // worker runs requests until the Scheduler closes.
@@ -72,12 +73,22 @@ func (s *Scheduler) worker() {
 		}
 		s.mu.Lock()
 		r.f = nil
+		var change LimitChange
+		changed := false
+		if out.obs.sig != sigNone {
+			change, changed = s.adaptLocked(f.host, out.obs, time.Now())
+		}
 		if !out.kept {
 			s.releaseLocked(out.slot)
 		}
 		s.comeBackLocked(f)
 		f.t.tally.running--
 		f.t.tally.checkDrained()
+		if changed && s.onLimit != nil {
+			s.mu.Unlock()
+			s.limitChanged(change)
+			s.mu.Lock()
+		}
 	}
 }
 
@@ -170,7 +181,7 @@ func (s *Scheduler) takePoolSlotLocked() {
 // takeHostSlotLocked takes a slot of h. It requires s.mu held.
 func (s *Scheduler) takeHostSlotLocked(h *host) {
 	h.inflight++
-	if s.tracksFull && h.inflight == s.hostLimit {
+	if s.tracksFull && h.inflight == s.hostLimitOf(h) {
 		h.full.fill(time.Now())
 	}
 }
@@ -201,7 +212,7 @@ func (s *Scheduler) releaseHostLocked(h *host) {
 	if h.handSlotLocked() {
 		return // the slot passes to the redirect, still taken
 	}
-	if h.inflight == s.hostLimit && s.tracksFull {
+	if s.tracksFull && h.inflight == s.hostLimitOf(h) {
 		s.hostsFull += h.full.drain(time.Now())
 	}
 	h.inflight--
