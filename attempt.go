@@ -36,18 +36,27 @@ func (t *AsyncTransport) run(f *Future) (out outcome) {
 			out = a.fail(newPanicError(v))
 		}
 	}()
+	hedge := f.is(flagHedge)
+	if hedge {
+		if err := t.hedgeStart(f); err != nil {
+			return a.fail(err)
+		}
+	}
 	if err := a.start(); err != nil {
 		return a.fail(err)
 	}
 	var sentAt time.Time
-	if t.sched.adaptive != nil {
+	if t.sched.adaptive != nil || hedge {
 		sentAt = time.Now()
 	}
 	resp, err := a.roundTrip()
-	a.resp = resp
-	if !sentAt.IsZero() {
+	if t.sched.adaptive != nil {
 		a.obs = classify(resp, err, sentAt, errors.Is(a.parent.Err(), context.Canceled) || f.state.Load() != stateRunning)
 	}
+	if hedge {
+		return a.endHedge(resp, err, sentAt)
+	}
+	a.resp = resp
 	if t.retry != nil {
 		var v verdict
 		v, err = t.retry.after(t, f, a.parent, resp, err)
@@ -143,7 +152,7 @@ func (a *attempt) roundTrip() (*http.Response, error) {
 	if a.f.is(flagClient) {
 		return a.t.client.Do(a.req)
 	}
-	return a.t.send(a.f.host, a.req)
+	return a.t.send(a.f, a.f.host, a.req)
 }
 
 // deliver reads the body of the attempt's response (unless it streams), runs the response hooks,
@@ -233,10 +242,16 @@ func hasRequestHook(hooks []Hooks) bool {
 	return false
 }
 
-// send is one round trip to h on the next RoundTripper, with the backpressure its response asks
-// for.
-func (t *AsyncTransport) send(h *host, req *http.Request) (*http.Response, error) {
-	resp, err := t.nextRoundTrip(req)
+// send is one round trip of f to h on the next RoundTripper, hedged if the transport hedges it,
+// with the backpressure its response asks for.
+func (t *AsyncTransport) send(f *Future, h *host, req *http.Request) (*http.Response, error) {
+	var resp *http.Response
+	var err error
+	if t.hedge.hedges(f, req) {
+		resp, err = t.hedgedSend(f, h, req)
+	} else {
+		resp, err = t.nextRoundTrip(req)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -49,11 +49,14 @@ type config struct {
 	schedOpts      []string          // names of scheduler options given, to reject them beside WithScheduler
 
 	// Transport.
-	scheduler   *Scheduler
-	hooks       Hooks
-	maxBodySize int64
-	stream      bool
-	retry       *RetryPolicy
+	scheduler       *Scheduler
+	hooks           Hooks
+	maxBodySize     int64
+	stream          bool
+	retry           *RetryPolicy
+	hedgeDelay      time.Duration // WithHedge
+	hedgeMax        int
+	hedgePercentile float64 // WithHedgePercentile
 
 	// Session.
 	client *http.Client

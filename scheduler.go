@@ -201,6 +201,34 @@ func (s *Scheduler) submit(f *Future) error {
 	return nil
 }
 
+// submitAfter queues the copy f of a hedged request (WithHedge), to be sent after wait as if it
+// were a retry: paced and limited like any request. It fails as submit does.
+func (s *Scheduler) submitAfter(f *Future, wait time.Duration) error {
+	key := hostKey(f.req.URL.Scheme, f.req.URL.Host)
+	tl := &f.t.tally
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || tl.closing {
+		return ErrClosed
+	}
+	if s.queueLimit > 0 && s.queued >= s.queueLimit {
+		return ErrQueueFull
+	}
+	h := s.hostLocked(key, time.Now())
+	f.host = h
+	f.seq = s.seq
+	s.seq++
+	s.queued++
+	tl.queued++
+	s.watchLocked(f)
+	m := f.moreState()
+	m.due = s.now() + instant(wait)
+	h.delayed++
+	s.delayed.push(f)
+	s.wakePacerLocked(s.at(m.due))
+	return nil
+}
+
 // watchLocked makes the end of f's context take f out of the queue at once.
 func (s *Scheduler) watchLocked(f *Future) {
 	if f.is(flagOwnCtx) {
@@ -385,7 +413,7 @@ func (s *Scheduler) Stats() Stats {
 // counters are the outcomes of Futures, updated atomically: a transport keeps its own, and its
 // Scheduler the sum over its transports.
 type counters struct {
-	completed, failed, canceled, retries, redirects atomic.Uint64
+	completed, failed, canceled, retries, redirects, hedges atomic.Uint64
 }
 
 // count counts the outcome of a Future resolved with err.
@@ -403,5 +431,5 @@ func (c *counters) count(err error) {
 // fill copies the counts into st.
 func (c *counters) fill(st *Stats) {
 	st.Completed, st.Failed, st.Canceled = c.completed.Load(), c.failed.Load(), c.canceled.Load()
-	st.Retries, st.Redirects = c.retries.Load(), c.redirects.Load()
+	st.Retries, st.Redirects, st.Hedges = c.retries.Load(), c.redirects.Load(), c.hedges.Load()
 }
