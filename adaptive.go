@@ -150,15 +150,14 @@ const (
 // An observation is what the worker hands the Scheduler of an attempt's end, when hosts have
 // adaptive limits.
 type observation struct {
-	sig   signal
-	start time.Time     // when the round trip was sent
-	rtt   time.Duration // how long it took, for a success
+	sig        signal
+	start, end instant // when the round trip was sent, and when it ended
 }
 
 // classify turns an attempt's end into an observation. canceled tells that the attempt's caller
 // stopped it: the server is not to blame.
-func classify(resp *http.Response, err error, start time.Time, canceled bool) observation {
-	o := observation{start: start}
+func classify(resp *http.Response, err error, start, end instant, canceled bool) observation {
+	o := observation{start: start, end: end}
 	switch {
 	case canceled:
 	case err == nil && resp != nil:
@@ -168,7 +167,7 @@ func classify(resp *http.Response, err error, start time.Time, canceled bool) ob
 		case http.StatusGatewayTimeout:
 			o.sig = sigTimeout
 		default:
-			o.sig, o.rtt = sigSuccess, time.Since(start)
+			o.sig = sigSuccess
 		}
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		o.sig = sigTimeout
@@ -191,12 +190,12 @@ type adaptiveState struct {
 	cur     int         // the limit in force: limit's whole part, and no more than WithHostLimit
 	ceiling int         // Max, or the server's concurrency quota if lower
 	reason  LimitReason // why cur last changed
-	cut     time.Time   // the last decrease: attempts sent before it decrease it no more
+	cut     instant     // the last decrease: attempts sent before it decrease it no more
 
 	short   time.Duration    // the short-term average round trip of successes
 	samples int              // successes averaged, up to shortSamples
 	base    [2]time.Duration // the shortest round trip of this window and the one before; zero if none
-	baseAt  time.Time        // when this window began
+	baseAt  instant          // when this window began
 }
 
 // newAdaptiveState returns the adaptive limit of a new host. It requires s.adaptive set.
@@ -223,10 +222,10 @@ func (s *Scheduler) hostLimitOf(h *host) int {
 	return s.hostLimit
 }
 
-// adaptLocked moves h's adaptive limit by what an attempt of it observed at now, and reports
-// the change, if the limit in force changed. It requires s.mu held, and the attempt's slot not
-// yet given back.
-func (s *Scheduler) adaptLocked(h *host, o observation, now time.Time) (LimitChange, bool) {
+// adaptLocked moves h's adaptive limit by what an attempt of it observed, and reports the
+// change, if the limit in force changed. It requires s.mu held, and the attempt's slot not yet
+// given back.
+func (s *Scheduler) adaptLocked(h *host, o observation) (LimitChange, bool) {
 	a, cfg := h.adapt, s.adaptive
 	if a == nil || o.sig == sigNone {
 		return LimitChange{}, false
@@ -234,12 +233,12 @@ func (s *Scheduler) adaptLocked(h *host, o observation, now time.Time) (LimitCha
 	reason := LimitUnchanged
 	switch o.sig {
 	case sigSuccess:
-		a.sample(o.rtt, now, cfg.Window)
-		if a.slowed(cfg.Tolerance) && o.start.After(a.cut) {
+		a.sample(time.Duration(o.end-o.start), o.end, cfg.Window)
+		if a.slowed(cfg.Tolerance) && o.start > a.cut {
 			reason = LimitSlowed
 		} else if h.inflight*2 >= a.cur {
 			step := 1 / a.limit
-			if a.cut.IsZero() {
+			if a.cut == 0 {
 				step = 1 // slow start
 			}
 			a.limit = min(a.limit+step, float64(a.ceiling))
@@ -252,25 +251,29 @@ func (s *Scheduler) adaptLocked(h *host, o observation, now time.Time) (LimitCha
 		reason = LimitReset
 	}
 	if reason != LimitUnchanged {
-		if !o.start.After(a.cut) {
+		if o.start <= a.cut {
 			return LimitChange{}, false // sent before the last decrease, which counted it
 		}
 		a.limit = max(a.limit*cfg.Backoff, 1)
-		a.cut = now
+		a.cut = o.end
 	}
 	if reason == LimitUnchanged {
 		reason = LimitGrew
 	}
-	return s.setLimitLocked(h, s.capLimit(a.limit), reason, now)
+	limit := s.capLimit(a.limit)
+	if limit == a.cur {
+		return LimitChange{}, false
+	}
+	return s.setLimitLocked(h, limit, reason, s.at(o.end))
 }
 
 // sample adds a success's round trip to the averages.
-func (a *adaptiveState) sample(rtt time.Duration, now time.Time, window time.Duration) {
+func (a *adaptiveState) sample(rtt time.Duration, now instant, window time.Duration) {
 	if a.samples < shortSamples {
 		a.samples++
 	}
 	a.short += (rtt - a.short) / time.Duration(a.samples)
-	if now.Sub(a.baseAt) > window {
+	if time.Duration(now-a.baseAt) > window {
 		a.base[1], a.base[0], a.baseAt = a.base[0], rtt, now
 	} else if a.base[0] == 0 || rtt < a.base[0] {
 		a.base[0] = rtt
@@ -298,8 +301,12 @@ func (s *Scheduler) setLimitLocked(h *host, limit int, reason LimitReason, now t
 		return LimitChange{}, false
 	}
 	a.cur, a.reason = limit, reason
-	if s.tracksFull && h.inflight < limit {
-		s.hostsFull += h.full.drain(now) // the host's slots are full no more
+	if s.tracksFull {
+		if h.inflight < limit {
+			s.hostsFull += h.full.drain(now) // the host's slots are full no more
+		} else if h.full.since.IsZero() {
+			h.full.fill(now) // a lower limit filled them
+		}
 	}
 	if limit > old {
 		s.pushRingLocked(h)

@@ -45,13 +45,15 @@ func (t *AsyncTransport) run(f *Future) (out outcome) {
 	if err := a.start(); err != nil {
 		return a.fail(err)
 	}
-	var sentAt time.Time
-	if t.sched.adaptive != nil || hedge {
-		sentAt = time.Now()
+	adaptive := t.sched.adaptive != nil
+	var sentAt instant
+	if adaptive || hedge {
+		sentAt = t.sched.now()
 	}
 	resp, err := a.roundTrip()
-	if t.sched.adaptive != nil {
-		a.obs = classify(resp, err, sentAt, errors.Is(a.parent.Err(), context.Canceled) || f.state.Load() != stateRunning)
+	if adaptive {
+		canceled := errors.Is(a.parent.Err(), context.Canceled) || f.state.Load() != stateRunning
+		a.obs = classify(resp, err, sentAt, t.sched.now(), canceled)
 	}
 	if hedge {
 		return a.endHedge(resp, err, sentAt)
@@ -247,7 +249,7 @@ func hasRequestHook(hooks []Hooks) bool {
 func (t *AsyncTransport) send(f *Future, h *host, req *http.Request) (*http.Response, error) {
 	var resp *http.Response
 	var err error
-	if t.hedge.hedges(f, req) {
+	if t.hedge != nil && t.hedge.hedges(f, req) {
 		resp, err = t.hedgedSend(f, h, req)
 	} else {
 		resp, err = t.nextRoundTrip(req)

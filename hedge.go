@@ -93,7 +93,7 @@ type latencies struct {
 
 // hedges reports whether f's round trip req may be hedged.
 func (hg *hedger) hedges(f *Future, req *http.Request) bool {
-	return hg != nil && f.flags&(flagHedge|flagStream) == 0 && idempotent(req) && (!hasBody(req) || req.GetBody != nil)
+	return f.flags&(flagHedge|flagStream) == 0 && idempotent(req) && (!hasBody(req) || req.GetBody != nil)
 }
 
 // delayFor returns how long a round trip to the host named key goes before a copy is sent, and
@@ -272,7 +272,7 @@ func (t *AsyncTransport) hedgeStart(f *Future) error {
 
 // endHedge ends the attempt of a copy: its response, read into memory, goes to its race if it
 // is the first; otherwise it is drained and closed.
-func (a *attempt) endHedge(resp *http.Response, err error, sentAt time.Time) outcome {
+func (a *attempt) endHedge(resp *http.Response, err error, sentAt instant) outcome {
 	t := a.t
 	a.resp = nil // handed to the race, or closed here
 	if err == nil {
@@ -283,7 +283,7 @@ func (a *attempt) endHedge(resp *http.Response, err error, sentAt time.Time) out
 	if err != nil {
 		return a.fail(err)
 	}
-	t.hedge.record(a.f.host.key, time.Since(sentAt))
+	t.hedge.record(a.f.host.key, time.Duration(t.sched.now()-sentAt))
 	r, _ := a.f.req.Context().Value(hedgeKey{}).(*hedgeRace)
 	if r == nil || !r.offer(resp) {
 		a.resp = resp // to be closed by fail

@@ -273,3 +273,20 @@ func TestHedgePercentile(t *testing.T) {
 	assert.Positive(t, st.Hedges)
 	assert.Less(t, percentile(lat, 99), 100*time.Millisecond)
 }
+
+// A Session's requests are hedged too, through its client: the first request is slow, its copy
+// answers, and the client sees the copy's response.
+func TestHedgeSession(t *testing.T) {
+	ts, hits := tailServer(t, time.Millisecond, 5*time.Second, 1_000_000)
+	hits.Store(1_000_000 - 1) // the first request is the slow one
+	s := newSession(t, httpfutures.WithHedge(10*time.Millisecond, 1))
+	start := time.Now()
+	resp, err := s.Get(ts.URL).Result()
+	require.NoError(t, err)
+	assert.Equal(t, "ok", body(t, resp))
+	assert.Less(t, time.Since(start), time.Second, "the copy answered")
+	st := s.Stats()
+	assert.Equal(t, uint64(1), st.Hedges)
+	assert.Equal(t, uint64(1), st.Completed)
+	assert.Equal(t, int64(1_000_000+1), hits.Load())
+}

@@ -76,7 +76,7 @@ func (s *Scheduler) worker() {
 		var change LimitChange
 		changed := false
 		if out.obs.sig != sigNone {
-			change, changed = s.adaptLocked(f.host, out.obs, time.Now())
+			change, changed = s.adaptLocked(f.host, out.obs)
 		}
 		if !out.kept {
 			s.releaseLocked(out.slot)
