@@ -29,7 +29,8 @@ import (
 // measures at a low concurrency), and a short-term average over Tolerance times the baseline
 // counts as an overload.
 //
-// A zero field means its default, as documented on it.
+// A zero field means its default, as documented on it; the zero AdaptiveLimit, with no Max,
+// turns adaptive limits off.
 type AdaptiveLimit struct {
 	Max       int           // the highest limit; zero turns adaptive limits off
 	Initial   int           // the limit a host starts at; zero means 8, or Max if lower
@@ -147,17 +148,18 @@ const (
 	sigReset                  // the connection was reset or cut short
 )
 
-// An observation is what the worker hands the Scheduler of an attempt's end, when hosts have
-// adaptive limits.
+// An observation is what an attempt hands its worker of the round trip's end, when hosts have
+// adaptive limits. The worker reads the clock when it takes the outcome: a success's time
+// includes reading its body.
 type observation struct {
-	sig        signal
-	start, end instant // when the round trip was sent, and when it ended
+	start instant // when the round trip was sent
+	sig   signal
 }
 
 // classify turns an attempt's end into an observation. canceled tells that the attempt's caller
 // stopped it: the server is not to blame.
-func classify(resp *http.Response, err error, start, end instant, canceled bool) observation {
-	o := observation{start: start, end: end}
+func classify(resp *http.Response, err error, start instant, canceled bool) observation {
+	o := observation{start: start}
 	switch {
 	case canceled:
 	case err == nil && resp != nil:
@@ -222,10 +224,10 @@ func (s *Scheduler) hostLimitOf(h *host) int {
 	return s.hostLimit
 }
 
-// adaptLocked moves h's adaptive limit by what an attempt of it observed, and reports the
-// change, if the limit in force changed. It requires s.mu held, and the attempt's slot not yet
-// given back.
-func (s *Scheduler) adaptLocked(h *host, o observation) (LimitChange, bool) {
+// adaptLocked moves h's adaptive limit by what an attempt of it that ended at end observed, and
+// reports the change, if the limit in force changed. It requires s.mu held, and the attempt's
+// slot not yet given back.
+func (s *Scheduler) adaptLocked(h *host, o observation, end instant) (LimitChange, bool) {
 	a, cfg := h.adapt, s.adaptive
 	if a == nil || o.sig == sigNone {
 		return LimitChange{}, false
@@ -233,7 +235,7 @@ func (s *Scheduler) adaptLocked(h *host, o observation) (LimitChange, bool) {
 	reason := LimitUnchanged
 	switch o.sig {
 	case sigSuccess:
-		a.sample(time.Duration(o.end-o.start), o.end, cfg.Window)
+		a.sample(time.Duration(end-o.start), end, cfg.Window)
 		if a.slowed(cfg.Tolerance) && o.start > a.cut {
 			reason = LimitSlowed
 		} else if h.inflight*2 >= a.cur {
@@ -255,7 +257,7 @@ func (s *Scheduler) adaptLocked(h *host, o observation) (LimitChange, bool) {
 			return LimitChange{}, false // sent before the last decrease, which counted it
 		}
 		a.limit = max(a.limit*cfg.Backoff, 1)
-		a.cut = o.end
+		a.cut = end
 	}
 	if reason == LimitUnchanged {
 		reason = LimitGrew
@@ -264,7 +266,7 @@ func (s *Scheduler) adaptLocked(h *host, o observation) (LimitChange, bool) {
 	if limit == a.cur {
 		return LimitChange{}, false
 	}
-	return s.setLimitLocked(h, limit, reason, s.at(o.end))
+	return s.setLimitLocked(h, limit, reason, s.at(end))
 }
 
 // sample adds a success's round trip to the averages.

@@ -53,7 +53,7 @@ func (t *AsyncTransport) run(f *Future) (out outcome) {
 	resp, err := a.roundTrip()
 	if adaptive {
 		canceled := errors.Is(a.parent.Err(), context.Canceled) || f.state.Load() != stateRunning
-		a.obs = classify(resp, err, sentAt, t.sched.now(), canceled)
+		a.obs = classify(resp, err, sentAt, canceled)
 	}
 	if hedge {
 		return a.endHedge(resp, err, sentAt)

@@ -71,12 +71,16 @@ func (s *Scheduler) worker() {
 				f.abort(err)
 			}
 		}
+		var end instant
+		if out.obs.sig != sigNone {
+			end = s.now()
+		}
 		s.mu.Lock()
 		r.f = nil
 		var change LimitChange
 		changed := false
-		if out.obs.sig != sigNone {
-			change, changed = s.adaptLocked(f.host, out.obs)
+		if end != 0 {
+			change, changed = s.adaptLocked(f.host, out.obs, end)
 		}
 		if !out.kept {
 			s.releaseLocked(out.slot)
