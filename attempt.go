@@ -97,7 +97,8 @@ func (a *attempt) start() error {
 	}
 
 	hooks, reqHooks := t.hooks, f.opts.requestHooks()
-	hooked := hasRequestHook(hooks) || hasRequestHook(reqHooks)
+	// A hedge's copy is the request as it was sent, its request hooks already run.
+	hooked := !f.is(flagHedge) && (hasRequestHook(hooks) || hasRequestHook(reqHooks))
 	switch {
 	case hooked || f.is(flagClient) && t.client.Jar != nil:
 		// The hooks may change the request, and http.Client adds the jar's cookies to the one it

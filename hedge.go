@@ -20,6 +20,7 @@ import (
 // and closed. A zero delay means the host's recent latency at the percentile WithHedgePercentile
 // sets (the 95th by default), once the host has answered enough requests to tell it.
 //
+// A copy is the round trip's request as it was sent: the request hooks do not run again for it.
 // Only requests that may be sent twice are hedged: an idempotent method (GET, HEAD, OPTIONS,
 // TRACE, PUT, DELETE) or an Idempotency-Key header, and a body that GetBody can replay. Streamed
 // requests (WithStreaming, ContextWithStreaming, and RoundTrip) are not hedged. A copy is queued
@@ -229,7 +230,8 @@ func (t *AsyncTransport) hedgedSend(f *Future, h *host, req *http.Request) (*htt
 // hedgeCopy queues a copy of req, the round trip of f, to be sent after wait in race r. It
 // returns nil if none could be queued.
 func (t *AsyncTransport) hedgeCopy(f *Future, req *http.Request, r *hedgeRace, wait time.Duration) *Future {
-	creq := req.Clone(context.WithValue(req.Context(), hedgeKey{}, r))
+	// A shallow copy: round trips only read the header, and hooks change a clone of their own.
+	creq := req.WithContext(context.WithValue(req.Context(), hedgeKey{}, r))
 	if hasBody(req) {
 		body, err := req.GetBody()
 		if err != nil {

@@ -290,3 +290,32 @@ func TestHedgeSession(t *testing.T) {
 	assert.Equal(t, uint64(1), st.Completed)
 	assert.Equal(t, int64(1_000_000+1), hits.Load())
 }
+
+// A copy is the request as it was sent: the request hooks ran once, for the request.
+func TestHedgeCopiesTheRequestAsSent(t *testing.T) {
+	var mu sync.Mutex
+	var seen [][]string
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Values("X-Hook"))
+		first := len(seen) == 1
+		mu.Unlock()
+		if first {
+			sleepCtx(r.Context(), 5*time.Second)
+		}
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(ts.Close)
+	var hooks atomic.Int64
+	tr := newTransport(t, nil, httpfutures.WithHedge(10*time.Millisecond, 1), httpfutures.WithHooks(httpfutures.Hooks{
+		Request: func(r *http.Request) { hooks.Add(1); r.Header.Add("X-Hook", "signed") },
+	}))
+	resp, err := tr.StartRoundTrip(get(t, ts.URL)).Result()
+	require.NoError(t, err)
+	assert.Equal(t, "ok", body(t, resp))
+	require.NoError(t, tr.Close())
+	assert.Equal(t, int64(1), hooks.Load())
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, [][]string{{"signed"}, {"signed"}}, seen)
+}
