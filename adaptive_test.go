@@ -2,6 +2,7 @@ package httpfutures_test
 
 import (
 	"context"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -444,4 +445,85 @@ func panicValue(t *testing.T, cfg httpfutures.AdaptiveLimit) (v any) {
 // A host's state, with its adaptive limit, stays in the allocator's 384-byte size class.
 func TestHostSize(t *testing.T) {
 	assert.LessOrEqual(t, httpfutures.HostSize, uintptr(384))
+}
+
+// The failures of requests sent together cost one decrease: a burst of five 503s takes the limit
+// from 10 to 9, not to 5.
+func TestAdaptiveLimitOneDecreasePerBurst(t *testing.T) {
+	const burst = 5
+	var arrived sync.WaitGroup
+	arrived.Add(burst)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Done()
+		arrived.Wait() // all five are in flight before any fails
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(ts.Close)
+	tr := newTransport(t, nil, httpfutures.WithAdaptiveHostLimitConfig(httpfutures.AdaptiveLimit{Max: 10, Initial: 10}))
+	require.NoError(t, httpfutures.WaitAll(context.Background(), startN(t, tr, ts.URL, burst)...))
+	st := tr.HostStats(ts.URL)
+	assert.Equal(t, 9, st.Limit)
+	assert.Equal(t, httpfutures.LimitOverloaded, st.LimitReason)
+}
+
+// The limit grows only while the host uses at least half of it.
+func TestAdaptiveLimitGrowsOnlyWhenUsed(t *testing.T) {
+	ts := newEchoServer(t)
+	tests := []struct {
+		name        string
+		outstanding int
+		grows       bool
+	}{
+		{"one at a time, under half of 4", 1, false},
+		{"four at a time", 4, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTransport(t, nil, httpfutures.WithWorkers(16),
+				httpfutures.WithAdaptiveHostLimitConfig(httpfutures.AdaptiveLimit{Max: 16, Initial: 4, Tolerance: math.Inf(1)}))
+			var wg sync.WaitGroup
+			for range tt.outstanding {
+				wg.Go(func() {
+					for range 50 {
+						_, err := tr.StartRoundTrip(get(t, ts.URL)).Result()
+						assert.NoError(t, err)
+					}
+				})
+			}
+			wg.Wait()
+			st := tr.HostStats(ts.URL)
+			if tt.grows {
+				assert.Greater(t, st.Limit, 4)
+				assert.Equal(t, httpfutures.LimitGrew, st.LimitReason)
+			} else {
+				assert.Equal(t, 4, st.Limit)
+				assert.Equal(t, httpfutures.LimitUnchanged, st.LimitReason)
+			}
+		})
+	}
+}
+
+// A 503 with Retry-After still pauses the host, and lowers its limit too.
+func TestAdaptiveLimitKeepsPauses(t *testing.T) {
+	var hits atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(ts.Close)
+	tr := newTransport(t, nil, httpfutures.WithAdaptiveHostLimitConfig(httpfutures.AdaptiveLimit{Max: 10, Initial: 10}))
+	resp, err := tr.StartRoundTrip(get(t, ts.URL)).Result()
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	st := tr.HostStats(ts.URL)
+	assert.Equal(t, 9, st.Limit)
+	assert.WithinDuration(t, time.Now().Add(time.Second), st.PausedUntil, 500*time.Millisecond)
+	start := time.Now()
+	_, err = tr.StartRoundTrip(get(t, ts.URL)).Result()
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(start), 500*time.Millisecond, "the next request waited for the pause")
 }
