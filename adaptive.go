@@ -236,7 +236,10 @@ func (s *Scheduler) adaptLocked(h *host, o observation, end instant) (LimitChang
 	switch o.sig {
 	case sigSuccess:
 		a.sample(time.Duration(end-o.start), end, cfg.Window)
-		if a.slowed(cfg.Tolerance) && o.start > a.cut {
+		if a.slowed(cfg.Tolerance) {
+			if o.start <= a.cut {
+				return LimitChange{}, false // slow, but sent before the last decrease: no growth
+			}
 			reason = LimitSlowed
 		} else if h.inflight*2 >= a.cur {
 			step := 1 / a.limit
@@ -318,7 +321,7 @@ func (s *Scheduler) setLimitLocked(h *host, limit int, reason LimitReason, now t
 }
 
 // seedLocked sets h's adaptive limit to the concurrency quota a server announced, and caps it
-// there while the quota stands. It requires s.mu held.
+// there until another quota is announced. It requires s.mu held.
 func (s *Scheduler) seedLocked(h *host, quota int, now time.Time) (LimitChange, bool) {
 	a := h.adapt
 	ceiling := max(min(quota, s.adaptive.Max), 1)

@@ -68,8 +68,8 @@
 // grow while the host uses less than half of it, and the lower of it and WithHostLimit applies;
 // a RateLimit-Policy with a "concurrent-requests" quota sets it. HostStats shows each host's
 // limit and why it last changed, and WithLimitChanged tells each change. Against a server that
-// answers 503 beyond 16 concurrent requests of 20 ms, it settles within a second to 3% of 503s
-// and 95% of the server's capacity, where a static limit of 32 gets 96% 503s.
+// answers 503 beyond 16 concurrent requests of 20 ms, it settles within a second to 3.5% of
+// 503s and 96% of the server's capacity, where a static limit of 32 gets 97% 503s.
 //
 // WithHedge sends a copy of an idempotent request that has had no response after a delay (or
 // the host's recent latency at a percentile), up to a number of copies, and keeps the first
