@@ -269,7 +269,9 @@ func (w *limitWatch) decreases(host string) []httpfutures.LimitChange {
 func TestAdaptiveLimitFollowsCapacity(t *testing.T) {
 	srv := newCapacityServer(t, 16, false)
 	w := newLimitWatch()
-	tr := newTransport(t, nil, httpfutures.WithWorkers(48), httpfutures.WithAdaptiveHostLimit(32),
+	// The overload signals alone, as this server sheds rather than slows.
+	tr := newTransport(t, nil, httpfutures.WithWorkers(48),
+		httpfutures.WithAdaptiveHostLimitConfig(httpfutures.AdaptiveLimit{Max: 32, Tolerance: math.Inf(1)}),
 		httpfutures.WithLimitChanged(w.record))
 	host := strings.TrimPrefix(srv.URL, "http://")
 
