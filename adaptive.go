@@ -109,7 +109,7 @@ type LimitChange struct {
 	Host     string      // the host, as HostStats names it: host and port, the default port left out
 	From, To int         // the limit before and after
 	Reason   LimitReason // why it changed
-	At       time.Time
+	At       time.Time   // when it changed
 }
 
 // A LimitReason tells why a host's adaptive limit last changed. The zero LimitReason means it
