@@ -302,18 +302,32 @@ func (s *Scheduler) nextRetryLocked() time.Time {
 	return s.at(s.delayed.peek().more.due)
 }
 
-// observe applies the backpressure resp asks for to h, if the Scheduler heeds it, and tells the
-// Limiters that share it (BackpressureObserver). A Limiter that panics fails the round trip with
-// a *PanicError.
+// observe applies the backpressure resp asks for to h, if the Scheduler heeds it, seeds h's
+// adaptive limit from a concurrency quota, and tells the Limiters that share backpressure
+// (BackpressureObserver). A Limiter that panics fails the round trip with a *PanicError.
 func (s *Scheduler) observe(h *host, resp *http.Response) error {
-	if !s.backpressure || !asksBackpressure(resp) {
+	seed := s.adaptive != nil && resp.Header["Ratelimit-Policy"] != nil
+	if !seed && (!s.backpressure || !asksBackpressure(resp)) {
 		return nil
 	}
 	now := time.Now()
+	var change LimitChange
+	changed := false
+	var bp Backpressure
 	s.mu.Lock()
-	s.observeLocked(h, resp, now)
-	bp := s.backpressureLocked(h, now)
+	if s.backpressure {
+		s.observeLocked(h, resp, now)
+		bp = s.backpressureLocked(h, now)
+	}
+	if seed && h.adapt != nil {
+		if quota, ok := parseConcurrencyPolicy(resp.Header); ok {
+			change, changed = s.seedLocked(h, quota, now)
+		}
+	}
 	s.mu.Unlock()
+	if changed {
+		s.limitChanged(change)
+	}
 	return s.shareBackpressure(h.key, bp)
 }
 

@@ -2,6 +2,7 @@ package httpfutures
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -18,6 +19,7 @@ type attempt struct {
 	req    *http.Request      // what is sent: f's request, or a copy of it
 	resp   *http.Response     // what came back, until the attempt hands it on
 	handed bool               // req went to the RoundTripper (or client), which closes its body
+	obs    observation        // what the round trip says of the host's load (adaptive limits)
 }
 
 // run performs an attempt of f in a worker, and resolves f unless the attempt is to be tried
@@ -34,10 +36,28 @@ func (t *AsyncTransport) run(f *Future) (out outcome) {
 			out = a.fail(newPanicError(v))
 		}
 	}()
+	hedge := f.is(flagHedge)
+	if hedge {
+		if err := t.hedgeStart(f); err != nil {
+			return a.fail(err)
+		}
+	}
 	if err := a.start(); err != nil {
 		return a.fail(err)
 	}
+	adaptive := t.sched.adaptive != nil
+	var sentAt instant
+	if adaptive || hedge {
+		sentAt = t.sched.now()
+	}
 	resp, err := a.roundTrip()
+	if adaptive {
+		canceled := errors.Is(a.parent.Err(), context.Canceled) || f.state.Load() != stateRunning
+		a.obs = classify(resp, err, sentAt, canceled)
+	}
+	if hedge {
+		return a.endHedge(resp, err, sentAt)
+	}
 	a.resp = resp
 	if t.retry != nil {
 		var v verdict
@@ -45,7 +65,7 @@ func (t *AsyncTransport) run(f *Future) (out outcome) {
 		if v.retry {
 			a.resp = nil // disposed of by the policy
 			a.end()
-			return outcome{slot: f.slotHost(), retry: true, wait: v.wait}
+			return outcome{slot: f.slotHost(), retry: true, wait: v.wait, obs: a.obs}
 		}
 		a.resp = v.resp
 	}
@@ -77,7 +97,8 @@ func (a *attempt) start() error {
 	}
 
 	hooks, reqHooks := t.hooks, f.opts.requestHooks()
-	hooked := hasRequestHook(hooks) || hasRequestHook(reqHooks)
+	// A hedge's copy is the request as it was sent, its request hooks already run.
+	hooked := !f.is(flagHedge) && (hasRequestHook(hooks) || hasRequestHook(reqHooks))
 	switch {
 	case hooked || f.is(flagClient) && t.client.Jar != nil:
 		// The hooks may change the request, and http.Client adds the jar's cookies to the one it
@@ -134,7 +155,7 @@ func (a *attempt) roundTrip() (*http.Response, error) {
 	if a.f.is(flagClient) {
 		return a.t.clientDo(a.f, a.req)
 	}
-	return a.t.send(a.f.host, a.req)
+	return a.t.send(a.f, a.f.host, a.req)
 }
 
 // deliver reads the body of the attempt's response (unless it streams), runs the response hooks,
@@ -157,7 +178,7 @@ func (a *attempt) deliver() outcome {
 	if !stream {
 		a.end()
 		f.resolve(resp, nil)
-		return outcome{slot: f.slotHost()}
+		return outcome{slot: f.slotHost(), obs: a.obs}
 	}
 	cancel := a.cancel
 	if cancel == nil {
@@ -165,7 +186,7 @@ func (a *attempt) deliver() outcome {
 	}
 	resp.Body = &streamBody{ReadCloser: resp.Body, s: t.sched, slot: f.slotHost(), cancel: cancel}
 	f.resolve(resp, nil)
-	return outcome{slot: f.slotHost(), kept: true}
+	return outcome{slot: f.slotHost(), kept: true, obs: a.obs}
 }
 
 // responseHooks runs the transport's hooks, the request's, and a decoder's, in that order, with
@@ -212,7 +233,7 @@ func (a *attempt) fail(err error) outcome {
 		r.nextBody = nil
 	}
 	a.f.resolve(nil, err)
-	return outcome{slot: a.f.slotHost()}
+	return outcome{slot: a.f.slotHost(), obs: a.obs}
 }
 
 func hasRequestHook(hooks []Hooks) bool {
@@ -224,10 +245,16 @@ func hasRequestHook(hooks []Hooks) bool {
 	return false
 }
 
-// send is one round trip to h on the next RoundTripper, with the backpressure its response asks
-// for.
-func (t *AsyncTransport) send(h *host, req *http.Request) (*http.Response, error) {
-	resp, err := t.nextRoundTrip(req)
+// send is one round trip of f to h on the next RoundTripper, hedged if the transport hedges it,
+// with the backpressure its response asks for.
+func (t *AsyncTransport) send(f *Future, h *host, req *http.Request) (*http.Response, error) {
+	var resp *http.Response
+	var err error
+	if t.hedge != nil && t.hedge.hedges(f, req) {
+		resp, err = t.hedgedSend(f, h, req)
+	} else {
+		resp, err = t.nextRoundTrip(req)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -718,6 +719,71 @@ func BenchmarkAllAtOnce(b *testing.B) {
 				resp.Body.Close()
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+		})
+	}
+}
+
+// BenchmarkAdaptiveLimit is the cost per request of an adaptive host limit, beside a static one
+// of the same size, on a RoundTripper that does nothing: the observation each attempt hands its
+// worker, and the limit's update under the Scheduler's lock.
+func BenchmarkAdaptiveLimit(b *testing.B) {
+	req, _ := http.NewRequest(http.MethodGet, "http://noop.invalid/", nil)
+	for _, c := range []struct {
+		name string
+		opt  httpfutures.Option
+	}{
+		{"static", httpfutures.WithHostLimit(8)},
+		{"adaptive", httpfutures.WithAdaptiveHostLimitConfig(httpfutures.AdaptiveLimit{Max: 8, Initial: 8})},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			tr := httpfutures.NewTransport(noopTransport{}, c.opt)
+			defer tr.Close()
+			fs := make([]*httpfutures.Future, 0, window)
+			for i := 0; i < b.N; i++ {
+				fs = append(fs, tr.StartRoundTrip(req))
+				if len(fs) == window || i == b.N-1 {
+					for _, f := range fs {
+						if _, err := f.Result(); err != nil {
+							b.Fatal(err)
+						}
+					}
+					fs = fs[:0]
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkHedge is the cost per request of arming a hedge (WithHedge) that a fast answer makes
+// unneeded, beside no hedging, on a RoundTripper that does nothing: the copy queued to wait, and
+// canceled.
+func BenchmarkHedge(b *testing.B) {
+	req, _ := http.NewRequest(http.MethodGet, "http://noop.invalid/", nil)
+	for _, c := range []struct {
+		name string
+		opts []httpfutures.Option
+	}{
+		{"off", nil},
+		{"armed", []httpfutures.Option{httpfutures.WithHedge(time.Second, 1),
+			httpfutures.WithRetry(httpfutures.RetryPolicy{Budget: httpfutures.RetryBudget{Ratio: math.Inf(1)}})}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			tr := httpfutures.NewTransport(noopTransport{}, c.opts...)
+			defer tr.Close()
+			fs := make([]*httpfutures.Future, 0, window)
+			for i := 0; i < b.N; i++ {
+				fs = append(fs, tr.StartRoundTrip(req))
+				if len(fs) == window || i == b.N-1 {
+					for _, f := range fs {
+						if _, err := f.Result(); err != nil {
+							b.Fatal(err)
+						}
+					}
+					fs = fs[:0]
+				}
+			}
 		})
 	}
 }

@@ -16,3 +16,5 @@ var (
 func (l *RateLimiter) ReserveSince(now, since time.Time) time.Time { return l.reserve(now, since, 0) }
 
 var FutureSize = unsafe.Sizeof(Future{})
+
+var HostSize = unsafe.Sizeof(host{})

@@ -74,6 +74,7 @@ const (
 	flagClient futureFlags = 1 << iota // a Session's request: the transport's client runs it
 	flagStream                         // resolve at the response headers; the body holds the slots
 	flagOwnCtx                         // req was made by a Session with the Future's runCtx as its context
+	flagHedge                          // a copy of a hedged round trip (WithHedge), counted as a hedge only
 )
 
 func (f *Future) is(flag futureFlags) bool { return f.flags&flag != 0 }
@@ -300,7 +301,9 @@ func (f *Future) Cancel() bool {
 
 // finish resolves f. Exactly one caller reaches it, by the state machine.
 func (f *Future) finish(resp *http.Response, err error) {
-	f.t.count(err) // before anyone can see the result, so that Stats agree with it
+	if !f.is(flagHedge) {
+		f.t.count(err) // before anyone can see the result, so that Stats agree with it
+	}
 	f.mu.Lock()
 	f.resp, f.err = resp, err
 	f.finished = f.t.sched.now()

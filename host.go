@@ -15,10 +15,11 @@ type host struct {
 
 	// Its requests.
 	queue    hostQueue
-	inflight int        // host slots taken
-	delayed  int        // requests waiting to be tried again: they keep the host
-	kept     int        // redirects on their way to it, and running requests redirected away: they keep it too
-	waiters  *slotQueue // redirects waiting for a slot, handed one as it frees; nil if none
+	inflight int            // host slots taken
+	delayed  int            // requests waiting to be tried again: they keep the host
+	kept     int            // redirects on their way to it, and running requests redirected away: they keep it too
+	waiters  *slotQueue     // redirects waiting for a slot, handed one as it frees; nil if none
+	adapt    *adaptiveState // its adaptive limit (WithAdaptiveHostLimit); nil if off
 
 	// Its pace: the host's own rate limit, and what the server asked for.
 	limiter  *RateLimiter // WithHostRateLimit; nil if none
@@ -65,6 +66,9 @@ func (s *Scheduler) hostLocked(key string, now time.Time) *host {
 		if s.hostRate > 0 && s.hostRate != rate.Inf {
 			h.limiter = NewRateLimiter(s.hostRate, s.hostBurst)
 		}
+		if s.adaptive != nil {
+			h.adapt = s.newAdaptiveState()
+		}
 		s.hosts[key] = h
 	} else if h.idleIdx >= 0 {
 		s.idle.remove(h)
@@ -79,6 +83,9 @@ func (s *Scheduler) takeableLocked(h *host) bool {
 
 // hostSlotFreeLocked reports whether h has a slot that no redirect waits for.
 func (s *Scheduler) hostSlotFreeLocked(h *host) bool {
+	if h.adapt != nil {
+		return h.inflight < h.adapt.cur && h.waiters == nil
+	}
 	return s.hostLimit == 0 || h.inflight < s.hostLimit && h.waiters == nil
 }
 
@@ -188,10 +195,12 @@ func (s *Scheduler) pausedLocked(now time.Time) int {
 
 // HostStats describes the state of one host in a Scheduler.
 type HostStats struct {
-	Queued      int        // requests waiting in the host's queue
-	InFlight    int        // requests to the host holding a slot
-	PausedUntil time.Time  // when a pause asked by the server ends; zero if not paused
-	Pace        rate.Limit // the pace asked by the server's RateLimit fields; zero if none
+	Queued      int         // requests waiting in the host's queue
+	InFlight    int         // requests to the host holding a slot
+	PausedUntil time.Time   // when a pause asked by the server ends; zero if not paused
+	Pace        rate.Limit  // the pace asked by the server's RateLimit fields; zero if none
+	Limit       int         // its concurrency limit now: WithHostLimit, or the adaptive limit; zero if none
+	LimitReason LimitReason // why the adaptive limit last changed
 }
 
 // HostStats returns the state of the host name, given as in a URL (a host name with an optional port) or
@@ -218,7 +227,10 @@ func (s *Scheduler) HostStats(name string) HostStats {
 		return HostStats{}
 	}
 	now := time.Now()
-	st := HostStats{Queued: h.queue.len(), InFlight: h.inflight}
+	st := HostStats{Queued: h.queue.len(), InFlight: h.inflight, Limit: s.hostLimitOf(h)}
+	if h.adapt != nil {
+		st.LimitReason = h.adapt.reason
+	}
 	if h.pausedTo.After(now) {
 		st.PausedUntil = h.pausedTo
 	}

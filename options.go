@@ -44,14 +44,19 @@ type config struct {
 	maxRetryAfter  time.Duration
 	noBackpressure bool
 	hostIdle       time.Duration
-	schedOpts      []string // names of scheduler options given, to reject them beside WithScheduler
+	adaptive       *AdaptiveLimit    // WithAdaptiveHostLimit; nil if off
+	limitChanged   func(LimitChange) // WithLimitChanged
+	schedOpts      []string          // names of scheduler options given, to reject them beside WithScheduler
 
 	// Transport.
-	scheduler   *Scheduler
-	hooks       Hooks
-	maxBodySize int64
-	stream      bool
-	retry       *RetryPolicy
+	scheduler       *Scheduler
+	hooks           Hooks
+	maxBodySize     int64
+	stream          bool
+	retry           *RetryPolicy
+	hedgeDelay      time.Duration // WithHedge
+	hedgeMax        int
+	hedgePercentile float64 // WithHedgePercentile
 
 	// Session.
 	client *http.Client

@@ -42,8 +42,10 @@ type Scheduler struct {
 	maxRetryAfter time.Duration
 	backpressure  bool
 	hostIdle      time.Duration
-	tracksFull    bool      // rate limiters are configured: account for the time slots are full
-	epoch         time.Time // anchors the instants of its Futures
+	adaptive      *AdaptiveLimit    // per-host adaptive limits, its defaults filled in; nil if off
+	onLimit       func(LimitChange) // WithLimitChanged; nil if none
+	tracksFull    bool              // rate limiters are configured: account for the time slots are full
+	epoch         time.Time         // anchors the instants of its Futures
 	ctx           context.Context
 	stop          context.CancelFunc // cancels ctx, which Limiters are given: Close calls it
 	wake          chan struct{}      // wakes the pacer early; capacity 1
@@ -111,6 +113,7 @@ func (s *Scheduler) setup(c *config) {
 	s.maxRetryAfter = c.maxRetryAfter
 	s.backpressure = !c.noBackpressure
 	s.hostIdle = c.hostIdle
+	s.adaptive, s.onLimit = c.adaptive, c.limitChanged
 	s.wake = make(chan struct{}, 1)
 	s.quit = make(chan struct{})
 	s.hosts = make(map[string]*host)
@@ -195,6 +198,34 @@ func (s *Scheduler) submit(f *Future) error {
 	s.pushRingLocked(h)
 	s.wakeLocked()
 	s.mu.Unlock()
+	return nil
+}
+
+// submitAfter queues the copy f of a hedged request (WithHedge), to be sent after wait as if it
+// were a retry: paced and limited like any request. It fails as submit does.
+func (s *Scheduler) submitAfter(f *Future, wait time.Duration) error {
+	key := hostKey(f.req.URL.Scheme, f.req.URL.Host)
+	tl := &f.t.tally
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || tl.closing {
+		return ErrClosed
+	}
+	if s.queueLimit > 0 && s.queued >= s.queueLimit {
+		return ErrQueueFull
+	}
+	h := s.hostLocked(key, time.Now())
+	f.host = h
+	f.seq = s.seq
+	s.seq++
+	s.queued++
+	tl.queued++
+	s.watchLocked(f)
+	m := f.moreState()
+	m.due = s.now() + instant(wait)
+	h.delayed++
+	s.delayed.push(f)
+	s.wakePacerLocked(s.at(m.due))
 	return nil
 }
 
@@ -383,7 +414,7 @@ func (s *Scheduler) Stats() Stats {
 // counters are the outcomes of Futures, updated atomically: a transport keeps its own, and its
 // Scheduler the sum over its transports.
 type counters struct {
-	completed, failed, canceled, retries, redirects atomic.Uint64
+	completed, failed, canceled, retries, redirects, hedges atomic.Uint64
 }
 
 // count counts the outcome of a Future resolved with err.
@@ -401,5 +432,5 @@ func (c *counters) count(err error) {
 // fill copies the counts into st.
 func (c *counters) fill(st *Stats) {
 	st.Completed, st.Failed, st.Canceled = c.completed.Load(), c.failed.Load(), c.canceled.Load()
-	st.Retries, st.Redirects = c.retries.Load(), c.redirects.Load()
+	st.Retries, st.Redirects, st.Hedges = c.retries.Load(), c.redirects.Load(), c.hedges.Load()
 }

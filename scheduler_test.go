@@ -158,8 +158,8 @@ func TestHostLimit(t *testing.T) {
 	resp, err := tr.StartRoundTrip(get(t, b.URL+"/b")).Result()
 	require.NoError(t, err, "another host is served while the first is at its limit")
 	assert.Equal(t, "GET /b", body(t, resp))
-	assert.Equal(t, httpfutures.HostStats{Queued: 2, InFlight: 1}, tr.HostStats(hostA))
-	assert.Equal(t, httpfutures.HostStats{Queued: 2, InFlight: 1}, tr.Scheduler().HostStats(hostA))
+	assert.Equal(t, httpfutures.HostStats{Queued: 2, InFlight: 1, Limit: 1}, tr.HostStats(hostA))
+	assert.Equal(t, httpfutures.HostStats{Queued: 2, InFlight: 1, Limit: 1}, tr.Scheduler().HostStats(hostA))
 	assert.Empty(t, g.arrived, "one request at a time to host A")
 
 	g.open()

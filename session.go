@@ -169,14 +169,14 @@ func (h hopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if !f.sent {
 		f.sent = true
-		return h.t.send(f.slotHost(), req)
+		return h.t.send(f, f.slotHost(), req)
 	}
 	if err := h.t.sched.redirect(req.Context(), f, hostKey(req.URL.Scheme, req.URL.Host)); err != nil {
 		closeBody(req)
 		return nil, err
 	}
 	h.t.countRedirect()
-	return h.t.send(f.slotHost(), req)
+	return h.t.send(f, f.slotHost(), req)
 }
 
 // CloseIdleConnections closes the idle connections of the Session's transport.
@@ -194,7 +194,7 @@ func (t *AsyncTransport) clientDo(f *Future, req *http.Request) (*http.Response,
 		return c.Do(req)
 	}
 	f.sent = true
-	resp, err := t.send(f.slotHost(), req)
+	resp, err := t.send(f, f.slotHost(), req)
 	if err != nil {
 		if tlsErr, ok := err.(tls.RecordHeaderError); ok && string(tlsErr.RecordHeader[:]) == "HTTP/" {
 			err = http.ErrSchemeMismatch // as the client says it

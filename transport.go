@@ -28,6 +28,7 @@ type Stats struct {
 	Canceled  uint64 // Futures canceled, by Cancel, their context or Close (ErrClosed)
 	Retries   uint64 // attempts sent again after a failure (WithRetry)
 	Redirects uint64 // redirects a Session followed, each a round trip of the request it is part of
+	Hedges    uint64 // copies of slow requests sent (WithHedge)
 	Hosts     int    // hosts the Scheduler keeps state for
 	Paused    int    // hosts paused by the server's Retry-After or RateLimit fields
 }
@@ -56,6 +57,7 @@ type AsyncTransport struct {
 	stream   bool
 	client   *http.Client // a Session's: the client whose Do runs its requests in a worker
 	retry    *retrier     // nil: no retries
+	hedge    *hedger      // nil: no hedged requests
 
 	counts counters // the outcomes of its requests, atomic
 	tally  tally    // its requests in the Scheduler: the Scheduler's record, guarded by sched.mu
@@ -93,6 +95,9 @@ func (t *AsyncTransport) setup(next http.RoundTripper, c *config) {
 	t.sched.register(t)
 	if c.retry != nil {
 		t.retry = newRetrier(*c.retry)
+	}
+	if c.hedgeMax > 0 {
+		t.hedge = newHedger(c, t.retry)
 	}
 	if c.hooks.Request != nil || c.hooks.Response != nil {
 		t.hooks = []Hooks{c.hooks}

@@ -48,6 +48,7 @@ type outcome struct {
 	kept  bool          // a streamed body keeps the slots, and gives them back when closed
 	retry bool          // the attempt failed and is to be tried again after wait
 	wait  time.Duration // how long the next attempt waits, if retry
+	obs   observation   // what it says of its host's load, if hosts have adaptive limits
 }
 
 // worker runs requests until the Scheduler closes.
@@ -65,17 +66,29 @@ func (s *Scheduler) worker() {
 		r.f = f
 		s.mu.Unlock()
 		out := f.t.run(f)
+		var end instant
+		if out.obs.sig != sigNone {
+			end = s.now()
+		}
 		s.mu.Lock()
 		r.f = nil
-		s.endLocked(f, out)
+		if change, changed := s.endLocked(f, out, end); changed {
+			s.mu.Unlock()
+			s.limitChanged(change)
+			s.mu.Lock()
+		}
 	}
 }
 
-// endLocked ends the attempt of f that left out: the slots it holds go back (unless a streamed
-// body keeps them), and it is queued again if it is to be retried. It requires s.mu held, and
-// releases it while resolving a retry that cannot be.
-func (s *Scheduler) endLocked(f *Future, out outcome) {
-	s.comeBackLocked(f) // first: once queued again, another worker may run f
+// endLocked ends the attempt of f that left out at end: its host's adaptive limit learns from it,
+// the slots it holds go back (unless a streamed body keeps them), and it is queued again if it is
+// to be retried. It returns the change of the host's limit, if any, to be told with s.mu
+// released. It requires s.mu held, and releases it while resolving a retry that cannot be.
+func (s *Scheduler) endLocked(f *Future, out outcome, end instant) (change LimitChange, changed bool) {
+	if end != 0 {
+		change, changed = s.adaptLocked(f.host, out.obs, end)
+	}
+	s.comeBackLocked(f) // before it is queued again: then another worker may run f
 	if !out.kept {
 		s.releaseLocked(out.slot)
 	}
@@ -93,6 +106,7 @@ func (s *Scheduler) endLocked(f *Future, out outcome) {
 	}
 	f.t.tally.running--
 	f.t.tally.checkDrained()
+	return change, changed
 }
 
 // requeueLocked puts the running f back for another attempt after wait, with no slot held
@@ -182,7 +196,7 @@ func (s *Scheduler) takePoolSlotLocked() {
 // takeHostSlotLocked takes a slot of h. It requires s.mu held.
 func (s *Scheduler) takeHostSlotLocked(h *host) {
 	h.inflight++
-	if s.tracksFull && h.inflight == s.hostLimit {
+	if s.tracksFull && h.inflight == s.hostLimitOf(h) {
 		h.full.fill(time.Now())
 	}
 }
@@ -213,7 +227,7 @@ func (s *Scheduler) releaseHostLocked(h *host) {
 	if h.handSlotLocked() {
 		return // the slot passes to the redirect, still taken
 	}
-	if h.inflight == s.hostLimit && s.tracksFull {
+	if s.tracksFull && h.inflight == s.hostLimitOf(h) {
 		s.hostsFull += h.full.drain(time.Now())
 	}
 	h.inflight--
