@@ -82,36 +82,68 @@ type clientConfig struct {
 
 // parseArgs parses the command line (without the program name). Flags may come before or after
 // the URLs. Errors are *usageError, or errHelp after the usage was written to usage.
+// rawFlags are the flags that parseArgs reads into a config only once all are parsed.
+type rawFlags struct {
+	headers     headerFlag
+	bodyStr     string
+	bodyFile    bodyFileFlag
+	rate        rateFlag
+	thresholds  thresholdFlag
+	targetsFile string
+	targetsFmt  string
+	shared      *sharedFlags
+	positional  []string        // the URLs given
+	set         map[string]bool // the flags given
+}
+
+// parseArgs parses the command line of an attack: the flags, checked, and the targets.
 func parseArgs(args []string, usage io.Writer) (*config, error) {
 	cfg := &config{}
-	var (
-		headers     headerFlag
-		bodyStr     string
-		bodyFile    bodyFileFlag
-		rate        rateFlag
-		thresholds  thresholdFlag
-		targetsFile string
-		targetsFmt  string
-	)
+	raw := &rawFlags{}
+	fs := newFlagSet(cfg, raw)
+	if err := parseFlags(fs, args, raw, usage); err != nil {
+		return nil, err
+	}
+	cfg.rate = raw.rate.s
+	cfg.thresholds = raw.thresholds.list
+	if err := checkFlags(cfg, raw); err != nil {
+		return nil, err
+	}
+	if err := settle(cfg, raw); err != nil {
+		return nil, err
+	}
+	first := ""
+	if len(cfg.targets) > 0 {
+		first = cfg.targets[0].url
+	}
+	var err error
+	if cfg.shared, err = raw.shared.check(first); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// newFlagSet defines the flags, into cfg and raw.
+func newFlagSet(cfg *config, raw *rawFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("httpfutures", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported on one line by the caller
 	fs.IntVar(&cfg.requests, "n", 0, fmt.Sprintf("total number of requests (default %d when neither -n nor -duration is given)", defaultRequests))
 	fs.IntVar(&cfg.workers, "c", defaultWorkers, "closed model: number of users, each with one request in flight (with -rate and no -max-workers: the bound on requests in flight)")
 	fs.IntVar(&cfg.maxWorkers, "max-workers", defaultMaxWorkers, "open model: at most this many requests in flight (-c, if given, when this is not); a worker waits parked until a request needs it")
-	fs.Var(&rate, "rate", "requests per second, open model: R, a ramp R1:R2 over -duration, or stages R@D,R1:R2@D,... (0: closed model)")
+	fs.Var(&raw.rate, "rate", "requests per second, open model: R, a ramp R1:R2 over -duration, or stages R@D,R1:R2@D,... (0: closed model)")
 	fs.DurationVar(&cfg.duration, "duration", 0, "end the run after this long (with -n, whichever comes first)")
 	fs.StringVar(&cfg.method, "m", http.MethodGet, "HTTP method")
-	fs.Var(&headers, "H", `request header "Name: value" (repeatable)`)
-	fs.StringVar(&bodyStr, "d", "", "request body")
-	fs.Var(&bodyFile, "D", "file whose content is the request body")
-	fs.StringVar(&targetsFile, "targets", "", "file of targets: vegeta's http format or JSON lines; - for stdin")
-	fs.StringVar(&targetsFmt, "format", "", "format of -targets: http or json (default: from its first character)")
+	fs.Var(&raw.headers, "H", `request header "Name: value" (repeatable)`)
+	fs.StringVar(&raw.bodyStr, "d", "", "request body")
+	fs.Var(&raw.bodyFile, "D", "file whose content is the request body")
+	fs.StringVar(&raw.targetsFile, "targets", "", "file of targets: vegeta's http format or JSON lines; - for stdin")
+	fs.StringVar(&raw.targetsFmt, "format", "", "format of -targets: http or json (default: from its first character)")
 	fs.Float64Var(&cfg.hostRate, "host-rate", 0, "per-host rate limit in requests per second (0: none)")
 	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "timeout of each request's dial, TLS handshake and response header, from when it is sent")
 	fs.StringVar(&cfg.format, "o", "text", "report format: text or json")
 	fs.StringVar(&cfg.output, "output", "", "write each result to this file in vegeta's JSON results format (- for stdout)")
 	fs.StringVar(&cfg.name, "name", "", "the attack's name, in each result")
-	fs.Var(&thresholds, "threshold", "pass criteria, e.g. 'p99<50ms,success>=99.9%': exit status 3 when one is missed (repeatable)")
+	fs.Var(&raw.thresholds, "threshold", "pass criteria, e.g. 'p99<50ms,success>=99.9%': exit status 3 when one is missed (repeatable)")
 	fs.BoolVar(&cfg.precise, "precise", true, "open model: wait for each due time on a fine timer (false: on Go's timers alone, which costs less CPU and may send up to a millisecond late)")
 	fs.BoolVar(&cfg.honorWait, "backpressure", false, "let 429/503 responses with Retry-After pause the host, as a client would")
 	fs.BoolVar(&cfg.client.http2, "http2", true, "negotiate HTTP/2 with https servers")
@@ -122,9 +154,13 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 	fs.BoolVar(&cfg.client.keepalive, "keepalive", true, "reuse connections between requests")
 	fs.IntVar(&cfg.client.connections, "connections", 0, "idle connections kept open per host (default: one per worker)")
 	fs.IntVar(&cfg.client.redirects, "redirects", defaultRedirects, "redirects followed per request; 0: none, the 3xx is the result")
-	shared := addSharedFlags(fs)
+	raw.shared = addSharedFlags(fs)
+	return fs
+}
 
-	var positional []string
+// parseFlags parses args into fs, the URLs among them into raw, and notes the flags given. It
+// returns errHelp once the usage is printed.
+func parseFlags(fs *flag.FlagSet, args []string, raw *rawFlags, usage io.Writer) error {
 	rest := args
 	for {
 		if err := fs.Parse(rest); err != nil {
@@ -133,9 +169,9 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 				fs.SetOutput(usage)
 				fs.PrintDefaults()
 				fmt.Fprint(usage, examplesText)
-				return nil, errHelp
+				return errHelp
 			}
-			return nil, usagef("%v", err)
+			return usagef("%v", err)
 		}
 		rest = fs.Args()
 		if len(rest) == 0 {
@@ -143,52 +179,62 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 		}
 		// Go's flag package stops at the first argument that is not a flag: take it and go on,
 		// so that "httpfutures URL -n 10" works as well.
-		positional = append(positional, rest[0])
+		raw.positional = append(raw.positional, rest[0])
 		rest = rest[1:]
 	}
 
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	cfg.rate = rate.s
-	cfg.thresholds = thresholds.list
+	raw.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { raw.set[f.Name] = true })
+	return nil
+}
 
+// checkFlags checks the flags' values and how they combine.
+func checkFlags(cfg *config, raw *rawFlags) error {
+	set := raw.set
 	switch {
 	case cfg.requests < 0:
-		return nil, usagef("-n must not be negative, got %d", cfg.requests)
+		return usagef("-n must not be negative, got %d", cfg.requests)
 	case cfg.workers < 1:
-		return nil, usagef("-c must be at least 1, got %d", cfg.workers)
+		return usagef("-c must be at least 1, got %d", cfg.workers)
 	case cfg.maxWorkers < 1:
-		return nil, usagef("-max-workers must be at least 1, got %d", cfg.maxWorkers)
+		return usagef("-max-workers must be at least 1, got %d", cfg.maxWorkers)
 	case cfg.hostRate < 0 || isNaNOrInf(cfg.hostRate):
-		return nil, usagef("-host-rate must be a non-negative number, got %v", cfg.hostRate)
+		return usagef("-host-rate must be a non-negative number, got %v", cfg.hostRate)
 	case cfg.duration < 0:
-		return nil, usagef("-duration must not be negative, got %v", cfg.duration)
+		return usagef("-duration must not be negative, got %v", cfg.duration)
 	case cfg.timeout <= 0:
-		return nil, usagef("-timeout must be positive, got %v", cfg.timeout)
+		return usagef("-timeout must be positive, got %v", cfg.timeout)
 	case cfg.format != "text" && cfg.format != "json":
-		return nil, usagef("-o must be text or json, got %q", cfg.format)
+		return usagef("-o must be text or json, got %q", cfg.format)
 	case set["d"] && set["D"]:
-		return nil, usagef("-d and -D cannot be used together")
+		return usagef("-d and -D cannot be used together")
 	case set["n"] && cfg.requests == 0:
-		return nil, usagef("-n must be at least 1, got 0")
+		return usagef("-n must be at least 1, got 0")
 	case cfg.client.connections < 0:
-		return nil, usagef("-connections must not be negative, got %d", cfg.client.connections)
+		return usagef("-connections must not be negative, got %d", cfg.client.connections)
 	case cfg.client.redirects < 0:
-		return nil, usagef("-redirects must not be negative, got %d", cfg.client.redirects)
+		return usagef("-redirects must not be negative, got %d", cfg.client.redirects)
 	case (cfg.client.certFile == "") != (cfg.client.keyFile == ""):
-		return nil, usagef("-cert and -key go together")
-	case targetsFmt != "" && targetsFmt != "http" && targetsFmt != "json":
-		return nil, usagef("-format must be http or json, got %q", targetsFmt)
-	case targetsFile != "" && len(positional) > 0:
-		return nil, usagef("give URLs or -targets, not both")
+		return usagef("-cert and -key go together")
+	case raw.targetsFmt != "" && raw.targetsFmt != "http" && raw.targetsFmt != "json":
+		return usagef("-format must be http or json, got %q", raw.targetsFmt)
+	case raw.targetsFile != "" && len(raw.positional) > 0:
+		return usagef("give URLs or -targets, not both")
 	}
+	return nil
+}
+
+// settle fills in what follows from the flags: the method, the rate's duration, connections,
+// headers, body and targets, and the demo's defaults.
+func settle(cfg *config, raw *rawFlags) error {
+	set := raw.set
 	cfg.method = strings.ToUpper(cfg.method)
 	if !validMethod(cfg.method) {
-		return nil, usagef("-m: invalid method %q", cfg.method)
+		return usagef("-m: invalid method %q", cfg.method)
 	}
 	if cfg.rate != nil {
 		if err := cfg.rate.fit(&cfg.duration, set["duration"]); err != nil {
-			return nil, usagef("-rate: %v", err)
+			return usagef("-rate: %v", err)
 		}
 	}
 	if cfg.rate != nil && set["c"] && !set["max-workers"] {
@@ -203,7 +249,7 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 	}
 
 	cfg.header = http.Header{}
-	for _, line := range headers.lines {
+	for _, line := range raw.headers.lines {
 		name, value, _ := parseHeaderLine(line) // checked by Set
 		if strings.EqualFold(name, "Host") {
 			cfg.host = value
@@ -213,31 +259,14 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 	}
 	switch {
 	case set["d"]:
-		cfg.body = []byte(bodyStr)
+		cfg.body = []byte(raw.bodyStr)
 	case set["D"]:
-		cfg.body = bodyFile.data
+		cfg.body = raw.bodyFile.data
 	}
 
-	defaults := targetDefaults{method: cfg.method, header: cfg.header, host: cfg.host, body: cfg.body}
-	switch {
-	case targetsFile != "":
-		ts, err := readTargetsFile(targetsFile, targetsFmt, defaults)
-		if err != nil {
-			return nil, usagef("-targets: %v", err)
-		}
-		cfg.targets = ts
-	case len(positional) == 0:
-		cfg.demo = true
-	default:
-		for _, p := range positional {
-			u, err := validateURL(p)
-			if err != nil {
-				return nil, err
-			}
-			cfg.targets = append(cfg.targets, defaults.target(u.String()))
-		}
+	if err := settleTargets(cfg, raw); err != nil {
+		return err
 	}
-
 	if cfg.demo {
 		if !set["rate"] {
 			cfg.rate = constantRate(demoRate)
@@ -249,15 +278,32 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 	if cfg.requests == 0 && cfg.duration == 0 {
 		cfg.requests = defaultRequests
 	}
-	first := ""
-	if len(cfg.targets) > 0 {
-		first = cfg.targets[0].url
+	return nil
+}
+
+// settleTargets makes the targets: from -targets, the URLs given, or none for the demo.
+func settleTargets(cfg *config, raw *rawFlags) error {
+	defaults := targetDefaults{method: cfg.method, header: cfg.header, host: cfg.host, body: cfg.body}
+	switch {
+	case raw.targetsFile != "":
+		ts, err := readTargetsFile(raw.targetsFile, raw.targetsFmt, defaults)
+		if err != nil {
+			return usagef("-targets: %v", err)
+		}
+		cfg.targets = ts
+	case len(raw.positional) == 0:
+		cfg.demo = true
+	default:
+		for _, p := range raw.positional {
+			u, err := validateURL(p)
+			if err != nil {
+				return err
+			}
+			cfg.targets = append(cfg.targets, defaults.target(u.String()))
+		}
 	}
-	var err error
-	if cfg.shared, err = shared.check(first); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+
+	return nil
 }
 
 // validateURL accepts absolute http and https URLs with a host.
