@@ -40,6 +40,23 @@ func (noopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // window is how many requests each benchmark keeps outstanding, as a fan-out does.
 const window = 256
 
+// inWindows starts b.N requests with start, window at a time, and waits for each window's
+// results before it starts the next.
+func inWindows(b *testing.B, start func() *httpfutures.Future) {
+	fs := make([]*httpfutures.Future, 0, window)
+	for i := 0; i < b.N; i++ {
+		fs = append(fs, start())
+		if len(fs) == window || i == b.N-1 {
+			for _, f := range fs {
+				if _, err := f.Result(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			fs = fs[:0]
+		}
+	}
+}
+
 // BenchmarkOverhead is the cost of scheduling one request, on a RoundTripper that does nothing,
 // against the plainest asynchronous baseline: a goroutine and a channel per request.
 func BenchmarkOverhead(b *testing.B) {
@@ -73,18 +90,7 @@ func BenchmarkOverhead(b *testing.B) {
 		b.ReportAllocs()
 		tr := httpfutures.NewTransport(noopTransport{})
 		defer tr.Close()
-		fs := make([]*httpfutures.Future, 0, window)
-		for i := 0; i < b.N; i++ {
-			fs = append(fs, tr.StartRoundTrip(req))
-			if len(fs) == window || i == b.N-1 {
-				for _, f := range fs {
-					if _, err := f.Result(); err != nil {
-						b.Fatal(err)
-					}
-				}
-				fs = fs[:0]
-			}
-		}
+		inWindows(b, func() *httpfutures.Future { return tr.StartRoundTrip(req) })
 	})
 }
 
@@ -739,18 +745,7 @@ func BenchmarkAdaptiveLimit(b *testing.B) {
 			b.ReportAllocs()
 			tr := httpfutures.NewTransport(noopTransport{}, c.opt)
 			defer tr.Close()
-			fs := make([]*httpfutures.Future, 0, window)
-			for i := 0; i < b.N; i++ {
-				fs = append(fs, tr.StartRoundTrip(req))
-				if len(fs) == window || i == b.N-1 {
-					for _, f := range fs {
-						if _, err := f.Result(); err != nil {
-							b.Fatal(err)
-						}
-					}
-					fs = fs[:0]
-				}
-			}
+			inWindows(b, func() *httpfutures.Future { return tr.StartRoundTrip(req) })
 		})
 	}
 }
@@ -772,18 +767,7 @@ func BenchmarkHedge(b *testing.B) {
 			b.ReportAllocs()
 			tr := httpfutures.NewTransport(noopTransport{}, c.opts...)
 			defer tr.Close()
-			fs := make([]*httpfutures.Future, 0, window)
-			for i := 0; i < b.N; i++ {
-				fs = append(fs, tr.StartRoundTrip(req))
-				if len(fs) == window || i == b.N-1 {
-					for _, f := range fs {
-						if _, err := f.Result(); err != nil {
-							b.Fatal(err)
-						}
-					}
-					fs = fs[:0]
-				}
-			}
+			inWindows(b, func() *httpfutures.Future { return tr.StartRoundTrip(req) })
 		})
 	}
 }
