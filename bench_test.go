@@ -101,42 +101,13 @@ func BenchmarkOverhead(b *testing.B) {
 // It is what the pattern costs before any scheduler: the raw goroutines queue nothing and hand
 // nothing back.
 func BenchmarkFanout(b *testing.B) {
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"url":%q,"args":{}}`, r.URL.String())
-	}))
+	ts := httptest.NewServer(jsonHandler)
 	defer ts.Close()
 	url := ts.URL + "/get"
-	client := func(b *testing.B) *http.Client {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = 8
-		b.Cleanup(tr.CloseIdleConnections)
-		return &http.Client{Transport: tr}
-	}
+	client := func(b *testing.B) *http.Client { return benchClient(b, nil) }
 
 	b.Run("raw-goroutines", func(b *testing.B) {
-		c := client(b)
-		jobs := make(chan struct{})
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Go(func() {
-				for range jobs {
-					resp, err := c.Get(url)
-					if err != nil {
-						b.Error(err)
-						continue
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			})
-		}
-		b.ResetTimer()
-		for range b.N {
-			jobs <- struct{}{}
-		}
-		close(jobs)
-		wg.Wait()
+		rawGets(b, client(b), url, b.ResetTimer)
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 	})
 	// A sliding window of requests outstanding: the oldest is waited for before the next is
@@ -446,41 +417,17 @@ func BenchmarkHosts(b *testing.B) {
 // sharing an http.Client that discard each response, as BenchmarkFanout's raw goroutines do.
 // The windows beside the default (0: twice the workers, 16) show why it is the default.
 func BenchmarkStream(b *testing.B) {
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"url":%q,"args":{}}`, r.URL.String())
-	}))
+	ts := httptest.NewServer(jsonHandler)
 	defer ts.Close()
 	url := ts.URL + "/get"
 
 	b.Run("raw-goroutines", func(b *testing.B) {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = 8
-		defer tr.CloseIdleConnections()
-		c := &http.Client{Transport: tr}
-		jobs := make(chan struct{})
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Go(func() {
-				for range jobs {
-					resp, err := c.Get(url)
-					if err != nil {
-						b.Error(err)
-						continue
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			})
-		}
-		runtime.GC()
-		cpu0 := cpuTime()
-		b.ResetTimer()
-		for range b.N {
-			jobs <- struct{}{}
-		}
-		close(jobs)
-		wg.Wait()
+		var cpu0 time.Duration
+		rawGets(b, benchClient(b, nil), url, func() {
+			runtime.GC()
+			cpu0 = cpuTime()
+			b.ResetTimer()
+		})
 		reportStream(b, cpu0)
 	})
 	urls := func(n int) iter.Seq[string] {
@@ -525,6 +472,33 @@ var jsonHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) 
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"url":%q,"args":{}}`, r.URL.String())
 })
+
+// rawGets sends b.N GETs of url from 8 goroutines sharing c, each response read and discarded:
+// the limit, with nothing between the goroutines and net/http. start runs once the goroutines
+// are up, just before the first request is handed to them; it starts the timer.
+func rawGets(b *testing.B, c *http.Client, url string, start func()) {
+	jobs := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range jobs {
+				resp, err := c.Get(url)
+				if err != nil {
+					b.Error(err)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	start()
+	for range b.N {
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	wg.Wait()
+}
 
 // benchClient returns a client whose transport keeps 8 idle connections per host, closed when b
 // ends.
