@@ -20,25 +20,32 @@ func benchServer(b *testing.B) *httptest.Server {
 	return srv
 }
 
+// attackN runs the attack args describe, which sends b.N requests, timed from its start, and
+// returns its report; it fails b unless every request succeeded.
+func attackN(b *testing.B, args ...string) *report {
+	cfg, err := parseArgs(args, io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := newAttacker(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	r := a.run(b.Context(), io.Discard).report
+	if r.successes != uint64(b.N) {
+		b.Fatalf("%d successes of %d", r.successes, b.N)
+	}
+	return r
+}
+
 // BenchmarkClosedModel is the closed model of -c 8 users, b.N requests, beside hey's loop: 8
 // goroutines each sending with an http.Client and reading the body to the end.
 func BenchmarkClosedModel(b *testing.B) {
 	srv := benchServer(b)
 	b.Run("httpfutures", func(b *testing.B) {
-		cfg, err := parseArgs([]string{"-n", strconv.Itoa(b.N), "-c", "8", srv.URL + "/get"}, io.Discard)
-		if err != nil {
-			b.Fatal(err)
-		}
-		a, err := newAttacker(cfg, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		r := a.run(b.Context(), io.Discard).report
-		if r.successes != uint64(b.N) {
-			b.Fatalf("%d successes of %d", r.successes, b.N)
-		}
+		attackN(b, "-n", strconv.Itoa(b.N), "-c", "8", srv.URL+"/get")
 	})
 	b.Run("hey-loop", func(b *testing.B) {
 		tr := &http.Transport{MaxIdleConnsPerHost: 8, DisableCompression: true}
@@ -70,19 +77,6 @@ func BenchmarkClosedModel(b *testing.B) {
 // its profile: the pacer's waits, the hand-over to the workers and the recording.
 func BenchmarkOpenModel(b *testing.B) {
 	srv := benchServer(b)
-	cfg, err := parseArgs([]string{"-n", strconv.Itoa(b.N), "-rate", "5000", srv.URL + "/get"}, io.Discard)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a, err := newAttacker(cfg, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	r := a.run(b.Context(), io.Discard).report
-	if r.successes != uint64(b.N) {
-		b.Fatalf("%d successes of %d", r.successes, b.N)
-	}
+	r := attackN(b, "-n", strconv.Itoa(b.N), "-rate", "5000", srv.URL+"/get")
 	b.ReportMetric(float64(r.Sent.LagP50), "lag-p50-ns")
 }
