@@ -20,17 +20,20 @@ type attempt struct {
 	resp   *http.Response     // what came back, until the attempt hands it on
 	handed bool               // req went to the RoundTripper (or client), which closes its body
 	obs    observation        // what the round trip says of the host's load (adaptive limits)
+	clock  instant            // the clock as the worker last read it, if just before; 0 if not
 }
 
 // run performs an attempt of f in a worker, and resolves f unless the attempt is to be tried
 // again. No callback it makes can crash the process: a panic in a hook, a RoundTripper, a redirect
 // policy or a retry policy resolves f with a *PanicError, and the worker lives on.
-func (t *AsyncTransport) run(f *Future) (out outcome) {
+// clock is the instant the worker ended its previous attempt at, if it took f right after it
+// (0 if not): the start of f's first attempt then costs no reading of the clock.
+func (t *AsyncTransport) run(f *Future, clock instant) (out outcome) {
 	f.sent = false
 	if m := f.more; m != nil {
 		m.moved, m.slot = false, nil
 	}
-	a := attempt{t: t, f: f}
+	a := attempt{t: t, f: f, clock: clock}
 	defer func() {
 		if v := recover(); v != nil {
 			out = a.fail(newPanicError(v))
@@ -83,7 +86,11 @@ func (a *attempt) start() error {
 		return err
 	}
 	if f.started.Load() == 0 {
-		f.started.Store(int64(t.sched.now()))
+		at := a.clock
+		if at == 0 {
+			at = t.sched.now()
+		}
+		f.started.Store(int64(max(at, f.queued))) // f may have been queued after the worker's reading
 	}
 	a.ctx, a.cancel = t.attemptContext(f, a.parent)
 	if a.cancel != nil {
@@ -177,16 +184,16 @@ func (a *attempt) deliver() outcome {
 	}
 	if !stream {
 		a.end()
-		f.resolve(resp, nil)
-		return outcome{slot: f.slotHost(), obs: a.obs}
+		end := f.resolve(resp, nil)
+		return outcome{slot: f.slotHost(), obs: a.obs, end: end}
 	}
 	cancel := a.cancel
 	if cancel == nil {
 		cancel = func() {}
 	}
 	resp.Body = &streamBody{ReadCloser: resp.Body, s: t.sched, slot: f.slotHost(), cancel: cancel}
-	f.resolve(resp, nil)
-	return outcome{slot: f.slotHost(), kept: true, obs: a.obs}
+	end := f.resolve(resp, nil)
+	return outcome{slot: f.slotHost(), kept: true, obs: a.obs, end: end}
 }
 
 // responseHooks runs the transport's hooks, the request's, and a decoder's, in that order, with
@@ -232,8 +239,8 @@ func (a *attempt) fail(err error) outcome {
 		r.nextBody.Close()
 		r.nextBody = nil
 	}
-	a.f.resolve(nil, err)
-	return outcome{slot: a.f.slotHost(), obs: a.obs}
+	end := a.f.resolve(nil, err)
+	return outcome{slot: a.f.slotHost(), obs: a.obs, end: end}
 }
 
 func hasRequestHook(hooks []Hooks) bool {

@@ -58,40 +58,65 @@ func inWindows(b *testing.B, start func() *httpfutures.Future) {
 }
 
 // BenchmarkOverhead is the cost of scheduling one request, on a RoundTripper that does nothing,
-// against the plainest asynchronous baseline: a goroutine and a channel per request.
+// against the plainest asynchronous baseline: a goroutine and a channel per request. That one
+// cannot be stopped; beside it, the same with what stopping a request takes in net/http, which
+// cancels a round trip only through its request's context: a context that can be canceled, and
+// a copy of the request carrying it, as every Future has.
 func BenchmarkOverhead(b *testing.B) {
 	req, _ := http.NewRequest(http.MethodGet, "http://noop.invalid/", nil)
-	b.Run("goroutine+channel", func(b *testing.B) {
-		b.ReportAllocs()
-		var rt noopTransport
-		type result struct {
-			resp *http.Response
-			err  error
+	for _, cancelable := range []bool{false, true} {
+		name := "goroutine+channel"
+		if cancelable {
+			name += "+cancel"
 		}
-		chans := make([]chan result, 0, window)
-		for i := 0; i < b.N; i++ {
-			ch := make(chan result, 1)
-			go func() {
-				resp, err := rt.RoundTrip(req)
-				ch <- result{resp, err}
-			}()
-			chans = append(chans, ch)
-			if len(chans) == window || i == b.N-1 {
-				for _, ch := range chans {
-					if r := <-ch; r.err != nil {
-						b.Fatal(r.err)
-					}
-				}
-				chans = chans[:0]
-			}
-		}
-	})
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			goroutines(b, req, cancelable)
+		})
+	}
 	b.Run("httpfutures", func(b *testing.B) {
 		b.ReportAllocs()
 		tr := httpfutures.NewTransport(noopTransport{})
 		defer tr.Close()
 		inWindows(b, func() *httpfutures.Future { return tr.StartRoundTrip(req) })
 	})
+}
+
+// goroutines runs b.N round trips of req on a RoundTripper that does nothing, each in a goroutine
+// of its own that hands its result back on a channel, window at a time; if cancelable, each under
+// a context of its own, as a Future's.
+func goroutines(b *testing.B, req *http.Request, cancelable bool) {
+	var rt noopTransport
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	chans := make([]chan result, 0, window)
+	for i := 0; i < b.N; i++ {
+		ch := make(chan result, 1)
+		r, cancel := req, context.CancelFunc(nil)
+		if cancelable {
+			var ctx context.Context
+			ctx, cancel = context.WithCancel(context.Background())
+			r = req.WithContext(ctx)
+		}
+		go func() {
+			resp, err := rt.RoundTrip(r)
+			if cancel != nil {
+				cancel()
+			}
+			ch <- result{resp, err}
+		}()
+		chans = append(chans, ch)
+		if len(chans) == window || i == b.N-1 {
+			for _, ch := range chans {
+				if r := <-ch; r.err != nil {
+					b.Fatal(r.err)
+				}
+			}
+			chans = chans[:0]
+		}
+	}
 }
 
 // BenchmarkFanout is many GETs to one loopback server, 8 at a time: 8 goroutines sharing one

@@ -299,14 +299,16 @@ func (f *Future) Cancel() bool {
 	return f.t.sched.cancel(f)
 }
 
-// finish resolves f. Exactly one caller reaches it, by the state machine.
-func (f *Future) finish(resp *http.Response, err error) {
+// finish resolves f, and returns the instant it stamped as its end. Exactly one caller reaches
+// it, by the state machine.
+func (f *Future) finish(resp *http.Response, err error) instant {
 	if !f.is(flagHedge) {
 		f.t.count(err) // before anyone can see the result, so that Stats agree with it
 	}
 	f.mu.Lock()
 	f.resp, f.err = resp, err
-	f.finished = f.t.sched.now()
+	end := f.t.sched.now()
+	f.finished = end
 	f.resolved.Store(true)
 	// Its runCtx can no longer end (see runCtx.cancel): what only its attempts used goes, so
 	// that a resolved Future keeps little beyond its request and response.
@@ -323,11 +325,12 @@ func (f *Future) finish(resp *http.Response, err error) {
 	for w := waiters; w != nil; w = w.next {
 		w.ch <- f
 	}
+	return end
 }
 
 // resolve resolves a running Future, or, if it was stopped meanwhile, closes resp and resolves
-// it with the error of what stopped it.
-func (f *Future) resolve(resp *http.Response, err error) {
+// it with the error of what stopped it. It returns the instant f resolved at.
+func (f *Future) resolve(resp *http.Response, err error) instant {
 	if !f.state.CompareAndSwap(stateRunning, stateDone) {
 		err = stoppedError(f.state.Swap(stateDone))
 		(*runCtx)(f).cancel() // ended before it resolves, whenever what stopped it gets to it
@@ -336,7 +339,7 @@ func (f *Future) resolve(resp *http.Response, err error) {
 			resp = nil
 		}
 	}
-	f.finish(resp, err)
+	return f.finish(resp, err)
 }
 
 // abort resolves a Future that was not sent again with err, closing the body it would have sent.

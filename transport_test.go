@@ -693,6 +693,33 @@ func TestTiming(t *testing.T) {
 	assert.Less(t, first.Timing().QueueWait(), tm.QueueWait())
 }
 
+// A worker that takes one request right after another starts it at the instant the previous one
+// ended, without reading the clock again: the timings stay in order, request after request, and
+// none starts before it was queued, though it be queued after the previous one ended.
+func TestTimingThroughOneWorker(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(ts.Close)
+	tr := newTransport(t, nil, httpfutures.WithWorkers(1))
+	var fs []*httpfutures.Future
+	for range 200 {
+		fs = append(fs, tr.StartRoundTrip(get(t, ts.URL)))
+		if len(fs)%10 == 0 {
+			_, err := fs[len(fs)-1].Result() // and the next are queued after it ended
+			require.NoError(t, err)
+		}
+	}
+	var previous httpfutures.Timing
+	for i, f := range fs {
+		_, err := f.Result()
+		require.NoError(t, err)
+		tm := f.Timing()
+		assert.False(t, tm.Started.Before(tm.Queued), "request %d started before it was queued", i)
+		assert.False(t, tm.Finished.Before(tm.Started), "request %d finished before it started", i)
+		assert.False(t, tm.Started.Before(previous.Finished), "request %d started before the one before it ended", i)
+		previous = tm
+	}
+}
+
 func TestOptionsPanicOnNegativeValues(t *testing.T) {
 	tests := []struct {
 		name string

@@ -49,6 +49,7 @@ type outcome struct {
 	retry bool          // the attempt failed and is to be tried again after wait
 	wait  time.Duration // how long the next attempt waits, if retry
 	obs   observation   // what it says of its host's load, if hosts have adaptive limits
+	end   instant       // when it resolved its Future; 0 if it did not (a retry)
 }
 
 // worker runs requests until the Scheduler closes.
@@ -56,19 +57,27 @@ func (s *Scheduler) worker() {
 	defer s.wg.Done()
 	s.mu.Lock()
 	r := s.addRunnerLocked()
+	var clock instant // when the worker's last attempt ended, until it waits for work
 	for {
-		f := s.takeLocked()
+		f, waited := s.takeLocked()
 		if f == nil {
 			s.removeRunnerLocked(r)
 			s.mu.Unlock()
 			return
 		}
+		if waited {
+			clock = 0
+		}
 		r.f = f
 		s.mu.Unlock()
-		out := f.t.run(f)
-		var end instant
+		out := f.t.run(f, clock)
+		clock = out.end
+		var end instant // when the attempt ended, if its host's adaptive limit learns from it
 		if out.obs.sig != sigNone {
-			end = s.now()
+			end = out.end
+			if end == 0 {
+				end = s.now()
+			}
 		}
 		s.mu.Lock()
 		r.f = nil
@@ -144,13 +153,15 @@ func (s *Scheduler) requeueLocked(f *Future, wait time.Duration) error {
 }
 
 // takeLocked waits for a request that may start now, takes its slots, and returns it; nil once
-// the Scheduler is closed. It requires s.mu held, and releases it while waiting or reserving.
-func (s *Scheduler) takeLocked() *Future {
+// the Scheduler is closed. It requires s.mu held, and releases it while waiting or reserving;
+// waited reports whether it did.
+func (s *Scheduler) takeLocked() (f *Future, waited bool) {
 	for {
 		if s.closed {
-			return nil
+			return nil, waited
 		}
 		if s.inflight >= s.workers || s.ring.len() == 0 {
+			waited = true
 			s.waiting++
 			s.cond.Wait()
 			s.waiting--
@@ -165,10 +176,13 @@ func (s *Scheduler) takeLocked() *Future {
 			s.maybeIdleLocked(h)
 			continue
 		}
-		if s.paced(h) && !s.admitLocked(h) {
-			continue
+		if s.paced(h) {
+			waited = waited || len(s.limiters) > 0 // admitLocked releases s.mu to reserve
+			if !s.admitLocked(h) {
+				continue
+			}
 		}
-		f := h.queue.pop()
+		f = h.queue.pop()
 		s.queued--
 		f.t.tally.queued--
 		f.t.tally.running++
@@ -181,7 +195,7 @@ func (s *Scheduler) takeLocked() *Future {
 		f.state.Store(stateRunning)
 		s.pushRingLocked(h)
 		s.wakeLocked()
-		return f
+		return f, waited
 	}
 }
 
