@@ -62,6 +62,7 @@ type config struct {
 	thresholds []threshold
 	honorWait  bool // -backpressure: let 429/503 with Retry-After pause the target host
 	precise    bool // -precise: the open model waits for each due time on a fine timer
+	procs      int  // -procs: the Go processors (GOMAXPROCS); 0: the open model's one until it needs more
 	demo       bool // no URL given: load the embedded server
 	client     clientConfig
 	shared     *sharedFlags // -redis, -shared-rate, -shared-key (shared.go): a rate shared through Redis
@@ -144,6 +145,7 @@ func newFlagSet(cfg *config, raw *rawFlags) *flag.FlagSet {
 	fs.StringVar(&cfg.output, "output", "", "write each result to this file in vegeta's JSON results format (- for stdout)")
 	fs.StringVar(&cfg.name, "name", "", "the attack's name, in each result")
 	fs.Var(&raw.thresholds, "threshold", "pass criteria, e.g. 'p99<50ms,success>=99.9%': exit status 3 when one is missed (repeatable)")
+	fs.IntVar(&cfg.procs, "procs", 0, "the Go processors the generator runs on (GOMAXPROCS); 0: in the open model one, and all once the generator uses most of that core; in the closed model all")
 	fs.BoolVar(&cfg.precise, "precise", true, "open model: wait for each due time on a fine timer (false: on Go's timers alone, which costs less CPU and may send up to a millisecond late)")
 	fs.BoolVar(&cfg.honorWait, "backpressure", false, "let 429/503 responses with Retry-After pause the host, as a client would")
 	fs.BoolVar(&cfg.client.http2, "http2", true, "negotiate HTTP/2 with https servers")
@@ -198,6 +200,8 @@ func checkFlags(cfg *config, raw *rawFlags) error {
 		return usagef("-c must be at least 1, got %d", cfg.workers)
 	case cfg.maxWorkers < 1:
 		return usagef("-max-workers must be at least 1, got %d", cfg.maxWorkers)
+	case cfg.procs < 0:
+		return usagef("-procs must be at least 0, got %d", cfg.procs)
 	case cfg.hostRate < 0 || isNaNOrInf(cfg.hostRate):
 		return usagef("-host-rate must be a non-negative number, got %v", cfg.hostRate)
 	case cfg.duration < 0:

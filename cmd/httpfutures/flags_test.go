@@ -170,6 +170,7 @@ func TestParseArgs(t *testing.T) {
 		{name: "zero n", args: []string{"-n", "0", u}, wantErr: "-n must be at least 1"},
 		{name: "zero workers", args: []string{"-c", "0", u}, wantErr: "-c must be at least 1"},
 		{name: "zero max workers", args: []string{"-max-workers", "0", u}, wantErr: "-max-workers must be at least 1"},
+		{name: "negative procs", args: []string{"-procs", "-1", u}, wantErr: "-procs must be at least 0"},
 		{name: "negative rate", args: []string{"-rate", "-5", u}, wantErr: "not a non-negative number"},
 		{name: "infinite rate", args: []string{"-rate", "+Inf", u}, wantErr: "not a non-negative number"},
 		{name: "ramp without duration", args: []string{"-rate", "1:100", u}, wantErr: "a ramp needs a duration"},

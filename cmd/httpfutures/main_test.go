@@ -7,5 +7,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	governProcs = false // the tests' servers run in their process: one processor would slow them
 	goleak.VerifyTestMain(m)
 }

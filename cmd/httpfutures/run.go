@@ -79,7 +79,10 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "httpfutures: %v\n", err)
 		return exitUsage
 	}
+	// The demo's server runs in this process: it keeps all the processors it has.
+	stopProcs := startProcs(cfg.procs, cfg.rate != nil && !cfg.demo)
 	o := a.run(ctx, stderr)
+	stopProcs()
 	r := o.report
 	if results != nil {
 		if err := results.flush(); err != nil {
