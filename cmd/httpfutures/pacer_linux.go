@@ -2,7 +2,9 @@ package main
 
 import (
 	"os"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,8 +17,14 @@ const finePacing = 2 * time.Millisecond
 
 // fineTimer is a timerfd read through the runtime's poller. Its zero value is not ready: use
 // newFineTimer.
+//
+// It sets and reads the timer with raw system calls, which the runtime does not see: neither
+// blocks, and a system call made the usual way wakes the runtime's monitor thread (sysmon) when
+// it sleeps, which then polls every 20 µs for a millisecond. Once per request, that cost the
+// open model a tenth of its CPU.
 type fineTimer struct {
 	f   *os.File
+	rc  syscall.RawConn
 	fd  int
 	buf [8]byte
 }
@@ -26,17 +34,29 @@ func newFineTimer() (*fineTimer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fineTimer{f: os.NewFile(uintptr(fd), "timerfd"), fd: fd}, nil
+	f := os.NewFile(uintptr(fd), "timerfd")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &fineTimer{f: f, rc: rc, fd: fd}, nil
 }
 
 // sleep waits d, which is less than finePacing.
 func (t *fineTimer) sleep(d time.Duration) {
 	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(d))}
-	if err := unix.TimerfdSettime(t.fd, 0, &spec, nil); err != nil {
+	_, _, errno := unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, uintptr(t.fd), 0, uintptr(unsafe.Pointer(&spec)), 0, 0, 0)
+	if errno != 0 {
 		time.Sleep(d)
 		return
 	}
-	_, _ = t.f.Read(t.buf[:]) // the count of expirations; an error ends the wait early
+	// The count of expirations is read once the poller says the timer fired; an error ends the
+	// wait early.
+	_ = t.rc.Read(func(fd uintptr) bool {
+		_, _, errno := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&t.buf[0])), uintptr(len(t.buf)))
+		return errno != unix.EAGAIN
+	})
 }
 
 func (t *fineTimer) close() { _ = t.f.Close() }
