@@ -1,6 +1,7 @@
 package httpfutures
 
 import (
+	"net/http"
 	"time"
 	"unsafe"
 )
@@ -18,3 +19,15 @@ func (l *RateLimiter) ReserveSince(now, since time.Time) time.Time { return l.re
 var FutureSize = unsafe.Sizeof(Future{})
 
 var HostSize = unsafe.Sizeof(host{})
+
+// RunAsTakenAfter runs req as a worker does that took it without waiting, right after ending a
+// request that resolved ago before req was queued: the worker's last reading of the clock is
+// older than req. It returns req's Future, resolved.
+func (t *AsyncTransport) RunAsTakenAfter(req *http.Request, ago time.Duration) *Future {
+	t.init()
+	f := newFuture(t, req)
+	f.opts = optionsFrom(req.Context())
+	f.state.Store(stateRunning)
+	t.run(f, f.queued-instant(ago))
+	return f
+}

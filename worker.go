@@ -85,6 +85,7 @@ func (s *Scheduler) worker() {
 			s.mu.Unlock()
 			s.limitChanged(change)
 			s.mu.Lock()
+			clock = 0 // the callback took its time
 		}
 	}
 }
