@@ -397,7 +397,9 @@ func TestAdaptiveLimitSignals(t *testing.T) {
 			ts := httptest.NewServer(tt.handler)
 			t.Cleanup(ts.Close)
 			tr := newTransport(t, nil, httpfutures.WithAdaptiveHostLimitConfig(httpfutures.AdaptiveLimit{Max: 10, Initial: 10}))
-			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			// Long enough for the request to be sent before it, on a loaded machine too: one
+			// that ends while the request waits for a worker says nothing of the host.
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			defer cancel()
 			req := get(t, ts.URL).WithContext(ctx)
 			f := tr.StartRoundTrip(req)
