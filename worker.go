@@ -155,7 +155,7 @@ func (s *Scheduler) requeueLocked(f *Future, wait time.Duration) error {
 
 // takeLocked waits for a request that may start now, takes its slots, and returns it; nil once
 // the Scheduler is closed. It requires s.mu held, and releases it while waiting or reserving;
-// waited reports whether it did.
+// waited reports whether it may have.
 func (s *Scheduler) takeLocked() (f *Future, waited bool) {
 	for {
 		if s.closed {

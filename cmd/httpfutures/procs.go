@@ -2,6 +2,7 @@ package main
 
 import (
 	"runtime"
+	"sync"
 	"time"
 )
 
@@ -27,8 +28,9 @@ func needsProcs(cpu, wall time.Duration) bool {
 
 // startProcs sets the Go processors a run has: n if it is positive; for the open model (open)
 // with n zero, one, until the process uses most of that core, and then all it had. The function
-// it returns stops the watch, if any, and restores what the process had; it returns once the
-// watching goroutine has.
+// it returns stops the watch, if any, and sets the count the process had again (as a count set
+// by hand: it no longer follows changes of the CPU limit, as the runtime's default does); it
+// returns once the watching goroutine has, and may be called more than once.
 func startProcs(n int, open bool) (stop func()) {
 	had := runtime.GOMAXPROCS(0)
 	if n > 0 {
@@ -60,9 +62,12 @@ func startProcs(n int, open bool) (stop func()) {
 			}
 		}
 	}()
+	var once sync.Once
 	return func() {
-		close(quit)
-		<-done
-		runtime.GOMAXPROCS(had)
+		once.Do(func() {
+			close(quit)
+			<-done
+			runtime.GOMAXPROCS(had)
+		})
 	}
 }

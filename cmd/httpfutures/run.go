@@ -81,6 +81,7 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	// The demo's server runs in this process: it keeps all the processors it has.
 	stopProcs := startProcs(cfg.procs, cfg.rate != nil && !cfg.demo)
+	defer stopProcs() // if the run panics
 	o := a.run(ctx, stderr)
 	stopProcs()
 	r := o.report
