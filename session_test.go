@@ -264,19 +264,7 @@ func TestWithClient(t *testing.T) {
 }
 
 func TestSessionRedirects(t *testing.T) {
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/r/"))
-		if err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		if n > 0 {
-			http.Redirect(w, r, fmt.Sprintf("/r/%d", n-1), http.StatusFound)
-			return
-		}
-		io.WriteString(w, "arrived at "+r.URL.Path)
-	}))
-	t.Cleanup(ts.Close)
+	ts := newRedirectChain(t, nil)
 	s := newSession(t, httpfutures.WithWorkers(1)) // each hop waits for the one worker
 
 	req := get(t, ts.URL+"/r/3")
@@ -284,7 +272,7 @@ func TestSessionRedirects(t *testing.T) {
 	resp, err := f.Result()
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Equal(t, "arrived at /r/0", body(t, resp))
+	assert.Equal(t, "landed", body(t, resp))
 	assert.Equal(t, "/r/0", resp.Request.URL.Path, "the response names the last request")
 	require.NotNil(t, resp.Request.Response, "the last request was made for a redirect")
 	assert.Equal(t, http.StatusFound, resp.Request.Response.StatusCode)

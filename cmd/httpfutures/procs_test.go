@@ -13,6 +13,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// governed lets startProcs govern the processors for the length of the test, and gives the
+// process two to start from, as many as it may take back.
+func governed(t *testing.T) {
+	governProcs = true
+	had := runtime.GOMAXPROCS(2)
+	t.Cleanup(func() {
+		governProcs = false
+		runtime.GOMAXPROCS(had)
+	})
+}
+
 func TestNeedsProcs(t *testing.T) {
 	ms := time.Millisecond
 	assert.False(t, needsProcs(10*ms, 100*ms), "a tenth of a core")
@@ -25,9 +36,7 @@ func TestNeedsProcs(t *testing.T) {
 // The open model runs on one processor while it uses little of it, and takes back all the
 // processors the process had once it uses most of that one; the end of the run restores them.
 func TestProcsForTheOpenModel(t *testing.T) {
-	governProcs = true
-	defer func() { governProcs = false }()
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	governed(t)
 
 	stop := startProcs(0, true)
 	assert.Equal(t, 1, runtime.GOMAXPROCS(0), "one processor while one is enough")
@@ -54,9 +63,7 @@ func TestProcsForTheOpenModel(t *testing.T) {
 }
 
 func TestProcsAsAsked(t *testing.T) {
-	governProcs = true
-	defer func() { governProcs = false }()
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	governed(t)
 
 	stop := startProcs(0, false)
 	assert.Equal(t, 2, runtime.GOMAXPROCS(0), "the closed model keeps them all")
@@ -76,9 +83,7 @@ func TestProcsAsAsked(t *testing.T) {
 // The command's open model runs on one processor, and its closed model on all; both give them
 // back at the end.
 func TestRunOnItsProcessors(t *testing.T) {
-	governProcs = true
-	defer func() { governProcs = false }()
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	governed(t)
 
 	var most atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {

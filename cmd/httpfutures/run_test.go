@@ -85,8 +85,6 @@ func TestRunTextReport(t *testing.T) {
 }
 
 // readSeqs reads a results file into a map from seq to timestamp.
-// checkTimetable checks that every request in results fell due at offset(seq) after request 0,
-// and that each due request was sent or dropped.
 func TestRunSendsMethodHeadersAndBody(t *testing.T) {
 	type seen struct{ method, host, header, body string }
 	var (
