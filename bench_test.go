@@ -61,31 +61,54 @@ func inWindows(b *testing.B, start func() *httpfutures.Future) {
 // against the plainest asynchronous baseline: a goroutine and a channel per request. That one
 // cannot be stopped; beside it, the same with what stopping a request takes in net/http, which
 // cancels a round trip only through its request's context: a context that can be canceled, and
-// a copy of the request carrying it, as every Future has.
+// a copy of the request carrying it, as a Future of StartRoundTrip has.
+//
+// The new-request pair makes each request as it goes, as a fan-out over URLs does: a goroutine
+// and a channel for http.NewRequest's request, against Session.Get, whose request is made with
+// its Future as its context, so that it can be stopped with no copy.
 func BenchmarkOverhead(b *testing.B) {
-	req, _ := http.NewRequest(http.MethodGet, "http://noop.invalid/", nil)
-	for _, cancelable := range []bool{false, true} {
-		name := "goroutine+channel"
-		if cancelable {
-			name += "+cancel"
-		}
-		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			goroutines(b, req, cancelable)
+	const url = "http://noop.invalid/"
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	b.Run("goroutine+channel", func(b *testing.B) {
+		b.ReportAllocs()
+		goroutines(b, func() (*http.Request, context.CancelFunc) { return req, nil })
+	})
+	b.Run("goroutine+channel+cancel", func(b *testing.B) {
+		b.ReportAllocs()
+		goroutines(b, func() (*http.Request, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			return req.WithContext(ctx), cancel
 		})
-	}
+	})
 	b.Run("httpfutures", func(b *testing.B) {
 		b.ReportAllocs()
 		tr := httpfutures.NewTransport(noopTransport{})
 		defer tr.Close()
 		inWindows(b, func() *httpfutures.Future { return tr.StartRoundTrip(req) })
 	})
+	b.Run("new-request/goroutine+channel", func(b *testing.B) {
+		b.ReportAllocs()
+		goroutines(b, func() (*http.Request, context.CancelFunc) {
+			r, err := http.NewRequest(http.MethodGet, url, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return r, nil
+		})
+	})
+	b.Run("new-request/session", func(b *testing.B) {
+		b.ReportAllocs()
+		s := httpfutures.NewSession(httpfutures.WithClient(&http.Client{Transport: noopTransport{}}))
+		defer s.Close()
+		inWindows(b, func() *httpfutures.Future { return s.Get(url) })
+	})
 }
 
-// goroutines runs b.N round trips of req on a RoundTripper that does nothing, each in a goroutine
-// of its own that hands its result back on a channel, window at a time; if cancelable, each under
-// a context of its own, as a Future's.
-func goroutines(b *testing.B, req *http.Request, cancelable bool) {
+// goroutines runs b.N round trips on a RoundTripper that does nothing, each of a request from
+// next in a goroutine of its own that hands its result back on a channel, window at a time. If
+// next returns a cancel function, the goroutine calls it once the round trip is done, as a
+// Future ends its context.
+func goroutines(b *testing.B, next func() (*http.Request, context.CancelFunc)) {
 	var rt noopTransport
 	type result struct {
 		resp *http.Response
@@ -94,12 +117,7 @@ func goroutines(b *testing.B, req *http.Request, cancelable bool) {
 	chans := make([]chan result, 0, window)
 	for i := 0; i < b.N; i++ {
 		ch := make(chan result, 1)
-		r, cancel := req, context.CancelFunc(nil)
-		if cancelable {
-			var ctx context.Context
-			ctx, cancel = context.WithCancel(context.Background())
-			r = req.WithContext(ctx)
-		}
+		r, cancel := next()
 		go func() {
 			resp, err := rt.RoundTrip(r)
 			if cancel != nil {

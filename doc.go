@@ -47,7 +47,7 @@
 //		...
 //	}
 //
-// Streaming 10,000 GETs to a loopback server with the default window sends about 0.97 times as
+// Streaming 10,000 GETs to a loopback server with the default window sends 0.95 to 1.00 times as
 // many requests per second as 8 goroutines sharing an http.Client that discard each response
 // (BenchmarkStream), within the noise of a window kept by hand; Stream itself adds a map entry
 // and a channel send per request, and starts no goroutine.
@@ -103,21 +103,23 @@
 // # Cost
 //
 // Scheduling a request, on a RoundTripper that does nothing (8 workers, 2 cores, medians of
-// alternating rounds), costs 1.34 times a goroutine and a channel per request, and 0.94 times the
+// alternating rounds), costs 1.30 times a goroutine and a channel per request, and 0.72 times the
 // same goroutine made cancelable as a Future is: net/http cancels a round trip only through its
 // request's context, which takes a context and a copy of the request (320 bytes in Go 1.26) for
-// each. It allocates the Future (192 bytes) and that copy; a Session's own requests need no copy,
-// and their first round trip skips http.Client when the client would add nothing to it (no Jar, no
-// Timeout), so that a Session.Get allocates 3 objects more than an http.Client.Get. A queued
-// request costs about 240 bytes beside the request itself, and no goroutine.
+// each, and that copy is the whole difference. It allocates the Future (192 bytes) and that copy.
+// A Session's own requests need no copy: Session.Get costs 0.97 times a goroutine and a channel
+// given a request from http.NewRequest. Their first round trip skips http.Client when the client
+// would add nothing to it (no Jar, no Timeout), so that a Session.Get allocates 3 objects more
+// than an http.Client.Get. A queued request costs about 240 bytes beside the request itself, and
+// no goroutine.
 //
 // A resolved Future keeps 178 bytes beside its request and response: what only its attempts used
 // is let go when it resolves. Requests submitted all at once and kept until the end still cost the
 // collector all they retain at every cycle, so that their throughput falls with the bytes each
 // keeps, for raw goroutines as for a Session: submitting 10,000 at once and reading them in order
-// measured 0.98 times 8 goroutines that keep their responses (1.06 over 100 servers, 1.15 over
-// HTTP/2), in rounds that ranged from 0.74 to 1.38. For a large N, Stream (see
-// Fanning out) keeps only its window, and so retains nothing per request it has yielded. Against a
+// measured 1.03 times 8 goroutines that keep their responses (0.97 over 100 servers, 1.15 over
+// HTTP/2), in rounds that ranged from 0.72 to 1.38. For a large N, Stream (see Fanning out)
+// keeps only its window, and so retains nothing per request it has yielded. Against a
 // loopback server, a Session of 8 workers with 16 requests outstanding sends about 1.05 times as
 // many requests per second as 8 goroutines sharing an http.Client; with 256 outstanding, about
 // 0.92 times as many, as a worker pool written by hand does (0.94). BenchmarkOverhead,
