@@ -253,3 +253,20 @@ func TestHooksSeeAContextTheLibraryEnds(t *testing.T) {
 		}
 	}
 }
+
+// Shutdown of a transport with nothing queued or running returns nil even when its context has
+// ended already, as http.Server's does: the context did not end first.
+func TestShutdownOfADrainedTransportWithAnEndedContext(t *testing.T) {
+	ts := newEchoServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 100 {
+		tr := httpfutures.NewTransport(nil)
+		req, err := http.NewRequest(http.MethodGet, ts.URL, nil)
+		require.NoError(t, err)
+		resp, err := tr.StartRoundTrip(req).Result()
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.NoError(t, tr.Shutdown(ctx))
+	}
+}

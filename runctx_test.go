@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -330,5 +332,61 @@ func TestResolvedRequestContext(t *testing.T) {
 	case <-ctx.Done():
 	default:
 		t.Fatal("a canceled request's context is still done once its Future resolved")
+	}
+}
+
+// A Session request canceled while its worker ends an attempt that is to be tried again fails
+// with context.Canceled, and its context ends too, however the two meet: the worker that finds
+// it stopped ends its context before it resolves it, as for an attempt that was not retried.
+func TestCanceledBetweenAttemptsEndsTheContext(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer ts.Close()
+	judged, goOn := make(chan struct{}), make(chan struct{})
+	var armed atomic.Bool
+	s := httpfutures.NewSession(httpfutures.WithWorkers(1), httpfutures.WithRetry(httpfutures.RetryPolicy{
+		MaxRetries: 1000,
+		Budget:     httpfutures.RetryBudget{Ratio: 1e9},
+		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+			if armed.CompareAndSwap(true, false) { // hold the worker once, to race Cancel with it
+				judged <- struct{}{}
+				<-goOn
+			}
+			return ctx.Err() == nil, nil
+		},
+		Backoff: func(time.Duration, time.Duration, int, *http.Response) time.Duration { return 0 },
+	}))
+	defer s.Close()
+	for i := range 300 {
+		armed.Store(true)
+		f := s.Get(ts.URL)
+		<-judged
+		// Readers of the Future contend for its lock, as waiters and net/http do, which widens
+		// the window between the worker's resolving and Cancel's ending of the context.
+		stop := make(chan struct{})
+		var readers sync.WaitGroup
+		for range 4 {
+			readers.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						f.Timing()
+					}
+				}
+			})
+		}
+		canceled := make(chan bool)
+		go func() { runtime.Gosched(); canceled <- f.Cancel() }()
+		goOn <- struct{}{}
+		ok := <-canceled
+		close(stop)
+		readers.Wait()
+		_, err := f.Result()
+		if ok && errors.Is(err, context.Canceled) {
+			require.Error(t, f.Request().Context().Err(), "round %d: canceled, but its context never ends", i)
+		}
 	}
 }

@@ -197,11 +197,16 @@ func (t *AsyncTransport) Close() error {
 func (t *AsyncTransport) Shutdown(ctx context.Context) error {
 	t.init()
 	var err error
+	drained := t.sched.stopTransport(t, false)
 	select {
-	case <-t.sched.stopTransport(t, false):
-	case <-ctx.Done():
-		err = ctx.Err()
-		<-t.sched.stopTransport(t, true)
+	case <-drained: // drained already: ctx did not end first, whatever its state
+	default:
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			err = ctx.Err()
+			<-t.sched.stopTransport(t, true)
+		}
 	}
 	if cerr := t.closeOwned(); err == nil {
 		err = cerr

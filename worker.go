@@ -106,6 +106,9 @@ func (s *Scheduler) endLocked(f *Future, out outcome, end instant) (change Limit
 	if out.retry {
 		if err := s.requeueLocked(f, out.wait); err != nil {
 			s.mu.Unlock()
+			// Stopped during the attempt: its context ends before it resolves, as in resolve,
+			// whenever what stopped it gets to canceling it.
+			(*runCtx)(f).cancel()
 			f.abort(err) // still counted as running: Close and Shutdown wait for it
 			s.mu.Lock()
 			resolved = true
