@@ -97,6 +97,7 @@ type moreState struct {
 
 	// During an attempt, owned by its worker.
 	first *http.Response // a first round trip's redirect, sent by clientDo, for the client to follow
+	last  *http.Response // the response hopTransport handed the client last, while it has it
 	moved bool           // a redirect moved the attempt's host slot: slot is the one it holds
 	slot  *host          // the host whose slot the attempt holds, if moved; nil if none
 	away  bool           // the Future's host is kept for it while its slot is elsewhere; guarded by Scheduler.mu

@@ -197,12 +197,17 @@ func (t *AsyncTransport) hedgedSend(f *Future, h *host, req *http.Request) (*htt
 	}
 	ctx, cancel := context.WithCancel(req.Context())
 	r := &hedgeRace{cancel: cancel}
-	for i := 1; i <= hg.max; i++ {
-		c := t.hedgeCopy(f, req, r, time.Duration(i)*delay)
-		if c == nil {
-			break
+	if err := t.hedgeCopies(f, req, r, delay); err != nil {
+		// A GetBody panicked: the race ends before it began, with nothing sent.
+		if won := r.end(); won != nil {
+			discard(won, t.maxDrain())
 		}
-		r.copies = append(r.copies, c)
+		for _, c := range r.copies {
+			t.sched.cancel(c)
+		}
+		cancel()
+		closeBody(req)
+		panic(err)
 	}
 	start := time.Now()
 	resp, err := t.nextRoundTrip(req.WithContext(ctx))
@@ -225,6 +230,25 @@ func (t *AsyncTransport) hedgedSend(f *Future, h *host, req *http.Request) (*htt
 	cancel()
 	won.Request = req
 	return won, nil
+}
+
+// hedgeCopies queues the copies of req that race it, each delay after the one before, until
+// one cannot be. It returns a *PanicError if a GetBody panicked, the copies queued before in
+// r.copies.
+func (t *AsyncTransport) hedgeCopies(f *Future, req *http.Request, r *hedgeRace, delay time.Duration) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = newPanicError(v)
+		}
+	}()
+	for i := 1; i <= t.hedge.max; i++ {
+		c := t.hedgeCopy(f, req, r, time.Duration(i)*delay)
+		if c == nil {
+			break
+		}
+		r.copies = append(r.copies, c)
+	}
+	return nil
 }
 
 // hedgeCopy queues a copy of req, the round trip of f, to be sent after wait in race r. It

@@ -40,8 +40,15 @@ func (e *PanicError) Error() string {
 	return fmt.Sprintf("httpfutures: callback panicked: %v\n\n%s", e.Value, e.Stack)
 }
 
-// newPanicError returns the error of a panic with value v, recovered by the caller.
-func newPanicError(v any) *PanicError { return &PanicError{Value: v, Stack: debug.Stack()} }
+// newPanicError returns the error of a panic with value v, recovered by the caller. A
+// *PanicError is returned as it is: it was made where the panic was recovered first, cleaned up
+// after and raised again.
+func newPanicError(v any) *PanicError {
+	if pe, ok := v.(*PanicError); ok {
+		return pe
+	}
+	return &PanicError{Value: v, Stack: debug.Stack()}
+}
 
 // recoverInto, deferred, turns a panic into a *PanicError in *err.
 func recoverInto(err *error) {

@@ -5,12 +5,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/httpfutures/httpfutures"
 )
@@ -150,4 +152,68 @@ func TestPanickingBackpressureObserver(t *testing.T) {
 	var pe *httpfutures.PanicError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, "observer broke", pe.Value)
+}
+
+// panickingJar is a cookie jar whose Cookies panics, before the client sends anything.
+type panickingJar struct{}
+
+func (panickingJar) SetCookies(*url.URL, []*http.Cookie) {}
+func (panickingJar) Cookies(*url.URL) []*http.Cookie     { panic("jar broke") }
+
+// A callback that panics inside the Session's http.Client lets go of what the client held: the
+// 3xx response a redirect policy was judging (its connection and goroutines do not outlive
+// Close), and the body of a request the client never sent.
+func TestPanicInTheClientLeaksNothing(t *testing.T) {
+	t.Run("redirect policy", func(t *testing.T) {
+		ts := newRedirectChain(t, nil)
+		before := goleak.IgnoreCurrent()
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { panic("redirect policy broke") }}
+		s := httpfutures.NewSession(httpfutures.WithClient(c), httpfutures.WithWorkers(1))
+		_, err := s.Get(ts.URL + "/r/2").Result()
+		var pe *httpfutures.PanicError
+		require.ErrorAs(t, err, &pe)
+		assert.Equal(t, "redirect policy broke", pe.Value)
+		s.Close()
+		assert.NoError(t, goleak.Find(before), "the 3xx response's connection outlives Close")
+	})
+	t.Run("jar", func(t *testing.T) {
+		ts := newEchoServer(t)
+		s := httpfutures.NewSession(httpfutures.WithClient(&http.Client{Jar: panickingJar{}}), httpfutures.WithWorkers(1))
+		defer s.Close()
+		body := &countingBody{Reader: strings.NewReader("payload")}
+		req, err := http.NewRequest(http.MethodPut, ts.URL, body)
+		require.NoError(t, err)
+		_, err = s.Do(req).Result()
+		var pe *httpfutures.PanicError
+		require.ErrorAs(t, err, &pe)
+		assert.Equal(t, "jar broke", pe.Value)
+		assert.EqualValues(t, 1, body.closes.Load(), "the unsent body is closed once")
+		assert.Zero(t, ts.hits.Load())
+	})
+}
+
+// A GetBody that panics while a hedged request's copies are queued fails the Future with a
+// *PanicError, closes the request's body once, and sends none of the copies queued before it.
+func TestPanickingGetBodyOfAHedgedRequest(t *testing.T) {
+	ts := newEchoServer(t)
+	tr := httpfutures.NewTransport(nil, httpfutures.WithHedge(20*time.Millisecond, 2), httpfutures.WithWorkers(2))
+	defer tr.Close()
+	body := &countingBody{Reader: strings.NewReader("payload")}
+	req, err := http.NewRequest(http.MethodPut, ts.URL, body)
+	require.NoError(t, err)
+	calls := 0
+	req.GetBody = func() (io.ReadCloser, error) {
+		if calls++; calls == 2 {
+			panic("GetBody broke")
+		}
+		return io.NopCloser(strings.NewReader("payload")), nil
+	}
+	_, err = tr.StartRoundTrip(req).Result()
+	var pe *httpfutures.PanicError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "GetBody broke", pe.Value)
+	time.Sleep(100 * time.Millisecond) // past the copies' delays
+	assert.EqualValues(t, 1, body.closes.Load())
+	assert.Zero(t, ts.hits.Load(), "a copy was sent for a Future that failed before its round trip")
+	assert.Zero(t, tr.Stats().Hedges)
 }

@@ -50,6 +50,14 @@ func (s *Session) setup(c *config) {
 	t := newTransport(base.Transport, c)
 	async, sync := *base, *base
 	async.Transport = hopTransport{t}
+	if check := base.CheckRedirect; check != nil {
+		// A policy that panics is an error to the client, which then closes the response it
+		// was about to follow; the Future fails with the *PanicError.
+		async.CheckRedirect = func(req *http.Request, via []*http.Request) (err error) {
+			defer recoverInto(&err)
+			return check(req, via)
+		}
+	}
 	sync.Transport = t
 	t.client = &async
 	s.t, s.async, s.sync = t, &async, &sync
@@ -164,19 +172,29 @@ func (h hopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if m := f.more; m != nil && m.first != nil {
 		resp := m.first
-		m.first = nil
+		m.first, m.last = nil, resp
 		return resp, nil
 	}
 	if !f.sent {
 		f.sent = true
-		return h.t.send(f, f.slotHost(), req)
+		return h.send(f, req)
 	}
 	if err := h.t.sched.redirect(req.Context(), f, hostKey(req.URL.Scheme, req.URL.Host)); err != nil {
 		closeBody(req)
 		return nil, err
 	}
 	h.t.countRedirect()
-	return h.t.send(f, f.slotHost(), req)
+	return h.send(f, req)
+}
+
+// send sends a round trip of f in the slots it holds, and notes its response as the last one
+// handed to the client, to be closed if the client panics before it closes or returns it.
+func (h hopTransport) send(f *Future, req *http.Request) (*http.Response, error) {
+	resp, err := h.t.send(f, f.slotHost(), req)
+	if resp != nil {
+		f.moreState().last = resp
+	}
+	return resp, err
 }
 
 // CloseIdleConnections closes the idle connections of the Session's transport.
@@ -191,7 +209,7 @@ func (h hopTransport) CloseIdleConnections() { h.t.CloseIdleConnections() }
 func (t *AsyncTransport) clientDo(f *Future, req *http.Request) (*http.Response, error) {
 	c := t.client
 	if c.Jar != nil || c.Timeout > 0 || req.Header == nil || req.URL.User != nil || req.RequestURI != "" {
-		return c.Do(req)
+		return clientDoSafely(c, f, req)
 	}
 	f.sent = true
 	resp, err := t.send(f, f.slotHost(), req)
@@ -206,7 +224,7 @@ func (t *AsyncTransport) clientDo(f *Future, req *http.Request) (*http.Response,
 		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		m := f.moreState()
 		m.first = resp // hopTransport hands it to the client as its first round trip's
-		resp, err = c.Do(req)
+		resp, err = clientDoSafely(c, f, req)
 		if m.first != nil { // the client never asked for it
 			m.first.Body.Close()
 			m.first = nil
@@ -214,6 +232,37 @@ func (t *AsyncTransport) clientDo(f *Future, req *http.Request) (*http.Response,
 		return resp, err
 	}
 	return resp, nil
+}
+
+// clientDoSafely is c.Do(req) for the Session Future f. If a callback of the client panics (its
+// Jar, say), what the client held is let go before the panic goes on to fail f: the request's
+// body if it was never sent, and the last response hopTransport handed the client, which it
+// would have closed or returned.
+func clientDoSafely(c *http.Client, f *Future, req *http.Request) (*http.Response, error) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		pe := newPanicError(v)
+		if !f.sent {
+			closeBody(req)
+		}
+		if m := f.more; m != nil {
+			for _, resp := range []*http.Response{m.first, m.last} {
+				if resp != nil {
+					resp.Body.Close()
+				}
+			}
+			m.first, m.last = nil, nil
+		}
+		panic(pe)
+	}()
+	resp, err := c.Do(req)
+	if m := f.more; m != nil {
+		m.last = nil // the client closed it, or returns it
+	}
+	return resp, err
 }
 
 // urlErrorOp is the Op of the *url.Error that http.Client returns for a request of method: the
