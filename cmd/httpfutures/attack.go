@@ -64,6 +64,7 @@ type attacker struct {
 	finished  atomic.Int64
 	recorded  atomic.Int64
 	busyPeak  atomic.Int64 // the most requests in flight at once
+	waiting   sync.Map     // of *flight: submitted, not yet taken to the gate
 
 	users closedRun // the closed model's users
 }
@@ -123,7 +124,34 @@ func (a *attacker) submit(i uint64, fl *flight) {
 	req, t := a.tg.request(i, fl)
 	fl.t = t
 	a.submitted.Add(1)
-	a.tr.StartRoundTrip(req) // the flight records the result: the Future is not needed
+	a.waiting.Store(fl, struct{}{}) // before it can reach the gate, which forgets it
+	// The flight records the result: the Future is kept only to cancel it at the end, if it is
+	// still queued then.
+	fl.future.Store(a.tr.StartRoundTrip(req))
+	if a.ended.Load() {
+		a.dropWaiting(fl)
+	}
+}
+
+// dropQueued cancels the requests that no worker took to the gate yet, once the run has ended:
+// they are not sent, and count as dropped, at once rather than when a worker would take them.
+// The gate notes a request before it reads ended, and the run sets ended before this looks: a
+// request either was noted, and is sent or refused by the gate, or is canceled here unsent.
+func (a *attacker) dropQueued() {
+	a.waiting.Range(func(k, _ any) bool {
+		a.dropWaiting(k.(*flight))
+		return true
+	})
+}
+
+// dropWaiting cancels fl if no worker took it to the gate.
+func (a *attacker) dropWaiting(fl *flight) {
+	if fl.atGate.Load() {
+		return
+	}
+	if f := fl.future.Load(); f != nil && f.Cancel() {
+		a.waiting.Delete(fl)
+	}
 }
 
 // outcome is what a run did, beyond its report.
@@ -159,6 +187,7 @@ func (a *attacker) run(ctx context.Context, live io.Writer) outcome {
 	// what is in flight finish, and abandon it past the grace period.
 	if interrupted || !end.IsZero() && !time.Now().Before(end) {
 		a.ended.Store(true)
+		a.dropQueued()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.timeout+time.Second)
 	if err := a.tr.Shutdown(sctx); err != nil {
@@ -212,10 +241,20 @@ func (a *attacker) runClosed(ctx context.Context, end time.Time) {
 	// is watched too: idle twice in a row with users still active, those users are done.
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	var ends <-chan time.Time // the end of -duration, if any
+	if !end.IsZero() {
+		t := time.NewTimer(time.Until(end))
+		defer t.Stop()
+		ends = t.C
+	}
 	idle := 0
 	for {
 		select {
 		case <-u.done:
+			return
+		case <-ctx.Done(): // what is in flight ends in the transport's Shutdown
+			return
+		case <-ends:
 			return
 		case <-tick.C:
 			if st := a.tr.Stats(); st.Queued == 0 && st.InFlight == 0 && a.submitted.Load() == a.recorded.Load() {

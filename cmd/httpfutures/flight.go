@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/httpfutures/httpfutures"
 )
 
 // errBodyUnread is the error of a response whose body the transport closed before its end.
@@ -33,6 +35,10 @@ type flight struct {
 	eof     bool
 
 	recorded atomic.Bool // set by the first to record it
+
+	// For the end of the run: the Future, and whether a worker took it to the gate.
+	future atomic.Pointer[httpfutures.Future]
+	atGate atomic.Bool
 }
 
 type flightKey struct{}
@@ -65,6 +71,10 @@ type gate struct {
 func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
 	a := g.a
 	fl := flightOf(req)
+	if fl != nil {
+		fl.atGate.Store(true) // before ended is read: see dropQueued
+		a.waiting.Delete(fl)
+	}
 	if a.ended.Load() {
 		if req.Body != nil {
 			req.Body.Close()

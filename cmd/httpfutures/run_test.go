@@ -394,3 +394,67 @@ func TestRunBodyCutShort(t *testing.T) {
 	assert.Equal(t, map[string]any{kindClosed: float64(12)}, rep["error_kinds"])
 	assert.Equal(t, float64(120), rep["bytes_in"].(map[string]any)["total"], "what came is counted")
 }
+
+// stallingBodyServer answers with headers and the first bytes of a longer body, then stalls until
+// the client gives up.
+func stallingBodyServer(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		_, _ = io.WriteString(w, "abc")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// The closed model ends at -duration, or at Ctrl-C, however its requests stall: what is in
+// flight gets -timeout and a second more, and the report is printed.
+func TestRunClosedModelEndsWhileRequestsStall(t *testing.T) {
+	srv := stallingBodyServer(t)
+	t.Run("duration", func(t *testing.T) {
+		start := time.Now()
+		_, rep, _ := runJSON(t, t.Context(), "-duration", "300ms", "-c", "2", "-timeout", "500ms", srv.URL)
+		assert.Less(t, time.Since(start), 300*time.Millisecond+500*time.Millisecond+time.Second+time.Second)
+		require.NotNil(t, rep, "a report is printed")
+	})
+	t.Run("interrupt", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, rep, _ := runJSON(t, ctx, "-n", "10", "-c", "2", "-timeout", "500ms", srv.URL)
+		assert.Less(t, time.Since(start), 300*time.Millisecond+500*time.Millisecond+time.Second+time.Second)
+		require.NotNil(t, rep, "a report is printed")
+		assert.Equal(t, true, rep["interrupted"])
+	})
+}
+
+// Requests still queued when the run ends (here behind -host-rate) are dropped at once, in both
+// models, not sent as the limit lets them go, nor waited for.
+func TestRunEndDropsWhatIsQueued(t *testing.T) {
+	srv, hits := countingServer(t)
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"closed model, interrupted", []string{"-n", "1000", "-c", "50"}},
+		{"closed model, duration", []string{"-duration", "300ms", "-c", "20"}},
+		{"open model, duration", []string{"-duration", "300ms", "-rate", "100"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			hits.Store(0)
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			args := append([]string{"-host-rate", "5", "-timeout", "5s"}, tt.args...)
+			_, rep, _ := runJSON(t, ctx, append(args, srv.URL)...)
+			assert.Less(t, time.Since(start), 1500*time.Millisecond, "the run waited for what was queued")
+			require.NotNil(t, rep)
+			sent := rep["requests"].(float64)
+			assert.LessOrEqual(t, sent, float64(4), "5/s for 300 ms, the first at once")
+			assert.EqualValues(t, hits.Load(), sent)
+			time.Sleep(400 * time.Millisecond)
+			assert.EqualValues(t, sent, hits.Load(), "nothing is sent after the run")
+		})
+	}
+}

@@ -24,8 +24,9 @@ and latency runs from when a request was queued.
 Exit status: 0; 1 when nothing was sent or no request succeeded (no 2xx or
 3xx response); 2 for bad usage; 3 when a -threshold was missed.
 
-Ctrl-C stops sending, lets the requests in flight finish (each within -timeout)
-and prints the report; a second Ctrl-C ends the program at once.
+Ctrl-C, like the end of -duration, stops sending in either model: requests not
+sent yet count as dropped, those in flight get at most -timeout and a second
+more, and the report is printed; a second Ctrl-C ends the program at once.
 
 flags:
 `
