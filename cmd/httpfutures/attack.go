@@ -98,6 +98,9 @@ func newAttackerOn(cfg *config, base http.RoundTripper, results *resultWriter) (
 		return nil, err
 	}
 	a := &attacker{cfg: cfg, tg: tg, m: newMetrics(), results: results, workers: cfg.workers}
+	if cfg.requests > 0 && cfg.requests < a.workers {
+		a.workers = cfg.requests // users past -n would have nothing to send
+	}
 	if cfg.rate != nil {
 		a.workers = cfg.maxWorkers
 	}
@@ -232,8 +235,8 @@ func (a *attacker) bottleneck(r *report) string {
 func (a *attacker) runClosed(ctx context.Context, end time.Time) {
 	u := &a.users
 	u.ctx, u.end, u.done = ctx, end, make(chan struct{})
-	u.active.Store(int64(a.cfg.workers))
-	for k := range a.cfg.workers {
+	u.active.Store(int64(a.workers))
+	for k := range a.workers {
 		a.launch(k)
 	}
 	// Every request ends in the gate, its body or the response hook, which launch the next; a

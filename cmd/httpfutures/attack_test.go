@@ -167,3 +167,14 @@ func TestTargeterWeights(t *testing.T) {
 	// Spread out, in a cycle of 5: a three times, b and c once each.
 	assert.Equal(t, []string{"a", "b", "a", "c", "a", "a", "b", "a", "c", "a"}, got)
 }
+
+// The closed model starts no more users than it has requests to send: each is a worker of the
+// transport, started with the run.
+func TestClosedModelUsersAtMostN(t *testing.T) {
+	cfg, err := parseArgs([]string{"-n", "10", "-c", "1000", "http://example.test/"}, io.Discard)
+	require.NoError(t, err)
+	a, err := newAttackerOn(cfg, http.DefaultTransport, nil)
+	require.NoError(t, err)
+	defer a.tr.Close()
+	assert.Equal(t, 10, a.workers)
+}

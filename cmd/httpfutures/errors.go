@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/httpfutures/httpfutures"
@@ -60,6 +61,40 @@ func errorKind(err error) string {
 		return kindClosed
 	case errors.As(err, &recErr), errors.As(err, &certErr), errors.As(err, &unkAuth),
 		errors.As(err, &hostErr), errors.As(err, &invalErr):
+		return kindTLS
+	default:
+		return kindOther
+	}
+}
+
+// errorKindOf names the kind of a request's error from its message, as a results file keeps
+// it: the report of such files groups by the same kinds as a run's, where errorKind reads the
+// error itself. The phrases are those of the errors errorKind tells apart.
+func errorKindOf(msg string) string {
+	has := func(phrases ...string) bool {
+		for _, p := range phrases {
+			if strings.Contains(msg, p) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has(httpfutures.ErrClosed.Error()):
+		return kindShutdown
+	case has(context.Canceled.Error()):
+		return kindCanceled
+	case has("timeout", "deadline exceeded", "Timeout"):
+		return kindTimeout
+	case has("connection refused"):
+		return kindRefused
+	case has("connection reset", "connection aborted", "broken pipe"):
+		return kindReset
+	case has("no such host", "lookup "):
+		return kindDNS
+	case strings.HasSuffix(msg, "EOF"):
+		return kindClosed
+	case has("tls: ", "x509: "):
 		return kindTLS
 	default:
 		return kindOther

@@ -23,6 +23,10 @@ const (
 	defaultRedirects  = 10
 )
 
+// maxConcurrency bounds -c and -max-workers: the transport starts its workers with the run, a
+// few kilobytes each, and a million of them would take gigabytes before the first request.
+const maxConcurrency = 100_000
+
 // The demo's load, used for the flags that are not given when no URL is.
 const (
 	demoRate     = 500
@@ -198,8 +202,12 @@ func checkFlags(cfg *config, raw *rawFlags) error {
 		return usagef("-n must not be negative, got %d", cfg.requests)
 	case cfg.workers < 1:
 		return usagef("-c must be at least 1, got %d", cfg.workers)
+	case cfg.workers > maxConcurrency:
+		return usagef("-c must be at most %d, got %d: each user is a goroutine with a connection", maxConcurrency, cfg.workers)
 	case cfg.maxWorkers < 1:
 		return usagef("-max-workers must be at least 1, got %d", cfg.maxWorkers)
+	case cfg.maxWorkers > maxConcurrency:
+		return usagef("-max-workers must be at most %d, got %d: each worker is a goroutine with a connection", maxConcurrency, cfg.maxWorkers)
 	case cfg.procs < 0:
 		return usagef("-procs must be at least 0, got %d", cfg.procs)
 	case cfg.hostRate < 0 || isNaNOrInf(cfg.hostRate):

@@ -27,12 +27,19 @@ func parseHeaderLine(line string) (name, value string, err error) {
 	if !ok || strings.TrimSpace(name) == "" {
 		return "", "", fmt.Errorf("header %q is not of the form \"Name: value\"", line)
 	}
+	return checkHeader(name, value)
+}
+
+// checkHeader returns the header field name: value, trimmed, or an error if HTTP does not allow
+// it: a JSON target gives the name and the value apart, and a colon in its name is an error,
+// not the start of the value.
+func checkHeader(name, value string) (string, string, error) {
 	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
 	if !httpguts.ValidHeaderFieldName(name) {
-		return "", "", fmt.Errorf("header %q: %q is not a valid header name", line, name)
+		return "", "", fmt.Errorf("header %q: %q is not a valid header name", name+": "+value, name)
 	}
 	if !httpguts.ValidHeaderFieldValue(value) {
-		return "", "", fmt.Errorf("header %q: the value has a character HTTP does not allow", line)
+		return "", "", fmt.Errorf("header %q: the value has a character HTTP does not allow", name+": "+value)
 	}
 	return name, value, nil
 }

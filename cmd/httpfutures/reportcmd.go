@@ -71,7 +71,7 @@ func runReport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	m := newMetrics()
 	hist := newHistogram(buckets)
 	err := openResults(fs.Args(), stdin, func(r *Result) {
-		m.add(r, "")
+		m.add(r, errorKindOf(r.Error))
 		hist.add(r.Latency)
 	})
 	if err != nil {
@@ -137,17 +137,25 @@ func parseBuckets(t string) ([]time.Duration, error) {
 	return bs, nil
 }
 
+// newHistogram returns a histogram of the buckets that bounds start. As in vegeta's, a bucket
+// from 0 comes first if the first bound is above 0, so that every result is counted.
 func newHistogram(bounds []time.Duration) *histogram {
+	if len(bounds) > 0 && bounds[0] > 0 {
+		bounds = append([]time.Duration{0}, bounds...)
+	}
 	return &histogram{bounds: bounds, counts: make([]uint64, len(bounds))}
 }
 
 func (h *histogram) add(d time.Duration) {
-	for i := len(h.bounds) - 1; i >= 0; i-- {
+	h.total++
+	for i := len(h.bounds) - 1; i > 0; i-- {
 		if d >= h.bounds[i] {
 			h.counts[i]++
-			h.total++
 			return
 		}
+	}
+	if len(h.counts) > 0 {
+		h.counts[0]++ // below every bound but the first: a latency is never negative
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,12 @@ func TestReportSubcommand(t *testing.T) {
 			assert.Regexp(t, `^\[0s, +1h0m0s\] +30 +100\.00% +#{75}$`, lines[1])
 			assert.Regexp(t, `^\[1h0m0s, +\+Inf\] +0 +0\.00% +$`, lines[2])
 		}},
+		{"hist whose first bucket is above 0", []string{"-type", "hist[1h,2h]", b}, func(t *testing.T, out string) {
+			lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+			require.Len(t, lines, 4, out)
+			assert.Regexp(t, `^\[0s, +1h0m0s\] +30 +100\.00% +#{75}$`, lines[1], "what is below the first bucket is counted")
+			assert.Regexp(t, `^\[1h0m0s, +2h0m0s\] +0 +0\.00% +$`, lines[2])
+		}},
 		{"hdrplot", []string{"-type", "hdrplot", b}, func(t *testing.T, out string) {
 			assert.Regexp(t, `^ *Value\s+Percentile\s+TotalCount\s+1/\(1-Percentile\)`, out)
 			assert.Regexp(t, `(?m)^\s+[0-9.]+\s+1\.000000\s+30\s`, out, "the last line counts every result")
@@ -135,4 +142,36 @@ func TestReportSubcommandThreshold(t *testing.T) {
 	errb.Reset()
 	assert.Equal(t, exitThreshold, run(t.Context(), []string{"report", "-threshold", "p99<1ns", b}, &out, &errb))
 	assert.Regexp(t, `^httpfutures report: threshold p99<1ns missed: p99 is .+\n$`, errb.String())
+}
+
+// The report of a results file groups errors by the same kinds as the run's own report, though
+// their messages differ from request to request (here by the local port).
+func TestReportGroupsErrorsByKind(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 512)
+			_, _ = c.Read(buf) // the request, then a reset
+			_ = c.(*net.TCPConn).SetLinger(0)
+			_ = c.Close()
+		}
+	}()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "reset.json")
+	var runOut, runErr bytes.Buffer
+	run(t.Context(), []string{"-o", "json", "-output", path, "-n", "20", "-c", "4", "-keepalive=false", "http://" + ln.Addr().String()}, &runOut, &runErr)
+	var fromRun map[string]any
+	require.NoError(t, json.Unmarshal(runOut.Bytes(), &fromRun), runErr.String())
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, run(t.Context(), []string{"report", "-type", "json", path}, &out, &errb), errb.String())
+	var fromFile map[string]any
+	require.NoError(t, json.Unmarshal(out.Bytes(), &fromFile))
+	assert.Equal(t, map[string]any{"connection reset": float64(20)}, fromRun["error_kinds"])
+	assert.Equal(t, fromRun["error_kinds"], fromFile["error_kinds"])
 }

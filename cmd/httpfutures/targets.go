@@ -170,7 +170,7 @@ func parseJSONTargets(data []byte, d targetDefaults) ([]*target, error) {
 		}
 		for name, values := range jt.Header {
 			for _, v := range values {
-				name, value, err := parseHeaderLine(name + ": " + v)
+				name, value, err := checkHeader(name, v)
 				if err != nil {
 					return nil, fmt.Errorf("target %d: %v", n, err)
 				}

@@ -100,6 +100,7 @@ func TestTargetsFileErrors(t *testing.T) {
 		{"unknown json field", `{"url":"http://127.0.0.1/","headers":{}}`, `unknown field "headers"`},
 		{"json without URL", `{"method":"GET"}`, `target 1: invalid URL ""`},
 		{"json bad weight", `{"url":"http://127.0.0.1/","weight":-1}`, "target 1: weight -1 is not positive"},
+		{"json colon in a header name", `{"url":"http://127.0.0.1/","header":{"X-A:evil":["v"]}}`, `target 1: header "X-A:evil: v": "X-A:evil" is not a valid header name`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

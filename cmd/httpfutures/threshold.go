@@ -69,6 +69,9 @@ func parseThresholds(v string) ([]threshold, error) {
 			if err != nil || isNaNOrInf(f) {
 				return nil, fmt.Errorf("threshold %q: %q is not a number", part, text)
 			}
+			if metric == "success" && (f < 0 || f > 1) {
+				return nil, fmt.Errorf("threshold %q: success is a ratio from 0 to 1, or a percentage (%s%%)", part, text)
+			}
 			t.value = f
 		}
 		ts = append(ts, t)
