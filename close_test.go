@@ -267,6 +267,8 @@ func TestShutdownOfADrainedTransportWithAnEndedContext(t *testing.T) {
 		resp, err := tr.StartRoundTrip(req).Result()
 		require.NoError(t, err)
 		resp.Body.Close()
+		// Drained: the worker has ended the attempt, after resolving its Future.
+		require.Eventually(t, func() bool { return tr.Stats().InFlight == 0 }, 5*time.Second, time.Millisecond)
 		require.NoError(t, tr.Shutdown(ctx))
 	}
 }
