@@ -64,7 +64,10 @@ type attacker struct {
 	finished  atomic.Int64
 	recorded  atomic.Int64
 	busyPeak  atomic.Int64 // the most requests in flight at once
-	waiting   sync.Map     // of *flight: submitted, not yet taken to the gate
+	// The requests submitted and maybe not yet taken to the gate, to drop at the end: each
+	// user's last (closed model), and the open model's in a map.
+	lastOf  []atomic.Pointer[flight] // by user
+	waiting sync.Map                 // of *flight
 
 	users closedRun // the closed model's users
 }
@@ -127,7 +130,11 @@ func (a *attacker) submit(i uint64, fl *flight) {
 	req, t := a.tg.request(i, fl)
 	fl.t = t
 	a.submitted.Add(1)
-	a.waiting.Store(fl, struct{}{}) // before it can reach the gate, which forgets it
+	if fl.slot >= 0 {
+		a.lastOf[fl.slot].Store(fl)
+	} else {
+		a.waiting.Store(fl, struct{}{}) // before it can reach the gate, which forgets it
+	}
 	// The flight records the result: the Future is kept only to cancel it at the end, if it is
 	// still queued then.
 	fl.future.Store(a.tr.StartRoundTrip(req))
@@ -141,6 +148,11 @@ func (a *attacker) submit(i uint64, fl *flight) {
 // The gate notes a request before it reads ended, and the run sets ended before this looks: a
 // request either was noted, and is sent or refused by the gate, or is canceled here unsent.
 func (a *attacker) dropQueued() {
+	for i := range a.lastOf {
+		if fl := a.lastOf[i].Load(); fl != nil {
+			a.dropWaiting(fl)
+		}
+	}
 	a.waiting.Range(func(k, _ any) bool {
 		a.dropWaiting(k.(*flight))
 		return true
@@ -235,6 +247,7 @@ func (a *attacker) bottleneck(r *report) string {
 func (a *attacker) runClosed(ctx context.Context, end time.Time) {
 	u := &a.users
 	u.ctx, u.end, u.done = ctx, end, make(chan struct{})
+	a.lastOf = make([]atomic.Pointer[flight], a.workers)
 	u.active.Store(int64(a.workers))
 	for k := range a.workers {
 		a.launch(k)

@@ -73,7 +73,9 @@ func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
 	fl := flightOf(req)
 	if fl != nil {
 		fl.atGate.Store(true) // before ended is read: see dropQueued
-		a.waiting.Delete(fl)
+		if fl.slot < 0 {
+			a.waiting.Delete(fl)
+		}
 	}
 	if a.ended.Load() {
 		if req.Body != nil {
