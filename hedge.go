@@ -236,11 +236,7 @@ func (t *AsyncTransport) hedgedSend(f *Future, h *host, req *http.Request) (*htt
 // one cannot be. It returns a *PanicError if a GetBody panicked, the copies queued before in
 // r.copies.
 func (t *AsyncTransport) hedgeCopies(f *Future, req *http.Request, r *hedgeRace, delay time.Duration) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = newPanicError(v)
-		}
-	}()
+	defer recoverInto(&err)
 	for i := 1; i <= t.hedge.max; i++ {
 		c := t.hedgeCopy(f, req, r, time.Duration(i)*delay)
 		if c == nil {

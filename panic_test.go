@@ -160,6 +160,13 @@ type panickingJar struct{}
 func (panickingJar) SetCookies(*url.URL, []*http.Cookie) {}
 func (panickingJar) Cookies(*url.URL) []*http.Cookie     { panic("jar broke") }
 
+// cookieDroppingJar is a cookie jar whose SetCookies panics, which the client calls holding the
+// response.
+type cookieDroppingJar struct{}
+
+func (cookieDroppingJar) SetCookies(*url.URL, []*http.Cookie) { panic("jar broke") }
+func (cookieDroppingJar) Cookies(*url.URL) []*http.Cookie     { return nil }
+
 // A callback that panics inside the Session's http.Client lets go of what the client held: the
 // 3xx response a redirect policy was judging (its connection and goroutines do not outlive
 // Close), and the body of a request the client never sent.
@@ -175,6 +182,21 @@ func TestPanicInTheClientLeaksNothing(t *testing.T) {
 		assert.Equal(t, "redirect policy broke", pe.Value)
 		s.Close()
 		assert.NoError(t, goleak.Find(before), "the 3xx response's connection outlives Close")
+	})
+	t.Run("jar holding the response", func(t *testing.T) {
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.SetCookie(w, &http.Cookie{Name: "a", Value: "b"})
+			io.WriteString(w, "a body the client never reads")
+		}))
+		defer ts.Close()
+		before := goleak.IgnoreCurrent()
+		s := httpfutures.NewSession(httpfutures.WithClient(&http.Client{Jar: cookieDroppingJar{}}), httpfutures.WithWorkers(1))
+		_, err := s.Get(ts.URL).Result()
+		var pe *httpfutures.PanicError
+		require.ErrorAs(t, err, &pe)
+		assert.Equal(t, "jar broke", pe.Value)
+		s.Close()
+		assert.NoError(t, goleak.Find(before), "the response's connection outlives Close")
 	})
 	t.Run("jar", func(t *testing.T) {
 		ts := newEchoServer(t)

@@ -187,11 +187,13 @@ func (h hopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return h.send(f, req)
 }
 
-// send sends a round trip of f in the slots it holds, and notes its response as the last one
-// handed to the client, to be closed if the client panics before it closes or returns it.
+// send sends a round trip of f in the slots it holds. With a cookie jar, whose SetCookies the
+// client calls holding the response, it notes the response as the last one handed to the client,
+// to be closed if the jar panics (a panicking redirect policy is an error to the client, which
+// closes the response itself).
 func (h hopTransport) send(f *Future, req *http.Request) (*http.Response, error) {
 	resp, err := h.t.send(f, f.slotHost(), req)
-	if resp != nil {
+	if resp != nil && h.t.client.Jar != nil {
 		f.moreState().last = resp
 	}
 	return resp, err

@@ -71,7 +71,11 @@ func runReport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	m := newMetrics()
 	hist := newHistogram(buckets)
 	err := openResults(fs.Args(), stdin, func(r *Result) {
-		m.add(r, errorKindOf(r.Error))
+		kind := ""
+		if r.Error != "" {
+			kind = errorKindOf(r.Error)
+		}
+		m.add(r, kind)
 		hist.add(r.Latency)
 	})
 	if err != nil {
