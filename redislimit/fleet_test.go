@@ -252,7 +252,6 @@ func TestFleetKeepsTheQuota(t *testing.T) {
 			// The steady state: past the first burst, before the processes stop.
 			from, to := start.Add(200*time.Millisecond), start.Add(run-200*time.Millisecond)
 			got := float64(countIn(times, from, to)) / to.Sub(from).Seconds()
-			assert.InEpsilon(t, quota, got, 0.02, "combined rate")
 
 			lease := int(quota * redislimit.DefaultLeaseSpan.Seconds())
 			assert.LessOrEqual(t, maxInWindow(times, window), int(quota*window.Seconds())+burst+lease,
@@ -271,6 +270,11 @@ func TestFleetKeepsTheQuota(t *testing.T) {
 				stats.Calls += r.Stats.Calls
 				stats.Lapsed += r.Stats.Lapsed
 			}
+			// The quota, at most, and all of it but the leased tokens that lapsed unspent: processes
+			// slowed by a busy machine (or the race detector) lease tokens they cannot spend in time.
+			assert.LessOrEqual(t, got, quota*1.02, "combined rate")
+			unspent := float64(stats.Lapsed) / run.Seconds()
+			assert.GreaterOrEqual(t, got, (quota-unspent)*0.98, "combined rate, %.0f/s of leases lapsed", unspent)
 			// Close cancels the requests still running: those may or may not have reached the server.
 			assert.GreaterOrEqual(t, len(times), sent)
 			assert.LessOrEqual(t, len(times), sent+stopped)
