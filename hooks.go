@@ -3,6 +3,7 @@ package httpfutures
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"runtime/debug"
 )
@@ -35,9 +36,24 @@ type PanicError struct {
 	Stack []byte // the stack of the goroutine that panicked, as runtime/debug.Stack reports it
 }
 
-// Error reports the panic value and the stack.
+// Error reports the panic value, in one line; StackTrace, or the %+v verb, adds the stack.
 func (e *PanicError) Error() string {
-	return fmt.Sprintf("httpfutures: callback panicked: %v\n\n%s", e.Value, e.Stack)
+	return fmt.Sprintf("httpfutures: callback panicked: %v", e.Value)
+}
+
+// StackTrace returns the stack of the goroutine that panicked, as runtime/debug.Stack reports it.
+func (e *PanicError) StackTrace() string { return string(e.Stack) }
+
+// Format formats the error as Error does, and with the %+v verb adds a new line and the stack.
+func (e *PanicError) Format(s fmt.State, verb rune) {
+	switch {
+	case verb == 'v' && s.Flag('+'):
+		fmt.Fprintf(s, "%s\n%s", e.Error(), e.Stack)
+	case verb == 'q':
+		fmt.Fprintf(s, "%q", e.Error())
+	default:
+		io.WriteString(s, e.Error())
+	}
 }
 
 // newPanicError returns the error of a panic with value v, recovered by the caller. A

@@ -2,6 +2,7 @@ package httpfutures_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -238,4 +239,24 @@ func TestPanickingGetBodyOfAHedgedRequest(t *testing.T) {
 	assert.EqualValues(t, 1, body.closes.Load())
 	assert.Zero(t, ts.hits.Load(), "a copy was sent for a Future that failed before its round trip")
 	assert.Zero(t, tr.Stats().Hedges)
+}
+
+// A PanicError's message is one line, as a log line or an error wrapped in another's wants; the
+// stack is there for whoever asks for it: StackTrace, or the %+v verb.
+func TestPanicErrorIsOneLine(t *testing.T) {
+	tr := newTransport(t, roundTripFunc(func(*http.Request) (*http.Response, error) {
+		panic("transport exploded")
+	}))
+	_, err := tr.StartRoundTrip(get(t, "http://example.test/")).Result()
+	var pe *httpfutures.PanicError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "httpfutures: callback panicked: transport exploded", err.Error())
+	assert.NotContains(t, fmt.Sprintf("%v", err), "\n")
+	assert.Equal(t, err.Error(), fmt.Sprintf("%s", err))
+	assert.Equal(t, fmt.Sprintf("%q", err.Error()), fmt.Sprintf("%q", err))
+	assert.Contains(t, pe.StackTrace(), "TestPanicErrorIsOneLine", "the stack shows where it panicked")
+	assert.Equal(t, string(pe.Stack), pe.StackTrace())
+	full := fmt.Sprintf("%+v", err)
+	assert.True(t, strings.HasPrefix(full, err.Error()+"\n"), "%%+v: the message, then the stack")
+	assert.Contains(t, full, "TestPanicErrorIsOneLine")
 }
