@@ -78,8 +78,9 @@
 // each attempt goes back through the Scheduler: it is paced and counted like any request, and no
 // worker sleeps through the backoff. Only idempotent requests whose bodies can be replayed
 // (Request.GetBody) are retried, a budget bounds retries to a share of requests, and when the
-// policy gives up the *RetryError carries the last response. go-retryablehttp's own client and
-// RoundTripper compose with an AsyncTransport too, above it or below it.
+// policy gives up the Future resolves with the last response, whatever its status, or, if the
+// last attempt had none, with a *RetryError. go-retryablehttp's own client and RoundTripper
+// compose with an AsyncTransport too, above it or below it.
 //
 // # Adaptive limits and hedging
 //

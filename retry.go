@@ -91,12 +91,15 @@ func WithRetry(p RetryPolicy) Option {
 	return optionFunc(func(c *config) { c.retry = &p })
 }
 
-// RetryError is the error of a request whose failed attempt was not tried again.
+// RetryError is the error of a request whose last attempt failed with no response (a
+// connection refused or reset, a timeout) and was not tried again. An attempt that got a
+// response, whatever its status, resolves the Future with that response, as a RoundTripper
+// does: Future.Attempts tells how many were made.
 type RetryError struct {
 	Attempts int            // attempts made, the first included
 	Reason   error          // why it was not tried again: ErrRetriesExhausted, ErrNotReplayable, ...
 	Err      error          // the last attempt's error, or the CheckRetry error for it; may be nil
-	Response *http.Response // the last attempt's response, its body in memory; nil if it had none
+	Response *http.Response // always nil: an attempt with a response resolves the Future with it
 }
 
 // Error tells the reason and the last attempt's outcome.
@@ -199,16 +202,12 @@ func (r *retrier) after(t *AsyncTransport, f *Future, ctx context.Context, resp 
 		err = checkErr
 	}
 	if reason := r.refuse(f); reason != nil {
-		if resp != nil && readBody(resp, t.maxBody) != nil {
-			resp.Body = http.NoBody
-		}
-		return verdict{}, &RetryError{Attempts: attempts, Reason: reason, Err: err, Response: resp}
+		return giveUp(resp, &RetryError{Attempts: attempts, Reason: reason, Err: err})
 	}
 	if hasBody(f.req) {
 		body, gerr := f.req.GetBody()
 		if gerr != nil {
-			discard(resp, 0)
-			return verdict{}, &RetryError{Attempts: attempts, Reason: ErrNotReplayable, Err: gerr}
+			return giveUp(resp, &RetryError{Attempts: attempts, Reason: ErrNotReplayable, Err: gerr})
 		}
 		f.moreState().nextBody = body
 	}
@@ -217,6 +216,15 @@ func (r *retrier) after(t *AsyncTransport, f *Future, ctx context.Context, resp 
 	discard(resp, r.MaxDrain)
 	t.countRetry()
 	return verdict{retry: true, wait: wait}, nil
+}
+
+// giveUp is the verdict on an attempt that is not tried again: its response, if it had one, its
+// body intact (a RoundTripper returns a response whatever its status), and err if it had none.
+func giveUp(resp *http.Response, err *RetryError) (verdict, error) {
+	if resp != nil {
+		return verdict{resp: resp}, nil
+	}
+	return verdict{}, err
 }
 
 // refuse returns why f may not be tried again, or nil.

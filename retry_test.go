@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -236,16 +235,24 @@ func TestRetryRefusals(t *testing.T) {
 			tr := newTransport(t, nil, httpfutures.WithRetry(tt.policy))
 			f := tr.StartRoundTrip(tt.req(t, srv.URL))
 			resp, err := f.Result()
-			assert.Nil(t, resp)
-			require.ErrorIs(t, err, tt.reason)
-			var re *httpfutures.RetryError
-			require.ErrorAs(t, err, &re)
-			assert.Equal(t, tt.attempts, re.Attempts)
+			require.NoError(t, err, "a response is not an error, whatever its status: %v is why it was not retried", tt.reason)
+			require.NotNil(t, resp, "the last response is the Future's")
+			assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+			assert.Contains(t, body(t, resp), "Service Unavailable", "with its body")
+			assert.Equal(t, tt.attempts, f.Attempts())
 			assert.Equal(t, tt.attempts, srv.attempts())
-			require.NotNil(t, re.Response, "the last response is kept for the caller")
-			assert.Equal(t, http.StatusServiceUnavailable, re.Response.StatusCode)
-			assert.Contains(t, body(t, re.Response), "Service Unavailable", "with its body")
-			assert.Contains(t, err.Error(), "503")
+			st := tr.Stats()
+			assert.Equal(t, uint64(1), st.Completed)
+			assert.Zero(t, st.Failed)
+		})
+		t.Run(tt.name+", streamed", func(t *testing.T) {
+			srv := newFlaky(t, status(http.StatusServiceUnavailable))
+			tr := newTransport(t, nil, httpfutures.WithRetry(tt.policy))
+			resp, err := tr.RoundTrip(tt.req(t, srv.URL))
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+			assert.Contains(t, body(t, resp), "Service Unavailable", "its body streams, unread")
+			assert.Equal(t, tt.attempts, srv.attempts())
 		})
 	}
 
@@ -342,9 +349,10 @@ func TestRetryBudget(t *testing.T) {
 	}
 	budgeted := 0
 	for _, f := range fs {
-		_, err := f.Result()
-		require.Error(t, err)
-		if errors.Is(err, httpfutures.ErrRetryBudget) {
+		resp, err := f.Result()
+		require.NoError(t, err, "the last response is the Future's, retried or not")
+		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+		if f.Attempts() == 1 {
 			budgeted++
 		}
 	}
