@@ -28,6 +28,7 @@ func (t *AsyncTransport) RunAsTakenAfter(req *http.Request, ago time.Duration) *
 	f := newFuture(t, req)
 	f.opts = optionsFrom(req.Context())
 	f.state.Store(stateRunning)
+	t.countRunning(1)
 	t.run(f, f.queued-instant(ago))
 	return f
 }

@@ -332,6 +332,7 @@ func (f *Future) finish(resp *http.Response, err error) instant {
 // resolve resolves a running Future, or, if it was stopped meanwhile, closes resp and resolves
 // it with the error of what stopped it. It returns the instant f resolved at.
 func (f *Future) resolve(resp *http.Response, err error) instant {
+	f.t.countRunning(-1) // before it resolves: Stats never count a resolved request in flight
 	if !f.state.CompareAndSwap(stateRunning, stateDone) {
 		err = stoppedError(f.state.Swap(stateDone))
 		(*runCtx)(f).cancel() // ended before it resolves, whenever what stopped it gets to it

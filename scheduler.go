@@ -398,23 +398,25 @@ func (s *Scheduler) queuedLocked(t *AsyncTransport) []*Future {
 func (s *Scheduler) transportStats(t *AsyncTransport) Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Queued: t.tally.queued, InFlight: t.tally.running, Hosts: len(s.hosts), Paused: s.pausedLocked(time.Now())}
+	return Stats{Queued: t.tally.queued, Hosts: len(s.hosts), Paused: s.pausedLocked(time.Now())}
 }
 
 // Stats returns the counts of the Scheduler as a whole: the requests of all its transports.
 func (s *Scheduler) Stats() Stats {
 	s.init(nil)
 	s.mu.Lock()
-	st := Stats{Queued: s.queued, InFlight: s.inflight, Hosts: len(s.hosts), Paused: s.pausedLocked(time.Now())}
+	st := Stats{Queued: s.queued, Hosts: len(s.hosts), Paused: s.pausedLocked(time.Now())}
 	s.mu.Unlock()
 	s.counts.fill(&st)
 	return st
 }
 
-// counters are the outcomes of Futures, updated atomically: a transport keeps its own, and its
-// Scheduler the sum over its transports.
+// counters are the outcomes of Futures, and the requests running, updated atomically: a
+// transport keeps its own, and its Scheduler the sum over its transports.
 type counters struct {
 	completed, failed, canceled, retries, redirects, hedges atomic.Uint64
+
+	running atomic.Int64 // requests taken by a worker and not yet resolved, nor queued again
 }
 
 // count counts the outcome of a Future resolved with err.
@@ -433,4 +435,5 @@ func (c *counters) count(err error) {
 func (c *counters) fill(st *Stats) {
 	st.Completed, st.Failed, st.Canceled = c.completed.Load(), c.failed.Load(), c.canceled.Load()
 	st.Retries, st.Redirects, st.Hedges = c.retries.Load(), c.redirects.Load(), c.hedges.Load()
+	st.InFlight = int(c.running.Load())
 }

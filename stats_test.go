@@ -90,3 +90,29 @@ func TestHostStatsKnowsTheScheme(t *testing.T) {
 		require.NoError(t, err)
 	}
 }
+
+// A transport's InFlight changes before the Future resolves: a reader who has the result never
+// sees the request still in flight, nor, when it retries, still queued.
+func TestStatsAgreeWithTheResult(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []httpfutures.Option
+	}{
+		{"one worker", []httpfutures.Option{httpfutures.WithWorkers(1)}},
+		{"eight workers", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTransport(t, noopTransport{}, tc.opts...)
+			seen := 0
+			for range 20000 {
+				f := tr.StartRoundTrip(get(t, "http://h.test/"))
+				_, err := f.Result()
+				require.NoError(t, err)
+				if st := tr.Stats(); st.InFlight != 0 || st.Queued != 0 {
+					seen++
+				}
+			}
+			assert.Zero(t, seen, "of 20,000 requests, a resolved one was still counted in flight or queued")
+		})
+	}
+}

@@ -22,7 +22,7 @@ var (
 // Stats are the counts of a transport, or of a Scheduler as a whole.
 type Stats struct {
 	Queued    int    // requests waiting to start
-	InFlight  int    // requests started and not yet resolved (for a Scheduler: slots taken)
+	InFlight  int    // requests started and not yet resolved
 	Completed uint64 // Futures resolved with a response, of any status
 	Failed    uint64 // Futures resolved with an error other than a cancellation
 	Canceled  uint64 // Futures canceled, by Cancel, their context or Close (ErrClosed)
@@ -229,6 +229,13 @@ func (t *AsyncTransport) closeOwned() error {
 func (t *AsyncTransport) count(err error) {
 	t.counts.count(err)
 	t.sched.counts.count(err)
+}
+
+// countRunning counts a request that a worker took (+1), or that leaves its worker (-1): before
+// it resolves, or as it is queued again, so that Stats never count a resolved request in flight.
+func (t *AsyncTransport) countRunning(n int64) {
+	t.counts.running.Add(n)
+	t.sched.counts.running.Add(n)
 }
 
 // countRetry counts an attempt to be sent again.

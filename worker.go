@@ -127,6 +127,7 @@ func (s *Scheduler) endLocked(f *Future, out outcome, end instant) (change Limit
 // with ErrClosed if its transport was closed (under Shutdown, a running request's retries go on);
 // f is then done, to be aborted. It requires s.mu held.
 func (s *Scheduler) requeueLocked(f *Future, wait time.Duration) error {
+	f.t.countRunning(-1)
 	if !f.state.CompareAndSwap(stateRunning, stateQueued) {
 		return stoppedError(f.state.Swap(stateDone))
 	}
@@ -190,6 +191,7 @@ func (s *Scheduler) takeLocked() (f *Future, waited bool) {
 		s.queued--
 		f.t.tally.queued--
 		f.t.tally.running++
+		f.t.countRunning(1)
 		s.takePoolSlotLocked()
 		s.takeHostSlotLocked(h)
 		if f.stop != nil {
