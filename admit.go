@@ -3,6 +3,7 @@ package httpfutures
 import (
 	"context"
 	"net/http"
+	"runtime"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -11,6 +12,14 @@ import (
 // The gates a request passes before a worker runs it: rate tokens (the host's own limiter, the
 // server's pace, the shared Limiters), the server's pauses, and the pacer that wakes hosts whose
 // time has come.
+
+// stallCollect is how long requests wait on slots held only by streamed bodies before the
+// Scheduler asks for a garbage collection, so that bodies dropped unclosed give their slots back
+// (see streamBody); maxStallCollect bounds the wait once collections have found none.
+const (
+	stallCollect    = time.Second
+	maxStallCollect = time.Minute
+)
 
 // minFull is the shortest spell of full slots that costs the rate limiters their catch-up. Shorter
 // spells are mostly the slots draining a catch-up's own backlog after a late wake-up; a longer one
@@ -245,8 +254,11 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
-// pace is the pacer goroutine: it sleeps until the earliest host waiting for a time, then puts
-// the hosts whose time has come back in the round-robin and wakes workers for them.
+// pace is the pacer goroutine: it sleeps until the earliest host waiting for a
+// time, then puts the hosts whose time has come back in the round-robin and wakes workers for
+// them. It also retires the Scheduler's goroutines once they have been idle for workerIdle,
+// itself included, and asks for a collection when requests wait on slots that only streamed
+// bodies hold.
 func (s *Scheduler) pace() {
 	defer s.wg.Done()
 	timer := time.NewTimer(time.Hour)
@@ -254,44 +266,101 @@ func (s *Scheduler) pace() {
 	for {
 		s.mu.Lock()
 		now := time.Now()
-		for s.timers.len() > 0 && !s.timers.peek().wakeAt.After(now) {
-			h := s.timers.pop()
-			if s.pushRingLocked(h) {
-				s.wakeLocked()
-			} else {
-				s.maybeIdleLocked(h)
+		s.wakeDueLocked(now)
+		next, retire := s.idleCheckLocked(now)
+		if retire {
+			s.retireLocked()
+			s.mu.Unlock()
+			return
+		}
+		collect, stallAt := s.stallLocked()
+		for _, at := range []time.Time{s.nextTimerLocked(), s.nextRetryLocked(), stallAt} {
+			if !at.IsZero() && at.Before(next) {
+				next = at
 			}
-		}
-		for s.delayed.len() > 0 && !s.at(s.delayed.peek().more.due).After(now) {
-			f := s.delayed.peek()
-			s.delayed.remove(f)
-			f.host.delayed--
-			f.host.queue.push(f)
-			if s.pushRingLocked(f.host) {
-				s.wakeLocked()
-			}
-		}
-		next := time.Time{}
-		if s.timers.len() > 0 {
-			next = s.timers.peek().wakeAt
-		}
-		if at := s.nextRetryLocked(); !at.IsZero() && (next.IsZero() || at.Before(next)) {
-			next = at
 		}
 		s.pacerAt = next
 		s.mu.Unlock()
-		var fire <-chan time.Time
-		if !next.IsZero() {
-			timer.Reset(next.Sub(now))
-			fire = timer.C
+		if collect {
+			runtime.GC() // bodies dropped unclosed give their slots back, in their cleanups
+			continue
 		}
+		timer.Reset(next.Sub(now))
 		select {
-		case <-fire:
+		case <-timer.C:
 		case <-s.wake:
 		case <-s.quit:
 			return
 		}
 	}
+}
+
+// wakeDueLocked puts the hosts whose time has come back in the round-robin, and the retries that
+// are due in their hosts' queues, and wakes workers for them. It requires s.mu held.
+func (s *Scheduler) wakeDueLocked(now time.Time) {
+	for s.timers.len() > 0 && !s.timers.peek().wakeAt.After(now) {
+		h := s.timers.pop()
+		if s.pushRingLocked(h) {
+			s.wakeLocked()
+		} else {
+			s.maybeIdleLocked(h)
+		}
+	}
+	for s.delayed.len() > 0 && !s.at(s.delayed.peek().more.due).After(now) {
+		f := s.delayed.peek()
+		s.delayed.remove(f)
+		f.host.delayed--
+		f.host.queue.push(f)
+		if s.pushRingLocked(f.host) {
+			s.wakeLocked()
+		}
+	}
+}
+
+// idleCheckLocked returns when the pacer is to look again whether the Scheduler is idle, and
+// whether it has been idle for workerIdle already, so that its goroutines retire. It requires
+// s.mu held.
+func (s *Scheduler) idleCheckLocked(now time.Time) (time.Time, bool) {
+	wait := min(s.workerIdle, time.Hour) // a busy Scheduler is looked at again after that
+	if s.idleLocked() {
+		idle := now.Sub(s.at(s.lastActive))
+		if idle >= s.workerIdle {
+			return time.Time{}, true
+		}
+		wait = min(s.workerIdle-idle, time.Hour)
+	}
+	return now.Add(wait), false
+}
+
+// stallLocked watches for requests that wait on slots held only by streamed bodies: once they
+// have waited stallCollect, it asks for a collection, so that bodies dropped unclosed give their
+// slots back. While collections find such bodies, each stall waits stallCollect; each that finds
+// none while requests still wait doubles the wait before the next, up to maxStallCollect (the
+// bodies are read, slowly, or held on purpose). It reports whether a collection is due now, and
+// when to look again; zero if no request waits so. It requires s.mu held.
+func (s *Scheduler) stallLocked() (collect bool, at time.Time) {
+	if !s.stalledLocked() {
+		s.stalledAt, s.collectIn = 0, 0
+		return false, time.Time{}
+	}
+	now, leaked := s.now(), s.counts.leaked.Load()
+	if s.stalledAt == 0 || leaked != s.leakedAt { // a new stall, or the last collection found bodies
+		s.stalledAt, s.collectIn, s.leakedAt = now, stallCollect, leaked
+	}
+	due := s.stalledAt + instant(s.collectIn)
+	if now < due {
+		return false, s.at(due)
+	}
+	s.stalledAt, s.collectIn = now, min(2*s.collectIn, maxStallCollect)
+	return true, s.at(now + instant(s.collectIn))
+}
+
+// nextTimerLocked returns when the earliest host waiting for a time is due; zero if none waits.
+func (s *Scheduler) nextTimerLocked() time.Time {
+	if s.timers.len() == 0 {
+		return time.Time{}
+	}
+	return s.timers.peek().wakeAt
 }
 
 // nextRetryLocked returns when the earliest retry waiting is due; zero if none waits.

@@ -16,6 +16,7 @@ type attempt struct {
 	parent context.Context    // the request's own context, which bounds all its attempts
 	ctx    context.Context    // the attempt's: parent's child, or the Future's runCtx
 	cancel context.CancelFunc // ends ctx; nil if ctx is the runCtx, which only Cancel and Close end
+	ref    *futureRef         // the Session Future, as a streamed attempt's context carries it; nil if not
 	req    *http.Request      // what is sent: f's request, or a copy of it
 	resp   *http.Response     // what came back, until the attempt hands it on
 	handed bool               // req went to the RoundTripper (or client), which closes its body
@@ -92,7 +93,7 @@ func (a *attempt) start() error {
 		}
 		f.started.Store(int64(max(at, f.queued))) // f may have been queued after the worker's reading
 	}
-	a.ctx, a.cancel = t.attemptContext(f, a.parent)
+	a.ctx, a.cancel, a.ref = t.attemptContext(f, a.parent)
 	if a.cancel != nil {
 		// Cancel and Close cancel runCtx whenever they come, and the published cancelRun.
 		f.mu.Lock()
@@ -133,13 +134,17 @@ func (a *attempt) start() error {
 // it. The first attempt of a request whose context can never end runs under the Future's runCtx,
 // which costs nothing and which Cancel cancels (cancel is nil); other attempts under a child of
 // parent, with AttemptTimeout if set. A Session request's context carries its Future.
-func (t *AsyncTransport) attemptContext(f *Future, parent context.Context) (context.Context, context.CancelFunc) {
-	timeout := time.Duration(0)
-	if t.retry != nil {
-		timeout = t.retry.AttemptTimeout
-	}
-	if timeout == 0 && f.attempts.Load() == 0 && parent.Done() == nil {
-		return (*runCtx)(f), nil
+//
+// A streamed attempt never runs under the runCtx, nor under a context that holds its Future:
+// the connection that waits for the body holds the request sent, and so its context, which must
+// not lead to the response if a body dropped unclosed is to be collected (see streamBody). A
+// Session request's streamed attempt carries its Future in a futureRef, which the attempt clears
+// once the client is done with it.
+func (t *AsyncTransport) attemptContext(f *Future, parent context.Context) (context.Context, context.CancelFunc, *futureRef) {
+	timeout := t.attemptTimeout()
+	stream := f.is(flagStream)
+	if timeout == 0 && f.attempts.Load() == 0 && parent.Done() == nil && !stream {
+		return (*runCtx)(f), nil, nil
 	}
 	var ctx context.Context
 	var cancel context.CancelFunc
@@ -148,11 +153,28 @@ func (t *AsyncTransport) attemptContext(f *Future, parent context.Context) (cont
 	} else {
 		ctx, cancel = context.WithCancel(parent)
 	}
-	if f.is(flagClient) {
+	var ref *futureRef
+	switch {
+	case f.is(flagClient) && stream:
+		ref = &futureRef{f}
+		ctx = context.WithValue(ctx, futureKey{}, ref)
+	case f.is(flagClient):
 		ctx = context.WithValue(ctx, futureKey{}, f)
 	}
-	return ctx, cancel
+	return ctx, cancel, ref
 }
+
+// attemptTimeout returns the bound of each attempt; zero if none.
+func (t *AsyncTransport) attemptTimeout() time.Duration {
+	if t.retry == nil {
+		return 0
+	}
+	return t.retry.AttemptTimeout
+}
+
+// A futureRef is a Session Future as a streamed attempt's context carries it, for hopTransport:
+// f is cleared once the client is done with the attempt's request.
+type futureRef struct{ f *Future }
 
 // roundTrip sends the request: through the Session's client, which follows redirects, or on the
 // next RoundTripper.
@@ -160,7 +182,11 @@ func (a *attempt) roundTrip() (*http.Response, error) {
 	a.f.attempts.Add(1)
 	a.handed = true
 	if a.f.is(flagClient) {
-		return a.t.clientDo(a.f, a.req)
+		resp, err := a.t.clientDo(a.f, a.req)
+		if a.ref != nil {
+			a.ref.f = nil // the client is done: the request's context leads no longer to f
+		}
+		return resp, err
 	}
 	return a.t.send(a.f, a.f.host, a.req)
 }
@@ -187,11 +213,8 @@ func (a *attempt) deliver() outcome {
 		end := f.resolve(resp, nil)
 		return outcome{slot: f.slotHost(), obs: a.obs, end: end}
 	}
-	cancel := a.cancel
-	if cancel == nil {
-		cancel = func() {}
-	}
-	resp.Body = &streamBody{ReadCloser: resp.Body, s: t.sched, slot: f.slotHost(), cancel: cancel}
+	watch := a.parent.Done() != nil || t.attemptTimeout() > 0 // the context may end otherwise than by cancel
+	resp = streamed(resp, t, f.slotHost(), a.ctx, a.cancel, watch)
 	end := f.resolve(resp, nil)
 	return outcome{slot: f.slotHost(), kept: true, obs: a.obs, end: end}
 }

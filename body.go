@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"sync/atomic"
 	"unsafe"
 )
@@ -131,36 +132,108 @@ func rewind(resp *http.Response) {
 	}
 }
 
-// streamBody is a streamed response body that gives back its request's slots and context when it
-// is closed or read to the end.
+// A streamBody is a streamed response body. It holds its request's worker slot and host slot
+// until it is closed or read to the end, its request's context ends, or the collector finds it
+// unclosed. What it holds is apart from it, in a bodyHold, so that a cleanup can give the slots
+// back once the body is garbage; see streamed for what must not lead back to it.
 type streamBody struct {
-	io.ReadCloser
-	s      *Scheduler
-	slot   *host // the host whose slot it holds, with a pool slot
-	cancel context.CancelFunc
-	done   atomic.Bool
+	hold    *bodyHold
+	cleanup runtime.Cleanup // ends the hold if the body is collected unclosed
+}
+
+// A bodyHold is what a streamed body holds: the body as the RoundTripper returned it, its
+// request's slots, and the attempt's context. The caller's goroutine, the watch on that context
+// and the collector's cleanup may each end it: closed and released make each step happen once.
+type bodyHold struct {
+	rc     io.ReadCloser
+	t      *AsyncTransport
+	slot   *host              // the host whose slot it holds, with a pool slot
+	cancel context.CancelFunc // ends the attempt's context
+	stop   func() bool        // stops the watch on that context; nil if unwatched. Set before the body is handed on
+
+	closed   atomic.Bool // rc was closed
+	released atomic.Bool // the slots went back
+}
+
+// streamed returns the response that a streamed attempt of t hands on: a copy of resp, whose
+// body holds slot until it ends. ctx is the attempt's context, which cancel ends; watch tells
+// that ctx may end otherwise (its request's context can, or the attempt has a timeout), which
+// then ends the body.
+//
+// The response is a copy so that nothing the RoundTripper keeps leads to the body handed on, and
+// a body dropped unclosed can be collected: net/http keeps the response it made while the body
+// is open (its HTTP/2 stream does, and its chunked reader, to set the trailers), and so would
+// keep a body set in it. The copy shares its Trailer with the original, made if it is nil, so
+// that the trailers read at the end of the body show in it.
+func streamed(resp *http.Response, t *AsyncTransport, slot *host, ctx context.Context, cancel context.CancelFunc, watch bool) *http.Response {
+	if resp.Trailer == nil {
+		resp.Trailer = make(http.Header)
+	}
+	h := &bodyHold{rc: resp.Body, t: t, slot: slot, cancel: cancel}
+	if watch {
+		h.stop = context.AfterFunc(ctx, h.abandon)
+	}
+	t.countBodies(1)
+	b := &streamBody{hold: h}
+	b.cleanup = runtime.AddCleanup(b, (*bodyHold).collected, h)
+	out := *resp
+	out.Body = b
+	return &out
 }
 
 // Read reads the body, giving back the slots at its end.
 func (b *streamBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
+	n, err := b.hold.rc.Read(p)
 	if err == io.EOF {
-		b.release()
+		b.hold.release(false)
 	}
 	return n, err
 }
 
-// Close closes the body and gives back the slots.
+// Close closes the body, once, and gives back the slots.
 func (b *streamBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.release()
+	b.cleanup.Stop()
+	err := b.hold.close()
+	b.hold.release(false)
 	return err
 }
 
-func (b *streamBody) release() {
-	if b.done.CompareAndSwap(false, true) {
-		b.s.release(b.slot)
-		b.cancel()
+// close closes the body the first time it is called, and returns what its Close returned.
+func (h *bodyHold) close() error {
+	if h.closed.CompareAndSwap(false, true) {
+		return h.rc.Close()
+	}
+	return nil
+}
+
+// release gives back the slots and ends the attempt's context, the first time it is called, and
+// reports whether it did. watched tells that the watch on the context calls it.
+func (h *bodyHold) release(watched bool) bool {
+	if !h.released.CompareAndSwap(false, true) {
+		return false
+	}
+	if h.stop != nil && !watched {
+		h.stop() // before cancel, which would set the watch off
+	}
+	h.t.sched.release(h.slot)
+	h.t.countBodies(-1)
+	h.cancel()
+	return true
+}
+
+// abandon ends the body of a request whose context ended: it is closed (a Read in progress
+// fails) and its slots go back at once, as net/http gives back a connection.
+func (h *bodyHold) abandon() {
+	h.close()
+	h.release(true)
+}
+
+// collected ends a body that was collected unclosed: it is closed, which ends its connection's
+// wait for it, and its slots go back. It counts as leaked if it still held them.
+func (h *bodyHold) collected() {
+	h.close()
+	if h.release(false) {
+		h.t.countLeak()
 	}
 }
 

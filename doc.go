@@ -130,8 +130,10 @@
 // # Goroutines
 //
 // A Scheduler owns every goroutine it starts (its workers and a pacer), from the first request;
-// Close returns when they have all stopped. Close an AsyncTransport or Session when done with
-// it. Close and Shutdown follow http.Server: Close stops at once (queued requests fail with
+// Close returns when they have all stopped. They also end once the Scheduler has been idle for
+// WithWorkerIdleTimeout (10 seconds by default), and start again at the next request, so that a
+// transport dropped without Close keeps no goroutine; still, Close an AsyncTransport or Session
+// when done with it. Close and Shutdown follow http.Server: Close stops at once (queued requests fail with
 // ErrClosed unsent, running ones are canceled and fail with an error matching ErrClosed and
 // context.Canceled), Shutdown lets queued and running requests finish, and does what Close does
 // if its context ends first. A Session's redirects are followed by the worker that ran the

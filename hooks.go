@@ -140,7 +140,8 @@ func ContextWithPriority(ctx context.Context, p int) context.Context {
 
 // ContextWithStreaming returns a context whose requests stream: their Futures resolve as soon as
 // the response headers arrive, and the caller reads and closes the body. A streamed response
-// keeps its worker slot and host slot until its body is closed or read to the end.
+// keeps its worker slot and host slot until its body is closed or read to the end, or the
+// request's context ends (see AsyncTransport.RoundTrip).
 func ContextWithStreaming(ctx context.Context) context.Context {
 	return withOptions(ctx, func(o *requestOptions) { o.stream = true })
 }

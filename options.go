@@ -14,6 +14,10 @@ const (
 	DefaultMaxBodySize   = 32 << 20 // 32 MiB
 	DefaultMaxRetryAfter = 5 * time.Minute
 	DefaultHostIdle      = time.Minute
+
+	// DefaultWorkerIdleTimeout is how long a Scheduler's goroutines wait for work before they
+	// end, unless WithWorkerIdleTimeout says otherwise.
+	DefaultWorkerIdleTimeout = 10 * time.Second
 )
 
 // An Option configures a Scheduler, an AsyncTransport or a Session. Options that configure a
@@ -44,6 +48,7 @@ type config struct {
 	maxRetryAfter  time.Duration
 	noBackpressure bool
 	hostIdle       time.Duration
+	workerIdle     time.Duration
 	adaptive       *AdaptiveLimit    // WithAdaptiveHostLimit; nil if off
 	limitChanged   func(LimitChange) // WithLimitChanged
 	schedOpts      []string          // names of scheduler options given, to reject them beside WithScheduler
@@ -83,6 +88,9 @@ func newConfig(opts []Option) *config {
 	}
 	if c.hostIdle == 0 {
 		c.hostIdle = DefaultHostIdle
+	}
+	if c.workerIdle == 0 {
+		c.workerIdle = DefaultWorkerIdleTimeout
 	}
 	return c
 }
@@ -174,6 +182,16 @@ func WithBackpressure(on bool) Option {
 func WithHostIdleTimeout(d time.Duration) Option {
 	nonNegative("WithHostIdleTimeout", int64(d))
 	return schedOption("WithHostIdleTimeout", func(c *config) { c.hostIdle = d })
+}
+
+// WithWorkerIdleTimeout sets how long a Scheduler's goroutines (its workers and its pacer) wait
+// for work before they end; the next request starts them again. The default is 10 seconds, so
+// that a transport or session dropped without Close, or an idle one, keeps no goroutine, as
+// net/http lets its idle connections go. Slots held by open streamed bodies, and hosts paused by
+// their servers, do not keep the goroutines: the work that comes after them starts them again.
+func WithWorkerIdleTimeout(d time.Duration) Option {
+	nonNegative("WithWorkerIdleTimeout", int64(d))
+	return schedOption("WithWorkerIdleTimeout", func(c *config) { c.workerIdle = d })
 }
 
 // WithScheduler makes a transport or session use s instead of a scheduler of its own, so that

@@ -42,6 +42,7 @@ type Scheduler struct {
 	maxRetryAfter time.Duration
 	backpressure  bool
 	hostIdle      time.Duration
+	workerIdle    time.Duration     // WithWorkerIdleTimeout: how long its goroutines wait for work
 	adaptive      *AdaptiveLimit    // per-host adaptive limits, its defaults filled in; nil if off
 	onLimit       func(LimitChange) // WithLimitChanged; nil if none
 	tracksFull    bool              // rate limiters are configured: account for the time slots are full
@@ -67,7 +68,7 @@ type Scheduler struct {
 	timers     indexedHeap[*host, byWake]     // hosts waiting for a time: a pause to end or a token due
 	delayed    indexedHeap[*Future, byRetry]  // requests waiting to be tried again (WithRetry)
 	idle       indexedHeap[*host, byEviction] // hosts with nothing queued or running, for eviction
-	pacerAt    time.Time                      // when the pacer wakes next; zero if it waits for a signal
+	pacerAt    time.Time                      // when the pacer wakes next; zero if it is not running
 	queued     int                            // requests in host queues
 	inflight   int                            // pool slots taken
 	waiting    int                            // workers waiting on cond
@@ -76,7 +77,12 @@ type Scheduler struct {
 	hostsFull  time.Duration                  // how long hosts had every slot taken, summed over hosts
 	sharedMark busyMark                       // pool and hostsFull at the last shared reservation
 	seq        uint32                         // submission counter, for FIFO order within a priority; wraps
-	started    bool
+	started    bool                           // its goroutines run: the workers and the pacer of generation gen
+	gen        uint32                         // the generation of its goroutines: those of an older one end
+	lastActive instant                        // when a request was last queued, or an attempt last ended
+	stalledAt  instant                        // when requests began to wait on slots held only by bodies; 0 if not
+	collectIn  time.Duration                  // how long such a wait lasts before a collection is asked for
+	leakedAt   uint64                         // the bodies found leaked, as of the last look at a stall
 	closed     bool
 }
 
@@ -113,6 +119,7 @@ func (s *Scheduler) setup(c *config) {
 	s.maxRetryAfter = c.maxRetryAfter
 	s.backpressure = !c.noBackpressure
 	s.hostIdle = c.hostIdle
+	s.workerIdle = c.workerIdle
 	s.adaptive, s.onLimit = c.adaptive, c.limitChanged
 	s.wake = make(chan struct{}, 1)
 	s.quit = make(chan struct{})
@@ -161,14 +168,52 @@ func (s *Scheduler) Close() error {
 	return nil
 }
 
-// startLocked starts the workers and the pacer. It requires s.mu held.
+// startLocked starts the workers and the pacer, unless they run. It requires s.mu held.
 func (s *Scheduler) startLocked() {
+	if s.started {
+		return
+	}
 	s.started = true
 	s.wg.Add(s.workers + 1)
 	for range s.workers {
-		go s.worker()
+		go s.worker(s.gen)
 	}
 	go s.pace()
+}
+
+// retireLocked ends the goroutines once the Scheduler has been idle for workerIdle: the workers,
+// as they next look for work, and the pacer that calls it. The next request starts them again.
+// It requires s.mu held.
+func (s *Scheduler) retireLocked() {
+	s.started, s.pacerAt = false, time.Time{}
+	s.gen++
+	s.cond.Broadcast()
+}
+
+// idleLocked reports whether the workers have nothing to do: no request is queued, none runs,
+// and the slots taken, if any, are held by streamed bodies. It requires s.mu held.
+func (s *Scheduler) idleLocked() bool {
+	return s.queued == 0 && int64(s.inflight) == s.counts.bodies.Load()
+}
+
+// stalledLocked reports whether requests wait on slots that only streamed bodies hold: unless
+// their callers close them, only the collector gives such slots back, from bodies dropped
+// unclosed. It requires s.mu held.
+func (s *Scheduler) stalledLocked() bool {
+	if s.queued == 0 {
+		return false
+	}
+	bodies := s.counts.bodies.Load()
+	return bodies > 0 && int64(s.inflight) == bodies
+}
+
+// watchStallLocked makes the pacer look at a stall soon, if requests have begun to wait on slots
+// held only by bodies, since the pacer last looked or its last collection found some. It
+// requires s.mu held.
+func (s *Scheduler) watchStallLocked() {
+	if (s.stalledAt == 0 || s.counts.leaked.Load() != s.leakedAt) && s.stalledLocked() {
+		s.wakePacerLocked(time.Now().Add(stallCollect))
+	}
 }
 
 // submit queues f. It fails with ErrClosed or ErrQueueFull, leaving f untouched.
@@ -184,9 +229,8 @@ func (s *Scheduler) submit(f *Future) error {
 		s.mu.Unlock()
 		return ErrQueueFull
 	}
-	if !s.started {
-		s.startLocked()
-	}
+	s.startLocked()
+	s.lastActive = f.queued
 	h := s.hostLocked(key, s.at(f.queued))
 	f.host = h
 	f.seq = s.seq
@@ -197,6 +241,7 @@ func (s *Scheduler) submit(f *Future) error {
 	s.watchLocked(f)
 	s.pushRingLocked(h)
 	s.wakeLocked()
+	s.watchStallLocked()
 	s.mu.Unlock()
 	return nil
 }
@@ -214,6 +259,7 @@ func (s *Scheduler) submitAfter(f *Future, wait time.Duration) error {
 	if s.queueLimit > 0 && s.queued >= s.queueLimit {
 		return ErrQueueFull
 	}
+	s.startLocked()
 	h := s.hostLocked(key, time.Now())
 	f.host = h
 	f.seq = s.seq
@@ -416,7 +462,9 @@ func (s *Scheduler) Stats() Stats {
 type counters struct {
 	completed, failed, canceled, retries, redirects, hedges atomic.Uint64
 
-	running atomic.Int64 // requests taken by a worker and not yet resolved, nor queued again
+	running atomic.Int64  // requests taken by a worker and not yet resolved, nor queued again
+	bodies  atomic.Int64  // streamed bodies holding their slots
+	leaked  atomic.Uint64 // streamed bodies collected unclosed
 }
 
 // count counts the outcome of a Future resolved with err.
@@ -435,5 +483,5 @@ func (c *counters) count(err error) {
 func (c *counters) fill(st *Stats) {
 	st.Completed, st.Failed, st.Canceled = c.completed.Load(), c.failed.Load(), c.canceled.Load()
 	st.Retries, st.Redirects, st.Hedges = c.retries.Load(), c.redirects.Load(), c.hedges.Load()
-	st.InFlight = int(c.running.Load())
+	st.InFlight, st.Bodies, st.LeakedBodies = int(c.running.Load()), int(c.bodies.Load()), c.leaked.Load()
 }

@@ -152,8 +152,20 @@ func (s *Session) Close() error { return s.Transport().Close() }
 // Shutdown stops the Session gracefully; see AsyncTransport.Shutdown.
 func (s *Session) Shutdown(ctx context.Context) error { return s.Transport().Shutdown(ctx) }
 
-// futureKey carries the running Session Future in its request's context, for hopTransport.
+// futureKey carries the running Session Future in its request's context, for hopTransport: the
+// Future itself, or a *futureRef.
 type futureKey struct{}
+
+// futureOf returns the Session Future that ctx carries; nil if none.
+func futureOf(ctx context.Context) *Future {
+	switch v := ctx.Value(futureKey{}).(type) {
+	case *Future:
+		return v
+	case *futureRef:
+		return v.f
+	}
+	return nil
+}
 
 // hopTransport is the Transport of the client a Session runs in a worker. The first round trip
 // of a request uses the slots the worker took for it. A redirect moves the request's host slot to
@@ -166,7 +178,7 @@ type hopTransport struct{ t *AsyncTransport }
 // once it has its host's. A first round trip that clientDo sent already is not sent again: its
 // response is handed to the client.
 func (h hopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	f, _ := req.Context().Value(futureKey{}).(*Future)
+	f := futureOf(req.Context())
 	if f == nil || f.t != h.t {
 		return h.t.RoundTrip(req)
 	}

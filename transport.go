@@ -31,6 +31,13 @@ type Stats struct {
 	Hedges    uint64 // copies of slow requests sent (WithHedge)
 	Hosts     int    // hosts the Scheduler keeps state for
 	Paused    int    // hosts paused by the server's Retry-After or RateLimit fields
+
+	// Bodies is how many streamed response bodies are open: each holds its request's worker slot
+	// and host slot until it is closed or read to the end, or its request's context ends.
+	Bodies int
+	// LeakedBodies counts the streamed bodies that were garbage collected unclosed: their slots
+	// came back only then. A client that drops bodies unread shows here.
+	LeakedBodies uint64
 }
 
 // An AsyncTransport is an http.RoundTripper that runs round trips on a Scheduler: queued per
@@ -130,7 +137,9 @@ func (t *AsyncTransport) StartRoundTrip(req *http.Request) *Future {
 
 // RoundTrip implements http.RoundTripper: it queues req like StartRoundTrip, then waits for the
 // response headers. The body streams: read and close it, as with any RoundTripper; until then the
-// request keeps its worker slot and host slot.
+// request keeps its worker slot and host slot. If req's context ends first, the body is closed
+// and the slots come back at once; a body dropped unclosed gives them back when the garbage
+// collector finds it, and counts in Stats.LeakedBodies.
 func (t *AsyncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.init()
 	return t.startFunc(req, streamFuture).Result()
@@ -236,6 +245,18 @@ func (t *AsyncTransport) count(err error) {
 func (t *AsyncTransport) countRunning(n int64) {
 	t.counts.running.Add(n)
 	t.sched.counts.running.Add(n)
+}
+
+// countBodies counts streamed bodies made (+1) or ended (-1).
+func (t *AsyncTransport) countBodies(n int64) {
+	t.counts.bodies.Add(n)
+	t.sched.counts.bodies.Add(n)
+}
+
+// countLeak counts a streamed body collected unclosed, which held its slots until then.
+func (t *AsyncTransport) countLeak() {
+	t.counts.leaked.Add(1)
+	t.sched.counts.leaked.Add(1)
 }
 
 // countRetry counts an attempt to be sent again.

@@ -52,14 +52,14 @@ type outcome struct {
 	end   instant       // when it resolved its Future; 0 if it did not (a retry)
 }
 
-// worker runs requests until the Scheduler closes.
-func (s *Scheduler) worker() {
+// worker runs requests until the Scheduler closes, or its goroutines of generation gen retire.
+func (s *Scheduler) worker(gen uint32) {
 	defer s.wg.Done()
 	s.mu.Lock()
 	r := s.addRunnerLocked()
 	var clock instant // when the worker's last attempt ended, until it waits for work
 	for {
-		f, waited := s.takeLocked()
+		f, waited := s.takeLocked(gen)
 		if f == nil {
 			s.removeRunnerLocked(r)
 			s.mu.Unlock()
@@ -98,6 +98,9 @@ func (s *Scheduler) endLocked(f *Future, out outcome, end instant) (change Limit
 	if end != 0 {
 		change, changed = s.adaptLocked(f.host, out.obs, end)
 	}
+	if out.end != 0 {
+		s.lastActive = out.end
+	}
 	s.comeBackLocked(f) // before it is queued again: then another worker may run f
 	if !out.kept {
 		s.releaseLocked(out.slot)
@@ -135,6 +138,7 @@ func (s *Scheduler) requeueLocked(f *Future, wait time.Duration) error {
 		f.state.Store(stateDone) // before s.mu is released: no one may take it for queued
 		return ErrClosed
 	}
+	s.startLocked() // the goroutines may have retired while f's attempt ended
 	h := f.host
 	if h.idleIdx >= 0 {
 		s.idle.remove(h)
@@ -158,14 +162,16 @@ func (s *Scheduler) requeueLocked(f *Future, wait time.Duration) error {
 }
 
 // takeLocked waits for a request that may start now, takes its slots, and returns it; nil once
-// the Scheduler is closed. It requires s.mu held, and releases it while waiting or reserving;
-// waited reports whether it may have.
-func (s *Scheduler) takeLocked() (f *Future, waited bool) {
+// the Scheduler is closed, or its goroutines of generation gen retired. It requires s.mu held,
+// and releases it while waiting or reserving; waited reports whether it may have.
+func (s *Scheduler) takeLocked(gen uint32) (f *Future, waited bool) {
 	for {
-		if s.closed {
+		if s.closed || gen != s.gen {
+			s.wakeLocked() // a signal it took passes to a worker of the new generation
 			return nil, waited
 		}
 		if s.inflight >= s.workers || s.ring.len() == 0 {
+			s.watchStallLocked()
 			waited = true
 			s.waiting++
 			s.cond.Wait()
