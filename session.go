@@ -128,7 +128,11 @@ func (s *Session) send(method, url, contentType string, body io.Reader) *Future 
 }
 
 // Client returns the wrapped client with the Session's AsyncTransport as its Transport: the
-// synchronous way to send a request under the same limits.
+// synchronous way to send a request under the same limits. Its Timeout, if set, counts the time a
+// request waits in the queue, as http.Client counts all the time its Transport takes: a request
+// queued behind others may time out before it is sent. The Session's own methods run the client
+// in a worker, once the request is out of the queue, so that their Timeout counts only the
+// round trips.
 func (s *Session) Client() *http.Client {
 	s.init()
 	return s.sync

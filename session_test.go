@@ -874,3 +874,29 @@ func TestSessionShutdownLetsRunningRequestsRedirect(t *testing.T) {
 		})
 	}
 }
+
+// The client's Timeout counts differently on the two ways a Session sends: Client(), an
+// http.Client over the AsyncTransport, counts the time a request waits in the queue, as
+// http.Client counts all its Transport's time; the Futures' requests run the client in a worker,
+// once out of the queue, so their Timeout counts the round trips alone.
+func TestSessionClientTimeoutCountsTheQueue(t *testing.T) {
+	ts, g := newGateServer(t)
+	s := newSession(t, httpfutures.WithWorkers(1), httpfutures.WithClient(&http.Client{Timeout: 300 * time.Millisecond}))
+	holder := s.Transport().StartRoundTrip(get(t, ts.URL+"/hold")) // the only worker, until the gate opens
+	require.Equal(t, "/hold", <-g.arrived)
+
+	queued := s.Get(ts.URL + "/future")
+	_, err := s.Client().Get(ts.URL + "/client")
+	var ne net.Error
+	require.ErrorAs(t, err, &ne, "the synchronous client timed out while its request waited in the queue")
+	assert.True(t, ne.Timeout())
+	assert.Equal(t, 1, s.Stats().InFlight, "only the holder ran")
+	assert.Equal(t, 1, s.Stats().Queued, "the Future's request waits on, the client's left the queue unsent")
+
+	g.open()
+	_, err = holder.Result()
+	require.NoError(t, err)
+	resp, err := queued.Result()
+	require.NoError(t, err, "the Future's request waited longer than the Timeout in the queue, and was not timed out for it")
+	assert.Equal(t, "/future", body(t, resp))
+}
