@@ -268,19 +268,13 @@ func discard(resp *http.Response, limit int64) {
 	resp.Body.Close()
 }
 
-// budgetBuckets is how many buckets a retry budget's window is counted in.
-const budgetBuckets = 10
-
-// retryBudget counts requests and retries in a sliding window of budgetBuckets buckets.
+// retryBudget counts requests and retries over its window, and spends retries from it.
 type retryBudget struct {
 	ratio      float64
 	minRetries int
-	bucket     time.Duration
 
-	mu      sync.Mutex
-	starts  [budgetBuckets]time.Time // the start of each bucket's span; requires mu held
-	reqs    [budgetBuckets]int
-	retries [budgetBuckets]int
+	mu     sync.Mutex
+	counts window // requests (a) and retries (b); requires mu held
 }
 
 func (b *retryBudget) init(c RetryBudget) {
@@ -291,29 +285,17 @@ func (b *retryBudget) init(c RetryBudget) {
 	if b.minRetries == 0 {
 		b.minRetries = defaultBudgetMin
 	}
-	window := c.Window
-	if window == 0 {
-		window = defaultBudgetWindow
+	span := c.Window
+	if span == 0 {
+		span = defaultBudgetWindow
 	}
-	b.bucket = max(window/budgetBuckets, 1)
-}
-
-// slot returns the bucket for now, emptied if it held an older span. It requires b.mu held.
-func (b *retryBudget) slot(now time.Time) int {
-	span := now.Truncate(b.bucket)
-	i := int(span.UnixNano()/int64(b.bucket)) % len(b.starts)
-	if !b.starts[i].Equal(span) {
-		b.starts[i], b.reqs[i], b.retries[i] = span, 0, 0
-	}
-	return i
+	b.counts.init(span)
 }
 
 func (b *retryBudget) add(now time.Time, reqs, retries int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	i := b.slot(now)
-	b.reqs[i] += reqs
-	b.retries[i] += retries
+	b.counts.add(now, reqs, retries)
 }
 
 // take spends a retry from the budget at now, if one fits in it.
@@ -323,18 +305,10 @@ func (b *retryBudget) take(now time.Time) bool {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	cur := b.slot(now)
-	oldest := now.Truncate(b.bucket).Add(-(budgetBuckets - 1) * b.bucket)
-	reqs, retries := 0, 0
-	for i, start := range b.starts {
-		if !start.Before(oldest) {
-			reqs += b.reqs[i]
-			retries += b.retries[i]
-		}
-	}
+	reqs, retries := b.counts.sums(now)
 	if float64(retries+1) > max(float64(b.minRetries), b.ratio*float64(reqs)) {
 		return false
 	}
-	b.retries[cur]++
+	b.counts.add(now, 0, 1)
 	return true
 }
