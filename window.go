@@ -49,4 +49,6 @@ func (w *window) sums(now time.Time) (a, b int) {
 }
 
 // reset forgets every count.
-func (w *window) reset() { w.spans, w.a, w.b = [windowBuckets]int64{}, [windowBuckets]int{}, [windowBuckets]int{} }
+func (w *window) reset() {
+	w.spans, w.a, w.b = [windowBuckets]int64{}, [windowBuckets]int{}, [windowBuckets]int{}
+}
