@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"bytes"
@@ -14,12 +14,12 @@ import (
 // nanoseconds, the timestamp in RFC 3339 with nanoseconds; the lag is an addition.
 func TestResultEncoding(t *testing.T) {
 	var buf bytes.Buffer
-	w := newResultWriter(&buf)
+	w := NewResultWriter(&buf, JSONResults)
 	ts := time.Date(2025, 3, 15, 14, 30, 0, 123456789, time.UTC)
-	w.write(&Result{Attack: "a&b", Seq: 7, Code: 200, Timestamp: ts, Latency: 1500 * time.Microsecond,
+	w.Write(&Result{Attack: "a&b", Seq: 7, Code: 200, Timestamp: ts, Latency: 1500 * time.Microsecond,
 		BytesOut: 3, BytesIn: 25, Method: "GET", URL: "http://127.0.0.1:1/get?a=<1>", Lag: 42})
-	w.write(&Result{Seq: 8, Timestamp: ts, Latency: time.Second, Error: `Get "x": refused`})
-	require.NoError(t, w.flush())
+	w.Write(&Result{Seq: 8, Timestamp: ts, Latency: time.Second, Error: `Get "x": refused`})
+	require.NoError(t, w.Flush())
 
 	want := `{"attack":"a&b","seq":7,"code":200,"timestamp":"2025-03-15T14:30:00.123456789Z","latency":1500000,"bytes_out":3,"bytes_in":25,"error":"","body":null,"method":"GET","url":"http://127.0.0.1:1/get?a=<1>","headers":null,"lag":42}
 {"attack":"","seq":8,"code":0,"timestamp":"2025-03-15T14:30:00.123456789Z","latency":1000000000,"bytes_out":0,"bytes_in":0,"error":"Get \"x\": refused","body":null,"method":"","url":"","headers":null}
@@ -33,7 +33,7 @@ func TestReadVegetaResults(t *testing.T) {
 {"attack":"","seq":1,"code":0,"timestamp":"2025-03-15T14:30:00.6+01:00","latency":30000000000,"bytes_out":0,"bytes_in":0,"error":"timeout","body":null,"method":"GET","url":"http://127.0.0.1:8080/","headers":null}
 `
 	var got []Result
-	require.NoError(t, readResults(strings.NewReader(vegeta), "vegeta.json", func(r *Result) { got = append(got, *r) }))
+	require.NoError(t, ReadResults(strings.NewReader(vegeta), "vegeta.json", func(r *Result) { got = append(got, *r) }))
 	require.Len(t, got, 2)
 	assert.Equal(t, uint16(200), got[0].Code)
 	assert.Equal(t, 130*time.Microsecond, got[0].Latency)
@@ -42,7 +42,7 @@ func TestReadVegetaResults(t *testing.T) {
 	assert.Equal(t, "timeout", got[1].Error)
 	assert.Equal(t, got[1].Timestamp.Add(30*time.Second), got[1].End())
 
-	err := readResults(strings.NewReader("{\"seq\":1}\nnot json\n"), "bad.json", func(*Result) {})
+	err := ReadResults(strings.NewReader("{\"seq\":1}\nnot json\n"), "bad.json", func(*Result) {})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "bad.json: result 2:")
 }

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"context"
@@ -29,7 +29,7 @@ const (
 )
 
 // errorKind names the kind of a request's error, for grouping in the report.
-func errorKind(err error) string {
+func ErrorKind(err error) string {
 	var (
 		netErr   net.Error
 		dnsErr   *net.DNSError
@@ -67,10 +67,10 @@ func errorKind(err error) string {
 	}
 }
 
-// errorKindOf names the kind of a request's error from its message, as a results file keeps
+// ErrorKindOf names the kind of a request's error from its message, as a results file keeps
 // it: the report of such files groups by the same kinds as a run's, where errorKind reads the
 // error itself. The phrases are those of the errors errorKind tells apart.
-func errorKindOf(msg string) string {
+func ErrorKindOf(msg string) string {
 	has := func(phrases ...string) bool {
 		for _, p := range phrases {
 			if strings.Contains(msg, p) {
