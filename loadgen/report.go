@@ -25,9 +25,9 @@ type Report struct {
 	Earliest    time.Time         `json:"earliest"` // of the timestamps: due (open model) or queued
 	Latest      time.Time         `json:"latest"`
 	End         time.Time         `json:"end"`
-	Duration    time.Duration     `json:"duration"` // from the first send to the last
-	Wait        time.Duration     `json:"wait"`     // End less the last send: waiting for the last responses
-	Requests    uint64            `json:"requests"` // sent
+	Duration    time.Duration     `json:"duration"`   // from the first send to the last
+	Wait        time.Duration     `json:"wait"`       // End less the last send: waiting for the last responses
+	Requests    uint64            `json:"requests"`   // sent
 	Rate        float64           `json:"rate"`       // Requests / Duration: the rate sent at
 	Throughput  float64           `json:"throughput"` // Successes / (Duration + Wait)
 	Success     float64           `json:"success"`    // ratio of 2xx and 3xx responses
@@ -81,11 +81,11 @@ type ByteReport struct {
 type SentReport struct {
 	Rate        float64       `json:"rate"`
 	ServiceMean time.Duration `json:"service_mean"`
-	LagP50  time.Duration `json:"lag_50th"`
-	LagP99  time.Duration `json:"lag_99th"`
-	LagMax  time.Duration `json:"lag_max"`
-	Late    uint64        `json:"late"`    // sent lateAfter or more after due
-	Dropped uint64        `json:"dropped"` // fell due and were not sent before the end
+	LagP50      time.Duration `json:"lag_50th"`
+	LagP99      time.Duration `json:"lag_99th"`
+	LagMax      time.Duration `json:"lag_max"`
+	Late        uint64        `json:"late"`    // sent lateAfter or more after due
+	Dropped     uint64        `json:"dropped"` // fell due and were not sent before the end
 }
 
 // Report computes the summary of what was recorded.

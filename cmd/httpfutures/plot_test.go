@@ -273,4 +273,3 @@ func near(img image.Image, x, y int, c color.RGBA) bool {
 	abs := func(v int) int { return max(v, -v) }
 	return abs(d(r, c.R))+abs(d(g, c.G))+abs(d(b, c.B)) < 24
 }
-
