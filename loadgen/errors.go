@@ -80,6 +80,8 @@ func ErrorKindOf(msg string) string {
 		return false
 	}
 	switch {
+	case isStatusLine(msg):
+		return msg // a response that is not a success: its status line is its kind, as in a run
 	case has(httpfutures.ErrClosed.Error()):
 		return kindShutdown
 	case has(context.Canceled.Error()):
@@ -99,4 +101,18 @@ func ErrorKindOf(msg string) string {
 	default:
 		return kindOther
 	}
+}
+
+// isStatusLine reports whether msg is a status line as a results file keeps the error of a
+// response that is not a success: three digits, then a space and the reason, or nothing.
+func isStatusLine(msg string) bool {
+	if len(msg) < 3 || len(msg) > 3 && msg[3] != ' ' {
+		return false
+	}
+	for _, c := range msg[:3] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bytes"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -45,4 +46,45 @@ func TestReadVegetaResults(t *testing.T) {
 	err := ReadResults(strings.NewReader("{\"seq\":1}\nnot json\n"), "bad.json", func(*Result) {})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "bad.json: result 2:")
+}
+
+// CSV is vegeta's CSV (vegeta encode -to csv): written and read back the same, and vegeta's
+// own lines are read.
+func TestResultCSV(t *testing.T) {
+	ts := time.Date(2025, 3, 15, 14, 30, 0, 123456789, time.UTC)
+	in := []Result{
+		{Attack: "a,b", Seq: 7, Code: 200, Timestamp: ts, Latency: 1500 * time.Microsecond, BytesOut: 3, BytesIn: 25,
+			Method: "GET", URL: "http://127.0.0.1:1/get?a=1&b=\"2\"", Body: []byte("ok"), Headers: http.Header{"Content-Type": {"text/plain"}}},
+		{Seq: 8, Timestamp: ts, Latency: time.Second, Code: 500, Error: "500 Internal Server Error"},
+	}
+	var buf bytes.Buffer
+	w := NewResultWriter(&buf, CSVResults)
+	for i := range in {
+		w.Write(&in[i])
+	}
+	require.NoError(t, w.Flush())
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	require.Len(t, lines, 2)
+	assert.Equal(t, `1742049000123456789,500,1000000000,0,0,500 Internal Server Error,,,8,,,`, lines[1])
+
+	var out []Result
+	require.NoError(t, ReadResults(&buf, "r.csv", func(r *Result) { out = append(out, *r) }))
+	require.Len(t, out, 2)
+	for i := range in {
+		assert.True(t, in[i].Timestamp.Equal(out[i].Timestamp))
+		out[i].Timestamp = in[i].Timestamp
+	}
+	assert.Equal(t, in, out)
+
+	// A line as vegeta writes it.
+	const vegeta = "1742049000500000000,200,130000,0,2,,b2s=,,0,GET,http://127.0.0.1:8080/,Q29udGVudC1MZW5ndGg6IDINCg0K\n"
+	var got []Result
+	require.NoError(t, ReadResults(strings.NewReader(vegeta), "vegeta.csv", func(r *Result) { got = append(got, *r) }))
+	require.Len(t, got, 1)
+	assert.Equal(t, []byte("ok"), got[0].Body)
+	assert.Equal(t, "2", got[0].Headers.Get("Content-Length"))
+	assert.Equal(t, 130*time.Microsecond, got[0].Latency)
+
+	err := ReadResults(strings.NewReader("1,2,3\n"), "bad.csv", func(*Result) {})
+	assert.ErrorContains(t, err, "bad.csv: result 1:")
 }
