@@ -28,7 +28,8 @@ const (
 	kindOther    = "other"
 )
 
-// errorKind names the kind of a request's error, for grouping in the report.
+// ErrorKind names the kind of a request's error, for grouping in the report: a timeout, a
+// refused or reset connection, DNS, TLS, and so on.
 func ErrorKind(err error) string {
 	var (
 		netErr   net.Error
