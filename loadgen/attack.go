@@ -76,6 +76,8 @@ type Attacker struct {
 
 	users closedRun // the closed model's users
 
+	watches sync.Pool // of *watch, stopped: see watchFor
+
 	// Set once by New or Run.
 	timeout  time.Duration // of each request, from its send to the end of its body
 	onResult func(*Result)

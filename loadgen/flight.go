@@ -36,7 +36,7 @@ type flight struct {
 	started time.Time
 	bytesIn uint64
 	eof     bool
-	timer   *time.Timer // ends it at the attack's timeout; nil until sent
+	watch   *watch // ends it at the attack's timeout; nil until sent
 
 	timedOut atomic.Bool // set by the timer: the request took too long
 
@@ -96,7 +96,7 @@ func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if fl != nil {
 		fl.started = time.Now()
-		fl.timer = time.AfterFunc(a.timeout, fl.expire)
+		fl.watch = a.watchFor(fl)
 	}
 	resp, err := g.next.RoundTrip(req)
 	a.finished.Add(1)
@@ -164,6 +164,42 @@ func (fl *flight) expire() {
 	}
 }
 
+// A watch ends a flight that takes longer than the attack's timeout: a timer that calls the
+// flight's expire. Watches are kept in the attacker's pool and set again for the next flight,
+// so that a request costs no timer of its own. A watch is made by watchFor.
+type watch struct {
+	t  *time.Timer
+	fl atomic.Pointer[flight] // the flight watched
+}
+
+func (w *watch) fire() {
+	if fl := w.fl.Load(); fl != nil {
+		fl.expire()
+	}
+}
+
+// watchFor returns a watch on fl, set to fire at the attack's timeout.
+func (a *Attacker) watchFor(fl *flight) *watch {
+	w, _ := a.watches.Get().(*watch)
+	if w == nil {
+		w = &watch{}
+		w.fl.Store(fl)
+		w.t = time.AfterFunc(a.timeout, w.fire)
+		return w
+	}
+	w.fl.Store(fl)
+	w.t.Reset(a.timeout)
+	return w
+}
+
+// unwatch stops w, and keeps it for another flight unless it fired: its fire may still run,
+// and the watch is then left to the collector.
+func (a *Attacker) unwatch(w *watch) {
+	if w.t.Stop() {
+		a.watches.Put(w)
+	}
+}
+
 // statusError is the error of a response whose code is not a success (below 200, or 400 and
 // above): its status line, as vegeta writes it ("500 Internal Server Error").
 func statusError(code int, status string) string {
@@ -182,8 +218,8 @@ func (a *Attacker) record(fl *flight, code int, status string, err error) {
 	if fl == nil || !fl.recorded.CompareAndSwap(false, true) {
 		return
 	}
-	if fl.timer != nil {
-		fl.timer.Stop()
+	if fl.watch != nil {
+		a.unwatch(fl.watch)
 	}
 	a.recorded.Add(1)
 	now := time.Now()

@@ -44,6 +44,7 @@ func TestProcsForTheOpenModel(t *testing.T) {
 	assert.Equal(t, 1, runtime.GOMAXPROCS(0), "an idle generator keeps to one")
 
 	var done atomic.Bool
+	t.Cleanup(func() { done.Store(true) }) // the spinning ends with the test, failed or not
 	spun := make(chan struct{})
 	go func() { // the generator's work taking all of its core
 		defer close(spun)
