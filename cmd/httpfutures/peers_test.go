@@ -223,7 +223,9 @@ func TestRunPrometheus(t *testing.T) {
 
 	done := make(chan int)
 	var out, errb bytes.Buffer
-	go func() { done <- run(t.Context(), []string{"-rate", "200", "-duration", "2s", "-prometheus", addr, srv.URL}, &out, &errb) }()
+	go func() {
+		done <- run(t.Context(), []string{"-rate", "200", "-duration", "2s", "-prometheus", addr, srv.URL}, &out, &errb)
+	}()
 
 	var fams map[string]*dto
 	require.Eventually(t, func() bool {
