@@ -88,7 +88,7 @@ type Attacker struct {
 // closedRun is the state of the closed model's users; its zero value is the open model's.
 type closedRun struct {
 	ctx    context.Context // ends the sending; nil in the open model
-	end    time.Time       // zero: no -duration
+	end    time.Time       // zero: no Duration
 	next   atomic.Uint64   // the index of the next request
 	active atomic.Int64    // users still sending
 	done   chan struct{}   // closed when active reaches 0
@@ -279,7 +279,7 @@ func (a *Attacker) bottleneck(r *Report) string {
 	return ""
 }
 
-// runClosed runs -c users until -n requests were sent, the end passed or ctx ended, and each
+// runClosed runs the Workers users until Requests were sent, the end passed or ctx ended, and each
 // user's last request has ended.
 func (a *Attacker) runClosed(ctx context.Context, end time.Time) {
 	u := &a.users
@@ -294,7 +294,7 @@ func (a *Attacker) runClosed(ctx context.Context, end time.Time) {
 	// is watched too: idle twice in a row with users still active, those users are done.
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	var ends <-chan time.Time // the end of -duration, if any
+	var ends <-chan time.Time // the end of Duration, if any
 	if !end.IsZero() {
 		t := time.NewTimer(time.Until(end))
 		defer t.Stop()
@@ -339,7 +339,7 @@ func (a *Attacker) launch(k int) {
 	a.submit(i, &flight{Context: context.Background(), seq: i, slot: k, from: time.Now()})
 }
 
-// runOpen runs the feeder until the timetable, -n or -duration ends or ctx ends, and counts
+// runOpen runs the feeder until the timetable, Requests or Duration ends or ctx ends, and counts
 // what fell due and was not sent. The requests in flight end after, in the transport's
 // Shutdown.
 func (a *Attacker) runOpen(ctx context.Context, start, end time.Time) {

@@ -254,7 +254,7 @@ func (a *Attacker) record(fl *flight, code int, status string, err error) {
 	}
 	a.m.add(&r, kind)
 	if a.results != nil {
-		w := r // only this copy goes to the heap, and only with -output
+		w := r // only this copy goes to the heap, and only with Results
 		a.results.Write(&w)
 	}
 	if a.onResult != nil {

@@ -125,9 +125,9 @@ func (s *Rate) total() time.Duration {
 	return d
 }
 
-// Fit reconciles the stages with -duration: when every stage has its duration and -duration was
-// not given, the run lasts their sum; a last stage without one lasts the rest of -duration, and
-// a ramp needs that duration to be known.
+// Fit reconciles the stages with the run's *duration (given: whether one was set): when every
+// stage has its duration and none was set, the run lasts their sum; a last stage without one
+// lasts the rest of the run, and a ramp needs that duration to be known.
 func (s *Rate) Fit(duration *time.Duration, given bool) error {
 	last := &s.stages[len(s.stages)-1]
 	if last.dur != 0 {

@@ -18,8 +18,10 @@ import (
 )
 
 // A Result is the outcome of one request, as vegeta's results format has it, so that vegeta's
-// report and plot read the results of -output, and the report and plot subcommands read
-// vegeta's. Timestamp is when the request was due (open model) or queued (closed model), and
+// report and plot read the results a ResultWriter writes, and ReadResults reads vegeta's.
+// Error is empty for a 2xx or 3xx response, the status line for another ("500 Internal Server
+// Error", as vegeta's attack writes it), and the error's text for a request that got no
+// response. Timestamp is when the request was due (open model) or queued (closed model), and
 // Latency runs from it to the end of the response body: Timestamp+Latency is when it ended.
 // Lag, an addition, is how long after Timestamp a worker sent it.
 type Result struct {

@@ -51,7 +51,9 @@ func TestProcsForTheOpenModel(t *testing.T) {
 		for !done.Load() {
 		}
 	}()
-	require.Eventually(t, func() bool { return runtime.GOMAXPROCS(0) == 2 }, 5*time.Second, 10*time.Millisecond,
+	// On a machine busy with other work the spinning may get less than most of a core for a
+	// while: it is given time to find an interval where it gets it.
+	require.Eventually(t, func() bool { return runtime.GOMAXPROCS(0) == 2 }, 30*time.Second, 10*time.Millisecond,
 		"a busy generator takes back its processors")
 	done.Store(true)
 	<-spun
