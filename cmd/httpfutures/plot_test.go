@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,7 +209,7 @@ func TestPlotInChromium(t *testing.T) {
 	// The screenshot, before zooming: each series' colour is on it.
 	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	require.NoError(t, err)
-	if p := os.Getenv("HTTPFUTURES_PLOT_SCREENSHOT"); p != "" {
+	if p := os.Getenv("HTTPFUTURES_PLOT_SCREENSHOT"); p != "" { // to look at
 		require.NoError(t, os.WriteFile(p, shot, 0o600))
 	}
 	img, err := png.Decode(bytes.NewReader(shot))
@@ -240,6 +241,11 @@ func TestPlotInChromium(t *testing.T) {
 	assert.Contains(t, yTicks, "10")
 	assert.Contains(t, yTicks, "100")
 	assert.Equal(t, zoomed, count("#time circle.s2"), "the zoom is kept")
+	if p := os.Getenv("HTTPFUTURES_PLOT_SCREENSHOT"); p != "" {
+		zoomedShot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(strings.TrimSuffix(p, ".png")+"-zoomed-log.png", zoomedShot, 0o600))
+	}
 
 	// A double-click zooms out.
 	require.NoError(t, chromedp.Do(ctx, chromedp.MouseClickXY((x1+x2)/2, y, chromedp.ClickCount(2))))
