@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/httpfutures/httpfutures/loadgen"
 )
 
 // benchServer answers with a small JSON body, as the peer server's /get does.
@@ -22,20 +24,20 @@ func benchServer(b *testing.B) *httptest.Server {
 
 // attackN runs the attack args describe, which sends b.N requests, timed from its start, and
 // returns its report; it fails b unless every request succeeded.
-func attackN(b *testing.B, args ...string) *report {
+func attackN(b *testing.B, args ...string) *loadgen.Report {
 	cfg, err := parseArgs(args, io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := newAttacker(cfg, nil)
+	a, err := loadgen.New(cfg.Config)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	r := a.run(b.Context(), io.Discard).report
-	if r.successes != uint64(b.N) {
-		b.Fatalf("%d successes of %d", r.successes, b.N)
+	r := a.Run(b.Context())
+	if r.Successes != uint64(b.N) {
+		b.Fatalf("%d successes of %d", r.Successes, b.N)
 	}
 	return r
 }

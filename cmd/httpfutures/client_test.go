@@ -102,7 +102,7 @@ func TestRunTransportFlags(t *testing.T) {
 	}{
 		{name: "http/1.1 by default", configure: h2cServer, args: []string{"-n", "10", "-c", "1"}, protos: map[string]int{"HTTP/1.1": 10}, remotes: 1},
 		{name: "h2c", configure: h2cServer, args: []string{"-n", "10", "-c", "2", "-h2c"}, protos: map[string]int{"HTTP/2.0": 10}, remotes: 1},
-		{name: "https verifies the certificate", tls: true, configure: h2Server, args: []string{"-n", "3"}, wantCode: exitFail, protos: map[string]int{}, errorKind: kindTLS},
+		{name: "https verifies the certificate", tls: true, configure: h2Server, args: []string{"-n", "3"}, wantCode: exitFail, protos: map[string]int{}, errorKind: "tls"},
 		{name: "insecure negotiates http/2", tls: true, configure: h2Server, args: []string{"-n", "10", "-insecure"}, protos: map[string]int{"HTTP/2.0": 10}},
 		{name: "http2=false", tls: true, configure: h2Server, args: []string{"-n", "10", "-c", "1", "-insecure", "-http2=false"}, protos: map[string]int{"HTTP/1.1": 10}, remotes: 1},
 		{name: "client certificate", tls: true, configure: clientCertServer, args: []string{"-n", "4", "-c", "1", "-insecure", "-cert", certFile, "-key", keyFile}, protos: map[string]int{"HTTP/1.1": 4}, certs: 4},
@@ -165,28 +165,6 @@ func TestRunRedirects(t *testing.T) {
 			}
 		})
 	}
-}
-
-// The flags that shape the transport without a test of their own on the wire.
-func TestNewHTTPTransport(t *testing.T) {
-	cfg, err := parseArgs([]string{"-connections", "3", "-timeout", "2s", "-keepalive=false", "http://127.0.0.1:1/"}, io.Discard)
-	require.NoError(t, err)
-	tr, err := newHTTPTransport(cfg.client)
-	require.NoError(t, err)
-	assert.Equal(t, 3, tr.MaxIdleConnsPerHost)
-	assert.Equal(t, 2*time.Second, tr.ResponseHeaderTimeout)
-	assert.Equal(t, 2*time.Second, tr.TLSHandshakeTimeout)
-	assert.True(t, tr.DisableKeepAlives)
-	assert.Nil(t, tr.Proxy, "never a proxy from the environment")
-
-	cfg, err = parseArgs([]string{"-rate", "10", "-max-workers", "50", "http://127.0.0.1:1/"}, io.Discard)
-	require.NoError(t, err)
-	tr, err = newHTTPTransport(cfg.client)
-	require.NoError(t, err)
-	assert.Equal(t, 50, tr.MaxIdleConnsPerHost, "by default, one per worker")
-
-	_, err = newHTTPTransport(clientConfig{certFile: "nope.pem", keyFile: "nope.pem"})
-	assert.ErrorContains(t, err, "-cert/-key")
 }
 
 // A 307 sends the same method and body again; a 303 turns the POST into a GET without a body.

@@ -7,25 +7,21 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"net/url"
+	"os"
 	"strings"
 	"time"
 
-	"golang.org/x/net/http/httpguts"
+	"github.com/httpfutures/httpfutures/loadgen"
 )
 
 // Defaults, as in hey where hey has the same flag.
 const (
 	defaultRequests   = 200
-	defaultWorkers    = 8
-	defaultMaxWorkers = 1024
-	defaultTimeout    = 20 * time.Second
+	defaultWorkers    = loadgen.DefaultWorkers
+	defaultMaxWorkers = loadgen.DefaultMaxWorkers
+	defaultTimeout    = loadgen.DefaultTimeout
 	defaultRedirects  = 10
 )
-
-// maxConcurrency bounds -c and -max-workers: the transport starts its workers with the run, a
-// few kilobytes each, and a million of them would take gigabytes before the first request.
-const maxConcurrency = 100_000
 
 // The demo's load, used for the flags that are not given when no URL is.
 const (
@@ -46,47 +42,29 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// config is the parsed command line of an attack.
+// config is the parsed command line of an attack: the attack itself, and what the command
+// does around it.
 type config struct {
-	targets    []*target // from the URLs given or -targets; empty for the demo until it starts
-	requests   int       // -n; 0 means no bound on the count
-	workers    int       // -c
-	maxWorkers int       // -max-workers: the open model's bound on requests in flight
-	rate       *rateSchedule
-	duration   time.Duration
-	method     string
-	header     http.Header
-	host       string // a Host header given with -H, sent as the request's Host
-	body       []byte
-	hostRate   float64
-	timeout    time.Duration
-	format     string // -o: text or json
-	output     string // -output: the results file, "-" for stdout; empty for none
-	name       string // -name: the attack's name in the results
-	thresholds []threshold
-	honorWait  bool // -backpressure: let 429/503 with Retry-After pause the target host
-	precise    bool // -precise: the open model waits for each due time on a fine timer
-	procs      int  // -procs: the Go processors (GOMAXPROCS); 0: the open model's one until it needs more
-	demo       bool // no URL given: load the embedded server
-	client     clientConfig
-	shared     *sharedFlags // -redis, -shared-rate, -shared-key (shared.go): a rate shared through Redis
+	loadgen.Config
+
+	// The defaults of every target: -m, -H (a Host header is sent as the request's Host), -d
+	// or -D.
+	method string
+	header http.Header
+	host   string
+	body   []byte
+
+	format        string // -o: text, json or csv
+	output        string // -output: the results file, "-" for stdout; empty for none
+	thresholds    []loadgen.Threshold
+	precise       bool                  // -precise: the open model waits for each due time on a fine timer
+	procs         int                   // -procs: the Go processors (GOMAXPROCS); 0: the open model's one until it needs more
+	prometheus    string                // -prometheus: the address to serve live metrics on; empty for none
+	resultsFormat loadgen.ResultsFormat // of -output, or of -o csv
+	demo          bool                  // no URL given: load the embedded server
+	shared        *sharedFlags          // -redis, -shared-rate, -shared-key (shared.go): a rate shared through Redis
 }
 
-// clientConfig is how connections are made: the transport flags.
-type clientConfig struct {
-	http2       bool // negotiate HTTP/2 over TLS
-	h2c         bool // HTTP/2 over cleartext, with prior knowledge
-	insecure    bool
-	certFile    string
-	keyFile     string
-	keepalive   bool
-	connections int // idle connections kept per host; 0: one per worker
-	redirects   int // redirects followed; 0: none (a 3xx is the result)
-	timeout     time.Duration
-}
-
-// parseArgs parses the command line (without the program name). Flags may come before or after
-// the URLs. Errors are *usageError, or errHelp after the usage was written to usage.
 // rawFlags are the flags that parseArgs reads into a config only once all are parsed.
 type rawFlags struct {
 	headers     headerFlag
@@ -96,6 +74,8 @@ type rawFlags struct {
 	thresholds  thresholdFlag
 	targetsFile string
 	targetsFmt  string
+	http2       bool
+	keepalive   bool
 	shared      *sharedFlags
 	positional  []string        // the URLs given
 	set         map[string]bool // the flags given
@@ -109,7 +89,7 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 	if err := parseFlags(fs, args, raw, usage); err != nil {
 		return nil, err
 	}
-	cfg.rate = raw.rate.s
+	cfg.Rate = raw.rate.s
 	cfg.thresholds = raw.thresholds.list
 	if err := checkFlags(cfg, raw); err != nil {
 		return nil, err
@@ -118,48 +98,64 @@ func parseArgs(args []string, usage io.Writer) (*config, error) {
 		return nil, err
 	}
 	first := ""
-	if len(cfg.targets) > 0 {
-		first = cfg.targets[0].url
+	if len(cfg.Targets) > 0 {
+		first = cfg.Targets[0].URL
 	}
 	var err error
 	if cfg.shared, err = raw.shared.check(first); err != nil {
 		return nil, err
 	}
+	if strings.HasSuffix(cfg.output, ".csv") || cfg.format == "csv" {
+		cfg.resultsFormat = loadgen.CSVResults
+	}
 	return cfg, nil
 }
 
-// newFlagSet defines the flags, into cfg and raw.
+// Whose convention a flag follows, as its -h says.
+const (
+	asHey    = " [hey]"
+	asVegeta = " [vegeta]"
+	asOwn    = " [httpfutures]"
+)
+
+// newFlagSet defines the flags, into cfg and raw. Each flag's usage ends with whose convention
+// it follows: hey's, vegeta's, or this command's own.
 func newFlagSet(cfg *config, raw *rawFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("httpfutures", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported on one line by the caller
-	fs.IntVar(&cfg.requests, "n", 0, fmt.Sprintf("total number of requests (default %d when neither -n nor -duration is given)", defaultRequests))
-	fs.IntVar(&cfg.workers, "c", defaultWorkers, "closed model: number of users, each with one request in flight (with -rate and no -max-workers: the bound on requests in flight)")
-	fs.IntVar(&cfg.maxWorkers, "max-workers", defaultMaxWorkers, "open model: at most this many requests in flight (-c, if given, when this is not); a worker waits parked until a request needs it")
-	fs.Var(&raw.rate, "rate", "requests per second, open model: R, a ramp R1:R2 over -duration, or stages R@D,R1:R2@D,... (0: closed model)")
-	fs.DurationVar(&cfg.duration, "duration", 0, "end the run after this long (with -n, whichever comes first)")
-	fs.StringVar(&cfg.method, "m", http.MethodGet, "HTTP method")
-	fs.Var(&raw.headers, "H", `request header "Name: value" (repeatable)`)
-	fs.StringVar(&raw.bodyStr, "d", "", "request body")
-	fs.Var(&raw.bodyFile, "D", "file whose content is the request body")
-	fs.StringVar(&raw.targetsFile, "targets", "", "file of targets: vegeta's http format or JSON lines; - for stdin")
-	fs.StringVar(&raw.targetsFmt, "format", "", "format of -targets: http or json (default: from its first character)")
-	fs.Float64Var(&cfg.hostRate, "host-rate", 0, "per-host rate limit in requests per second (0: none)")
-	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "timeout of each request's dial, TLS handshake and response header, from when it is sent")
-	fs.StringVar(&cfg.format, "o", "text", "report format: text or json")
-	fs.StringVar(&cfg.output, "output", "", "write each result to this file in vegeta's JSON results format (- for stdout)")
-	fs.StringVar(&cfg.name, "name", "", "the attack's name, in each result")
-	fs.Var(&raw.thresholds, "threshold", "pass criteria, e.g. 'p99<50ms,success>=99.9%': exit status 3 when one is missed (repeatable)")
-	fs.IntVar(&cfg.procs, "procs", 0, "the Go processors the generator runs on (GOMAXPROCS); 0: in the open model one, and all once the generator uses most of that core; in the closed model all")
-	fs.BoolVar(&cfg.precise, "precise", true, "open model: wait for each due time on a fine timer (false: on Go's timers alone, which costs less CPU and may send up to a millisecond late)")
-	fs.BoolVar(&cfg.honorWait, "backpressure", false, "let 429/503 responses with Retry-After pause the host, as a client would")
-	fs.BoolVar(&cfg.client.http2, "http2", true, "negotiate HTTP/2 with https servers")
-	fs.BoolVar(&cfg.client.h2c, "h2c", false, "HTTP/2 without TLS, with prior knowledge, for http URLs")
-	fs.BoolVar(&cfg.client.insecure, "insecure", false, "do not verify the server's certificate")
-	fs.StringVar(&cfg.client.certFile, "cert", "", "client certificate file (PEM), with -key")
-	fs.StringVar(&cfg.client.keyFile, "key", "", "client private key file (PEM), with -cert")
-	fs.BoolVar(&cfg.client.keepalive, "keepalive", true, "reuse connections between requests")
-	fs.IntVar(&cfg.client.connections, "connections", 0, "idle connections kept open per host (default: one per worker)")
-	fs.IntVar(&cfg.client.redirects, "redirects", defaultRedirects, "redirects followed per request; 0: none, the 3xx is the result")
+	c := &cfg.Config
+	fs.IntVar(&c.Requests, "n", 0, fmt.Sprintf("total number of requests (default %d when neither -n nor -duration is given)", defaultRequests)+asHey)
+	fs.IntVar(&c.Workers, "c", defaultWorkers, "closed model: number of users, each with one request in flight (with -rate and no -max-workers: the bound on requests in flight)"+asHey)
+	fs.IntVar(&c.MaxWorkers, "max-workers", defaultMaxWorkers, "open model: at most this many requests in flight (-c, if given, when this is not); a worker waits parked until a request needs it"+asVegeta)
+	fs.Var(&raw.rate, "rate", "requests per second, open model: R or N/D (50/1s, 3000/1m), a ramp R1:R2 over -duration, or stages R@D,R1:R2@D,... (0: closed model)"+asVegeta)
+	fs.DurationVar(&c.Duration, "duration", 0, "end the run after this long (with -n, whichever comes first)"+asVegeta)
+	fs.StringVar(&cfg.method, "m", http.MethodGet, "HTTP method"+asHey)
+	fs.Var(&raw.headers, "H", `request header "Name: value" (repeatable)`+asHey)
+	fs.StringVar(&raw.bodyStr, "d", "", "request body"+asHey)
+	fs.Var(&raw.bodyFile, "D", "file whose content is the request body"+asHey)
+	fs.StringVar(&raw.targetsFile, "targets", "", "file of targets: vegeta's http format or JSON lines; - for stdin; a URL may hold {{seq}} and {{rand N}}"+asVegeta)
+	fs.StringVar(&raw.targetsFmt, "format", "", "format of -targets: http or json (default: from its first character)"+asVegeta)
+	fs.Float64Var(&c.HostRate, "host-rate", 0, "per-host rate limit in requests per second (0: none)"+asOwn)
+	fs.DurationVar(&c.Client.Timeout, "timeout", defaultTimeout, "timeout of each request, from when it is sent to the end of its response body"+asVegeta)
+	fs.DurationVar(&c.Client.HeaderTimeout, "header-timeout", 0, "timeout of each request's dial, TLS handshake and response header (0: -timeout alone)"+asOwn)
+	fs.StringVar(&cfg.format, "o", "text", "output type: text or json, the report on stdout; csv, every result on stdout in CSV and the report on stderr"+asHey)
+	fs.StringVar(&cfg.output, "output", "", "write every result to this file (- for stdout), vegeta's JSON results format, or CSV for a name ending in .csv"+asVegeta)
+	fs.StringVar(&c.Name, "name", "", "the attack's name, in each result"+asVegeta)
+	fs.Var(&raw.thresholds, "threshold", "pass criteria, e.g. 'p99<50ms,success>=99.9%': exit status 3 when one is missed (repeatable)"+asOwn)
+	fs.StringVar(&cfg.prometheus, "prometheus", "", "serve live metrics for Prometheus on this address (host:port) at /metrics while the run lasts"+asOwn)
+	fs.IntVar(&cfg.procs, "procs", 0, "the Go processors the generator runs on (GOMAXPROCS); 0: in the open model one, and all once the generator uses most of that core; in the closed model all"+asOwn)
+	fs.BoolVar(&cfg.precise, "precise", true, "open model: wait for each due time on a fine timer (false: on Go's timers alone, which costs less CPU and may send up to a millisecond late)"+asOwn)
+	fs.BoolVar(&c.HonorWait, "backpressure", false, "let 429/503 responses with Retry-After pause the host, as a client would"+asOwn)
+	fs.BoolVar(&raw.http2, "http2", true, "negotiate HTTP/2 with https servers"+asVegeta)
+	fs.BoolVar(&c.Client.H2C, "h2c", false, "HTTP/2 without TLS, with prior knowledge, for http URLs"+asVegeta)
+	fs.BoolVar(&c.Client.Insecure, "insecure", false, "do not verify the server's certificate"+asVegeta)
+	fs.StringVar(&c.Client.CertFile, "cert", "", "client certificate file (PEM), with -key"+asVegeta)
+	fs.StringVar(&c.Client.KeyFile, "key", "", "client private key file (PEM), with -cert"+asVegeta)
+	fs.BoolVar(&raw.keepalive, "keepalive", true, "reuse connections between requests"+asVegeta)
+	fs.IntVar(&c.Client.Connections, "connections", 0, "idle connections kept open per host (default: one per worker)"+asVegeta)
+	fs.IntVar(&c.Client.MaxConnections, "max-connections", 0, "at most this many connections per host, dialing, in use or idle (0: no cap)"+asVegeta)
+	fs.StringVar(&c.Client.UnixSocket, "unix-socket", "", "connect to this Unix socket, whatever the URL's host (sent as the Host)"+asVegeta)
+	fs.IntVar(&c.Client.Redirects, "redirects", defaultRedirects, "redirects followed per request; 0: none, the 3xx is the result"+asVegeta)
 	raw.shared = addSharedFlags(fs)
 	return fs
 }
@@ -197,36 +193,43 @@ func parseFlags(fs *flag.FlagSet, args []string, raw *rawFlags, usage io.Writer)
 // checkFlags checks the flags' values and how they combine.
 func checkFlags(cfg *config, raw *rawFlags) error {
 	set := raw.set
+	c := &cfg.Config
 	switch {
-	case cfg.requests < 0:
-		return usagef("-n must not be negative, got %d", cfg.requests)
-	case cfg.workers < 1:
-		return usagef("-c must be at least 1, got %d", cfg.workers)
-	case cfg.workers > maxConcurrency:
-		return usagef("-c must be at most %d, got %d: each user is a goroutine with a connection", maxConcurrency, cfg.workers)
-	case cfg.maxWorkers < 1:
-		return usagef("-max-workers must be at least 1, got %d", cfg.maxWorkers)
-	case cfg.maxWorkers > maxConcurrency:
-		return usagef("-max-workers must be at most %d, got %d: each worker is a goroutine with a connection", maxConcurrency, cfg.maxWorkers)
+	case c.Requests < 0:
+		return usagef("-n must not be negative, got %d", c.Requests)
+	case c.Workers < 1:
+		return usagef("-c must be at least 1, got %d", c.Workers)
+	case c.Workers > loadgen.MaxConcurrency:
+		return usagef("-c must be at most %d, got %d: each user is a goroutine with a connection", loadgen.MaxConcurrency, c.Workers)
+	case c.MaxWorkers < 1:
+		return usagef("-max-workers must be at least 1, got %d", c.MaxWorkers)
+	case c.MaxWorkers > loadgen.MaxConcurrency:
+		return usagef("-max-workers must be at most %d, got %d: each worker is a goroutine with a connection", loadgen.MaxConcurrency, c.MaxWorkers)
 	case cfg.procs < 0:
 		return usagef("-procs must be at least 0, got %d", cfg.procs)
-	case cfg.hostRate < 0 || isNaNOrInf(cfg.hostRate):
-		return usagef("-host-rate must be a non-negative number, got %v", cfg.hostRate)
-	case cfg.duration < 0:
-		return usagef("-duration must not be negative, got %v", cfg.duration)
-	case cfg.timeout <= 0:
-		return usagef("-timeout must be positive, got %v", cfg.timeout)
-	case cfg.format != "text" && cfg.format != "json":
-		return usagef("-o must be text or json, got %q", cfg.format)
+	case c.HostRate < 0 || isNaNOrInf(c.HostRate):
+		return usagef("-host-rate must be a non-negative number, got %v", c.HostRate)
+	case c.Duration < 0:
+		return usagef("-duration must not be negative, got %v", c.Duration)
+	case c.Client.Timeout <= 0:
+		return usagef("-timeout must be positive, got %v", c.Client.Timeout)
+	case c.Client.HeaderTimeout < 0:
+		return usagef("-header-timeout must not be negative, got %v", c.Client.HeaderTimeout)
+	case cfg.format != "text" && cfg.format != "json" && cfg.format != "csv":
+		return usagef("-o is the output type, text, json or csv (as hey's), got %q; the results file is -output FILE (as vegeta's)", cfg.format)
+	case cfg.format == "csv" && cfg.output != "":
+		return usagef("-o csv writes every result to stdout: give it or -output, not both")
 	case set["d"] && set["D"]:
 		return usagef("-d and -D cannot be used together")
-	case set["n"] && cfg.requests == 0:
+	case set["n"] && c.Requests == 0:
 		return usagef("-n must be at least 1, got 0")
-	case cfg.client.connections < 0:
-		return usagef("-connections must not be negative, got %d", cfg.client.connections)
-	case cfg.client.redirects < 0:
-		return usagef("-redirects must not be negative, got %d", cfg.client.redirects)
-	case (cfg.client.certFile == "") != (cfg.client.keyFile == ""):
+	case c.Client.Connections < 0:
+		return usagef("-connections must not be negative, got %d", c.Client.Connections)
+	case c.Client.MaxConnections < 0:
+		return usagef("-max-connections must not be negative, got %d", c.Client.MaxConnections)
+	case c.Client.Redirects < 0:
+		return usagef("-redirects must not be negative, got %d", c.Client.Redirects)
+	case (c.Client.CertFile == "") != (c.Client.KeyFile == ""):
 		return usagef("-cert and -key go together")
 	case raw.targetsFmt != "" && raw.targetsFmt != "http" && raw.targetsFmt != "json":
 		return usagef("-format must be http or json, got %q", raw.targetsFmt)
@@ -240,29 +243,30 @@ func checkFlags(cfg *config, raw *rawFlags) error {
 // headers, body and targets, and the demo's defaults.
 func settle(cfg *config, raw *rawFlags) error {
 	set := raw.set
+	c := &cfg.Config
 	cfg.method = strings.ToUpper(cfg.method)
-	if !validMethod(cfg.method) {
+	if !loadgen.ValidMethod(cfg.method) {
 		return usagef("-m: invalid method %q", cfg.method)
 	}
-	if cfg.rate != nil {
-		if err := cfg.rate.fit(&cfg.duration, set["duration"]); err != nil {
+	c.Client.NoHTTP2, c.Client.DisableKeepAlives, c.CoarseTimer = !raw.http2, !raw.keepalive, !cfg.precise
+	if c.Rate != nil {
+		if err := c.Rate.Fit(&c.Duration, set["duration"]); err != nil {
 			return usagef("-rate: %v", err)
 		}
 	}
-	if cfg.rate != nil && set["c"] && !set["max-workers"] {
-		cfg.maxWorkers = cfg.workers // -c with -rate: at most that many in flight
+	if c.Rate != nil && set["c"] && !set["max-workers"] {
+		c.MaxWorkers = c.Workers // -c with -rate: at most that many in flight
 	}
-	cfg.client.timeout = cfg.timeout
-	if cfg.client.connections == 0 {
-		cfg.client.connections = cfg.workers
-		if cfg.rate != nil {
-			cfg.client.connections = cfg.maxWorkers
+	if c.Client.Connections == 0 {
+		c.Client.Connections = c.Workers
+		if c.Rate != nil {
+			c.Client.Connections = c.MaxWorkers
 		}
 	}
 
 	cfg.header = http.Header{}
 	for _, line := range raw.headers.lines {
-		name, value, _ := parseHeaderLine(line) // checked by Set
+		name, value, _ := loadgen.ParseHeader(line) // checked by Set
 		if strings.EqualFold(name, "Host") {
 			cfg.host = value
 			continue
@@ -281,69 +285,55 @@ func settle(cfg *config, raw *rawFlags) error {
 	}
 	if cfg.demo {
 		if !set["rate"] {
-			cfg.rate = constantRate(demoRate)
+			c.Rate = loadgen.ConstantRate(demoRate)
 		}
-		if !set["duration"] && cfg.duration == 0 {
-			cfg.duration = demoDuration
+		if !set["duration"] && c.Duration == 0 {
+			c.Duration = demoDuration
 		}
 	}
-	if cfg.requests == 0 && cfg.duration == 0 {
-		cfg.requests = defaultRequests
+	if c.Requests == 0 && c.Duration == 0 {
+		c.Requests = defaultRequests
 	}
 	return nil
+}
+
+// defaults is the target that the command line makes of a URL: -m, -H, -d or -D.
+func (cfg *config) defaults() *loadgen.Target {
+	return &loadgen.Target{Method: cfg.method, Header: cfg.header, Host: cfg.host, Body: cfg.body, Weight: 1}
 }
 
 // settleTargets makes the targets: from -targets, the URLs given, or none for the demo.
 func settleTargets(cfg *config, raw *rawFlags) error {
-	defaults := targetDefaults{method: cfg.method, header: cfg.header, host: cfg.host, body: cfg.body}
+	d := cfg.defaults()
 	switch {
 	case raw.targetsFile != "":
-		ts, err := readTargetsFile(raw.targetsFile, raw.targetsFmt, defaults)
+		ts, err := loadgen.ReadTargetsFile(raw.targetsFile, raw.targetsFmt, d, os.Stdin)
 		if err != nil {
 			return usagef("-targets: %v", err)
 		}
-		cfg.targets = ts
+		cfg.Targets = ts
 	case len(raw.positional) == 0:
 		cfg.demo = true
 	default:
 		for _, p := range raw.positional {
-			u, err := validateURL(p)
+			t, err := newTarget(d, p)
 			if err != nil {
 				return err
 			}
-			cfg.targets = append(cfg.targets, defaults.target(u.String()))
+			cfg.Targets = append(cfg.Targets, t)
 		}
 	}
-
 	return nil
 }
 
-// validateURL accepts absolute http and https URLs with a host.
-func validateURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
+// newTarget is the target of rawURL with the defaults d.
+func newTarget(d *loadgen.Target, rawURL string) (*loadgen.Target, error) {
+	t, err := loadgen.NewTarget(rawURL)
 	if err != nil {
-		return nil, usagef("invalid URL %q: %v", raw, errors.Unwrap(err))
+		return nil, usagef("%v", err)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, usagef("invalid URL %q: the scheme must be http or https", raw)
-	}
-	if u.Host == "" || u.Hostname() == "" {
-		return nil, usagef("invalid URL %q: no host", raw)
-	}
-	return u, nil
-}
-
-// validMethod reports whether m is an HTTP token, as net/http requires of a method.
-func validMethod(m string) bool {
-	if m == "" {
-		return false
-	}
-	for _, r := range m {
-		if !httpguts.IsTokenRune(r) {
-			return false
-		}
-	}
-	return true
+	t.Method, t.Header, t.Host, t.Body = d.Method, d.Header.Clone(), d.Host, d.Body
+	return t, nil
 }
 
 func isNaNOrInf(f float64) bool { return math.IsNaN(f) || math.IsInf(f, 0) }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/httpfutures/httpfutures/loadgen"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -34,44 +36,44 @@ func TestParseArgs(t *testing.T) {
 			name: "hey-like flags",
 			args: []string{"-n", "1000", "-c", "16", "-m", "post", "-timeout", "2s", "-o", "json", u},
 			want: func(c *config) {
-				c.requests, c.workers, c.method, c.timeout, c.format = 1000, 16, "POST", 2*time.Second, "json"
-				c.targets[0].method, c.client.timeout, c.client.connections = "POST", 2*time.Second, 16
+				c.Requests, c.Workers, c.method, c.format = 1000, 16, "POST", "json"
+				c.Targets[0].Method, c.Client.Timeout, c.Client.Connections = "POST", 2*time.Second, 16
 			},
 		},
 		{
 			name: "flags after the URL",
 			args: []string{u, "-n", "5", "-c", "2"},
-			want: func(c *config) { c.requests, c.workers, c.client.connections = 5, 2, 2 },
+			want: func(c *config) { c.Requests, c.Workers, c.Client.Connections = 5, 2, 2 },
 		},
 		{
 			name: "open model with duration only",
 			args: []string{"-rate", "2000", "-duration", "3s", "-host-rate", "50", u},
 			want: func(c *config) {
-				c.requests, c.duration, c.hostRate = 0, 3*time.Second, 50
-				c.rate = &rateSchedule{stages: []stage{{2000, 2000, 3 * time.Second}}, text: "2000"}
-				c.client.connections = defaultMaxWorkers
+				c.Requests, c.Duration, c.HostRate = 0, 3*time.Second, 50
+				c.Rate = rateOf(t, "2000", 3*time.Second)
+				c.Client.Connections = defaultMaxWorkers
 			},
 		},
 		{
 			name: "stages set the duration",
 			args: []string{"-rate", "10@1s,20:30@2s", "-max-workers", "50", u},
 			want: func(c *config) {
-				c.requests, c.duration, c.maxWorkers, c.client.connections = 0, 3*time.Second, 50, 50
-				c.rate = &rateSchedule{stages: []stage{{10, 10, time.Second}, {20, 30, 2 * time.Second}}, text: "10@1s,20:30@2s"}
+				c.Requests, c.Duration, c.MaxWorkers, c.Client.Connections = 0, 3*time.Second, 50, 50
+				c.Rate = rateOf(t, "10@1s,20:30@2s", 0)
 			},
 		},
 		{
 			name: "c bounds the open model when max-workers is not given",
 			args: []string{"-rate", "500", "-duration", "3s", "-c", "8", u},
 			want: func(c *config) {
-				c.requests, c.duration, c.workers, c.maxWorkers, c.client.connections = 0, 3*time.Second, 8, 8, 8
-				c.rate = &rateSchedule{stages: []stage{{500, 500, 3 * time.Second}}, text: "500"}
+				c.Requests, c.Duration, c.Workers, c.MaxWorkers, c.Client.Connections = 0, 3*time.Second, 8, 8, 8
+				c.Rate = rateOf(t, "500", 3*time.Second)
 			},
 		},
 		{
 			name: "n and duration both bound",
 			args: []string{"-n", "10", "-duration", "1m", u},
-			want: func(c *config) { c.requests, c.duration = 10, time.Minute },
+			want: func(c *config) { c.Requests, c.Duration = 10, time.Minute },
 		},
 		{
 			name: "repeated headers and Host",
@@ -79,7 +81,7 @@ func TestParseArgs(t *testing.T) {
 			want: func(c *config) {
 				c.header = http.Header{"X-A": {"1", "2"}, "Authorization": {"Bearer t:k"}}
 				c.host = "example.test"
-				c.targets[0].header, c.targets[0].host = c.header, c.host
+				c.Targets[0].Header, c.Targets[0].Host = c.header, c.host
 			},
 		},
 		{
@@ -87,34 +89,34 @@ func TestParseArgs(t *testing.T) {
 			args: []string{"-m", "PUT", "-d", "hello", u},
 			want: func(c *config) {
 				c.method, c.body = "PUT", []byte("hello")
-				c.targets[0].method, c.targets[0].body = "PUT", c.body
+				c.Targets[0].Method, c.Targets[0].Body = "PUT", c.body
 			},
 		},
 		{
 			name: "empty body string is a body",
 			args: []string{"-d", "", u},
-			want: func(c *config) { c.body, c.targets[0].body = []byte{}, []byte{} },
+			want: func(c *config) { c.body, c.Targets[0].Body = []byte{}, []byte{} },
 		},
 		{
 			name: "body file",
 			args: []string{"-D", bodyFile, u},
-			want: func(c *config) { c.body, c.targets[0].body = []byte(`{"a":1}`), []byte(`{"a":1}`) },
+			want: func(c *config) { c.body, c.Targets[0].Body = []byte(`{"a":1}`), []byte(`{"a":1}`) },
 		},
 		{
 			name: "backpressure",
 			args: []string{"-backpressure", u},
-			want: func(c *config) { c.honorWait = true },
+			want: func(c *config) { c.HonorWait = true },
 		},
 		{
 			name: "https URL",
 			args: []string{"https://127.0.0.1:8443/x?q=1"},
-			want: func(c *config) { c.targets[0].url = "https://127.0.0.1:8443/x?q=1" },
+			want: func(c *config) { c.Targets[0].URL = "https://127.0.0.1:8443/x?q=1" },
 		},
 		{
 			name: "several URLs",
 			args: []string{u, "http://127.0.0.1:8080/b"},
 			want: func(c *config) {
-				c.targets = append(c.targets, &target{method: "GET", url: "http://127.0.0.1:8080/b", header: http.Header{}, weight: 1})
+				c.Targets = append(c.Targets, &loadgen.Target{Method: "GET", URL: "http://127.0.0.1:8080/b", Header: http.Header{}, Weight: 1})
 			},
 		},
 		{
@@ -122,45 +124,61 @@ func TestParseArgs(t *testing.T) {
 			args: []string{"-targets", targetsFile, "-H", "X-A: 0"},
 			want: func(c *config) {
 				c.header = http.Header{"X-A": {"0"}}
-				c.targets = []*target{
-					{method: "GET", url: "http://127.0.0.1:1/a", header: http.Header{"X-A": {"0"}}, weight: 1},
-					{method: "POST", url: "http://127.0.0.1:1/b", header: http.Header{"X-A": {"0"}, "X-B": {"1"}}, weight: 2},
+				c.Targets = []*loadgen.Target{
+					{Method: "GET", URL: "http://127.0.0.1:1/a", Header: http.Header{"X-A": {"0"}}, Weight: 1},
+					{Method: "POST", URL: "http://127.0.0.1:1/b", Header: http.Header{"X-A": {"0"}, "X-B": {"1"}}, Weight: 2},
 				}
 			},
 		},
 		{
 			name: "transport flags",
-			args: []string{"-http2=false", "-h2c", "-insecure", "-keepalive=false", "-connections", "3", "-redirects", "0", u},
+			args: []string{"-http2=false", "-h2c", "-insecure", "-keepalive=false", "-connections", "3", "-max-connections", "5", "-unix-socket", "/tmp/s.sock", "-redirects", "0", "-header-timeout", "1s", u},
 			want: func(c *config) {
-				c.client.http2, c.client.h2c, c.client.insecure, c.client.keepalive = false, true, true, false
-				c.client.connections, c.client.redirects = 3, 0
+				c.Client.NoHTTP2, c.Client.H2C, c.Client.Insecure, c.Client.DisableKeepAlives = true, true, true, true
+				c.Client.Connections, c.Client.MaxConnections, c.Client.UnixSocket, c.Client.Redirects = 3, 5, "/tmp/s.sock", 0
+				c.Client.HeaderTimeout = time.Second
 			},
+		},
+		{
+			name: "vegeta's rate syntax",
+			args: []string{"-rate", "50/1s", "-duration", "2s", u},
+			want: func(c *config) {
+				c.Requests, c.Duration, c.Client.Connections = 0, 2*time.Second, defaultMaxWorkers
+				c.Rate = rateOf(t, "50/1s", 2*time.Second)
+			},
+		},
+		{
+			name: "CSV results, by -o or by the file's name",
+			args: []string{"-o", "csv", u},
+			want: func(c *config) { c.format, c.resultsFormat = "csv", loadgen.CSVResults },
+		},
+		{
+			name: "prometheus",
+			args: []string{"-prometheus", "127.0.0.1:9999", u},
+			want: func(c *config) { c.prometheus = "127.0.0.1:9999" },
 		},
 		{
 			name: "thresholds and output",
 			args: []string{"-threshold", "p99<50ms,success>=99.9%", "-output", "r.json", "-name", "x", u},
 			want: func(c *config) {
-				c.output, c.name = "r.json", "x"
-				c.thresholds = []threshold{
-					{text: "p99<50ms", metric: "p99", op: "<", value: float64(50 * time.Millisecond)},
-					{text: "success>=99.9%", metric: "success", op: ">=", value: 99.9 / 100},
-				}
+				c.output, c.Name = "r.json", "x"
+				c.thresholds, _ = loadgen.ParseThresholds("p99<50ms,success>=99.9%")
 			},
 		},
 		{
 			name: "no URL is the demo",
 			args: []string{},
 			want: func(c *config) {
-				c.targets, c.demo, c.requests, c.rate, c.duration = nil, true, 0, constantRate(demoRate), demoDuration
+				c.Targets, c.demo, c.Requests, c.Rate, c.Duration = nil, true, 0, loadgen.ConstantRate(demoRate), demoDuration
 			},
 		},
 		{
 			name: "demo keeps the flags given",
 			args: []string{"-rate", "100", "-n", "20", "-o", "json"},
 			want: func(c *config) {
-				c.targets, c.demo, c.requests, c.duration, c.format = nil, true, 20, demoDuration, "json"
-				c.rate = &rateSchedule{stages: []stage{{100, 100, 0}}, text: "100"}
-				c.client.connections = defaultMaxWorkers
+				c.Targets, c.demo, c.Requests, c.Duration, c.format = nil, true, 20, demoDuration, "json"
+				c.Rate = rateOf(t, "100", 0)
+				c.Client.Connections = defaultMaxWorkers
 			},
 		},
 		{name: "unknown flag", args: []string{"-x", u}, wantErr: "flag provided but not defined: -x"},
@@ -178,7 +196,11 @@ func TestParseArgs(t *testing.T) {
 		{name: "bad duration", args: []string{"-duration", "3", u}, wantErr: "invalid value"},
 		{name: "negative duration", args: []string{"-duration", "-1s", u}, wantErr: "-duration must not be negative"},
 		{name: "zero timeout", args: []string{"-timeout", "0s", u}, wantErr: "-timeout must be positive"},
-		{name: "bad output", args: []string{"-o", "xml", u}, wantErr: `-o must be text or json, got "xml"`},
+		{name: "bad output", args: []string{"-o", "xml", u}, wantErr: `-o is the output type, text, json or csv (as hey's), got "xml"; the results file is -output FILE (as vegeta's)`},
+		{name: "-o csv and -output", args: []string{"-o", "csv", "-output", "r.json", u}, wantErr: "give it or -output, not both"},
+		{name: "vegeta rate without a duration", args: []string{"-rate", "50/x", u}, wantErr: `"x" is not a positive duration`},
+		{name: "negative max connections", args: []string{"-max-connections", "-1", u}, wantErr: "-max-connections must not be negative"},
+		{name: "placeholder unknown", args: []string{"http://127.0.0.1/{{nope}}"}, wantErr: "unknown placeholder {{nope}}"},
 		{name: "both bodies", args: []string{"-d", "x", "-D", bodyFile, u}, wantErr: "-d and -D cannot be used together"},
 		{name: "missing body file", args: []string{"-D", filepath.Join(t.TempDir(), "nope"), u}, wantErr: "no such file"},
 		{name: "bad header", args: []string{"-H", "NoColon", u}, wantErr: `not of the form "Name: value"`},
@@ -212,19 +234,19 @@ func TestParseArgs(t *testing.T) {
 			}
 			require.NoError(t, err)
 			want := &config{
-				targets:    []*target{{method: "GET", url: u, header: http.Header{}, weight: 1}},
-				requests:   defaultRequests,
-				workers:    defaultWorkers,
-				maxWorkers: defaultMaxWorkers,
-				method:     http.MethodGet,
-				header:     http.Header{},
-				timeout:    defaultTimeout,
-				format:     "text",
-				precise:    true,
-				client: clientConfig{
-					http2: true, keepalive: true, connections: defaultWorkers,
-					redirects: defaultRedirects, timeout: defaultTimeout,
+				Config: loadgen.Config{
+					Targets:    []*loadgen.Target{{Method: "GET", URL: u, Header: http.Header{}, Weight: 1}},
+					Requests:   defaultRequests,
+					Workers:    defaultWorkers,
+					MaxWorkers: defaultMaxWorkers,
+					Client: loadgen.ClientConfig{
+						Connections: defaultWorkers, Redirects: defaultRedirects, Timeout: defaultTimeout,
+					},
 				},
+				method:  http.MethodGet,
+				header:  http.Header{},
+				format:  "text",
+				precise: true,
 			}
 			if tt.want != nil {
 				tt.want(want)
@@ -233,6 +255,15 @@ func TestParseArgs(t *testing.T) {
 			assert.Empty(t, usage.String())
 		})
 	}
+}
+
+// rateOf is the timetable text makes for a run of duration d (0: none given).
+func rateOf(t *testing.T, text string, d time.Duration) *loadgen.Rate {
+	t.Helper()
+	r, err := loadgen.ParseRate(text)
+	require.NoError(t, err)
+	require.NoError(t, r.Fit(&d, d > 0))
+	return r
 }
 
 func TestParseArgsHelp(t *testing.T) {

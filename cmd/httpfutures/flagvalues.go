@@ -1,11 +1,10 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"strings"
 
-	"golang.org/x/net/http/httpguts"
+	"github.com/httpfutures/httpfutures/loadgen"
 )
 
 // headerFlag collects repeated -H "Name: value" flags, checked as they are given.
@@ -14,34 +13,11 @@ type headerFlag struct{ lines []string }
 func (h *headerFlag) String() string { return strings.Join(h.lines, ", ") }
 
 func (h *headerFlag) Set(v string) error {
-	if _, _, err := parseHeaderLine(v); err != nil {
+	if _, _, err := loadgen.ParseHeader(v); err != nil {
 		return err
 	}
 	h.lines = append(h.lines, v)
 	return nil
-}
-
-// parseHeaderLine splits "Name: value" and checks both parts as HTTP requires.
-func parseHeaderLine(line string) (name, value string, err error) {
-	name, value, ok := strings.Cut(line, ":")
-	if !ok || strings.TrimSpace(name) == "" {
-		return "", "", fmt.Errorf("header %q is not of the form \"Name: value\"", line)
-	}
-	return checkHeader(name, value)
-}
-
-// checkHeader returns the header field name: value, trimmed, or an error if HTTP does not allow
-// it: a JSON target gives the name and the value apart, and a colon in its name is an error,
-// not the start of the value.
-func checkHeader(name, value string) (string, string, error) {
-	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
-	if !httpguts.ValidHeaderFieldName(name) {
-		return "", "", fmt.Errorf("header %q: %q is not a valid header name", name+": "+value, name)
-	}
-	if !httpguts.ValidHeaderFieldValue(value) {
-		return "", "", fmt.Errorf("header %q: the value has a character HTTP does not allow", name+": "+value)
-	}
-	return name, value, nil
 }
 
 // bodyFileFlag reads the file named by -D when the flag is parsed.
@@ -62,7 +38,7 @@ func (b *bodyFileFlag) Set(path string) error {
 }
 
 // rateFlag parses -rate as it is given.
-type rateFlag struct{ s *rateSchedule }
+type rateFlag struct{ s *loadgen.Rate }
 
 func (r *rateFlag) String() string {
 	if r.s == nil {
@@ -72,7 +48,7 @@ func (r *rateFlag) String() string {
 }
 
 func (r *rateFlag) Set(v string) error {
-	s, err := parseRate(v)
+	s, err := loadgen.ParseRate(v)
 	if err != nil {
 		return err
 	}
@@ -81,12 +57,12 @@ func (r *rateFlag) Set(v string) error {
 }
 
 // thresholdFlag collects -threshold lists, checked as they are given.
-type thresholdFlag struct{ list []threshold }
+type thresholdFlag struct{ list []loadgen.Threshold }
 
 func (t *thresholdFlag) String() string { return "" }
 
 func (t *thresholdFlag) Set(v string) error {
-	ts, err := parseThresholds(v)
+	ts, err := loadgen.ParseThresholds(v)
 	if err != nil {
 		return err
 	}

@@ -3,18 +3,21 @@
 // (-rate: a constant rate, steps or ramps; latency measured from each request's due time, so
 // that a stalled server is not hidden by coordinated omission, and the generator's own send lag
 // reported apart). A run ends at its -duration; what fell due and was not sent is counted as
-// dropped.
+// dropped. Its engine is the package loadgen, for Go programs; this command holds the flags,
+// the live view, the report and plot subcommands, -prometheus and the tour.
 //
 // Usage:
 //
 //	httpfutures [flags] [URL...]
-//	httpfutures report [-type text|json|hist[...]|hdrplot] [-threshold ...] [FILE...]
-//	httpfutures plot [-title T] [-o FILE] [FILE...]
+//	httpfutures report [-type text|json|hist[...]|hdrplot] [-output FILE] [-threshold ...] [FILE...]
+//	httpfutures plot [-title T] [-output FILE] [FILE...]
+//	httpfutures tour
 //
-// Without a URL it runs a short demo against an embedded server on 127.0.0.1. The report is
-// vegeta's text layout, or with -o json vegeta's JSON report fields; -output FILE keeps every
-// result in vegeta's JSON results format, which the report and plot subcommands (and vegeta's)
-// read. Run with -h for the flags.
+// Without a URL it runs a short demo against an embedded server on 127.0.0.1; tour shows the
+// library at work, a line a feature. The report is vegeta's text layout, or with -o json
+// vegeta's JSON report fields; -output FILE keeps every result in vegeta's JSON results format
+// (or CSV), which the report and plot subcommands (and vegeta's) read. Each flag's -h says
+// whose convention it follows. See README.md beside this file.
 package main
 
 import (

@@ -1,18 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/httpfutures/httpfutures/loadgen"
 )
 
 func readSeqs(t *testing.T, path string) map[uint64]time.Time {
@@ -21,7 +26,7 @@ func readSeqs(t *testing.T, path string) map[uint64]time.Time {
 	require.NoError(t, err)
 	defer f.Close()
 	due := map[uint64]time.Time{}
-	require.NoError(t, readResults(f, path, func(r *Result) { due[r.Seq] = r.Timestamp }))
+	require.NoError(t, loadgen.ReadResults(f, path, func(r *loadgen.Result) { due[r.Seq] = r.Timestamp }))
 	return due
 }
 
@@ -53,10 +58,12 @@ func TestRunOpenModelKeepsTheRate(t *testing.T) {
 	assert.Equal(t, float64(hits.Load()), rep["requests"])
 	assert.Equal(t, "open", rep["model"])
 	assert.Equal(t, "1000", rep["target_rate"])
-	if sent["dropped"] == float64(0) {
-		// vegeta's rate: 1000 requests over the 999ms from the first due time to the last.
-		assert.InDelta(t, 1000/0.999, rep["rate"], 0.01)
-	}
+	// The rate is what was sent, over the span of the real send times; the timetable's is
+	// beside it, exact.
+	assert.Equal(t, sent["rate"], rep["rate"])
+	assert.InDelta(t, 1000, rep["rate"], 100)
+	assert.Equal(t, float64(1000), rep["asked_requests"])
+	assert.Equal(t, float64(1000), rep["asked_rate"])
 }
 
 func TestRunLatencyCountsFromScheduledTime(t *testing.T) {
@@ -123,7 +130,33 @@ func TestRunDurationBoundsTheRun(t *testing.T) {
 	assert.Equal(t, float64(hits.Load()), requests)
 	assert.LessOrEqual(t, requests, float64(8*11), "at most 8 workers' worth of 50ms requests in 500ms")
 	assert.Equal(t, float64(250), requests+dropped, "every request due in 500ms is sent or dropped")
-	assert.Contains(t, stderr, "every one of the 8 workers was busy")
+	// What was sent is the rate, never the 500/s asked, which stands beside it; the warning
+	// names one cause, the workers, with the count that would keep up.
+	assert.Less(t, rep["rate"], float64(8/0.05)*1.3, "the rate 8 workers of 50ms can send")
+	assert.Equal(t, float64(500), rep["asked_rate"])
+	assert.Equal(t, float64(250), rep["asked_requests"])
+	assert.Regexp(t, `^httpfutures: warning: the generator, not the server, limited the run: the workers: at the server's mean latency of 5\d\.\d+ms, 8 workers send at most 1[0-9]{2} req/s, below the 500 req/s asked; 3\d workers \(-max-workers\) would keep up\n$`, stderr)
+}
+
+// A rate far past what the generator sends is reported as asked, beside the rate sent: a
+// billion a second asked is not a billion sent.
+func TestRunUnreachableRateReportsWhatWasSent(t *testing.T) {
+	srv, _ := countingServer(t)
+	start := time.Now()
+	var out, errb bytes.Buffer
+
+	code := run(t.Context(), []string{"-rate", "1e9", "-duration", "100ms", "-max-workers", "8", srv.URL}, &out, &errb)
+
+	assert.Less(t, time.Since(start), 2*time.Second)
+	require.Equal(t, 0, code, errb.String())
+	m := regexp.MustCompile(`(?m)^Requests +\[total, rate, throughput\] +(\d+), ([\d.]+), [\d.]+\n^Asked +\[total, rate, dropped\] +100000000, 1000000000\.00, (\d+) \(the timetable: -rate 1e9\)$`).FindStringSubmatch(out.String())
+	require.NotNil(t, m, out.String())
+	sent, _ := strconv.ParseFloat(m[1], 64)
+	rate, _ := strconv.ParseFloat(m[2], 64)
+	dropped, _ := strconv.ParseFloat(m[3], 64)
+	assert.Equal(t, 1e8, sent+dropped, "every request due in 100ms at 1e9/s is sent or dropped")
+	assert.Less(t, rate, 1e6, "the rate is what was sent")
+	assert.Contains(t, errb.String(), "warning: the generator, not the server, limited the run: the ")
 }
 
 func TestRunRamp(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,75 +11,108 @@ import (
 	"math"
 	"os"
 	"slices"
-	"strconv"
 	"time"
+
+	"github.com/httpfutures/httpfutures/loadgen"
 )
 
-// The plot's size, in SVG units, and the most points drawn: past it, points that would fall on
-// the same spot are drawn once.
-const (
-	plotWidth     = 900
-	plotHeight    = 320
-	plotMargin    = 56
-	maxPlotPoints = 20000
-)
+// maxPlotPoints bounds the points of the latency chart: past it, the points of a series that
+// fall in one cell of a fine grid of time and log latency are drawn once (the errors are all
+// kept up to the bound), so that a page of a long run stays small enough for a browser.
+const maxPlotPoints = 40000
+
+// plotPalette colours the attacks; red is kept for errors.
+var plotPalette = []string{"#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f"}
+
+const plotErrorColor = "#d62728"
+
+// plotPercentiles are the points of the latency distribution, those that a series has
+// enough results for.
+var plotPercentiles = []float64{0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999}
 
 //go:embed plot.html.tmpl
 var plotTemplateText string
 
-var plotTemplate = template.Must(template.New("plot").Funcs(template.FuncMap{
-	"subtract": func(a, b float64) float64 { return a - b },
-	"half":     func(a float64) float64 { return a / 2 },
-}).Parse(plotTemplateText))
+var plotTemplate = template.Must(template.New("plot").Parse(plotTemplateText))
 
-// plotPoint is a point of a chart, in SVG coordinates.
-type plotPoint struct {
-	X, Y float64
+// plotData is what the page draws, embedded in it as JSON.
+type plotData struct {
+	Title     string       `json:"title"`
+	Start     int64        `json:"start"` // the earliest timestamp, Unix milliseconds
+	Series    []plotSeries `json:"series"`
+	Quantiles []plotCurve  `json:"quantiles"`
+	Errors    []string     `json:"errors"` // the error messages the points refer to
+	Attacks   []plotAttack `json:"attacks"`
 }
 
-// plotTick is an axis label.
-type plotTick struct {
-	Pos   float64
-	Label string
-}
-
-// plotChart is one chart of the page.
-type plotChart struct {
-	ID, Title, XLabel, YLabel string
-	Width, Height, Margin     float64
-	XTicks, YTicks            []plotTick
-	Series                    []plotSeries
-	Line                      string // SVG points of a polyline through the first series; empty for none
-}
-
+// plotSeries is the points of one attack's successes or errors in the latency chart: each
+// [seconds into the run, latency in ms, status code, seq, error index or -1].
 type plotSeries struct {
-	Class, Label string
-	Points       []plotPoint
-	Count        int // results in the series, drawn or not
+	Name   string       `json:"name"`
+	Attack string       `json:"attack"`
+	Color  string       `json:"color"`
+	Errors bool         `json:"errors"`
+	Count  int          `json:"count"` // results, drawn or not
+	Points [][5]float64 `json:"points"`
 }
 
+// plotCurve is one attack's latency distribution: each [percentile, latency in ms].
+type plotCurve struct {
+	Name   string       `json:"name"`
+	Color  string       `json:"color"`
+	Points [][2]float64 `json:"points"`
+}
+
+// plotAttack is a line of the page's summary table.
+type plotAttack struct {
+	Name     string  `json:"name"`
+	Color    string  `json:"color"`
+	Requests int     `json:"requests"`
+	Success  float64 `json:"success"` // ratio
+	P50      float64 `json:"p50"`     // ms
+	P99      float64 `json:"p99"`
+	Max      float64 `json:"max"`
+}
+
+// plotPage is the template's data.
 type plotPage struct {
-	Title  string
-	Charts []plotChart
-	Total  int
+	Title string
+	Data  template.JS
 }
 
 // runPlot is "httpfutures plot": a self-contained HTML page, no network needed, of the latency
-// of each request over time and of the latency distribution, from results files.
+// of each request over time and of the latency distribution, a series per attack, from results
+// files. The attack is each result's name (-name), or its file's name.
 func runPlot(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("httpfutures plot", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	title := fs.String("title", "httpfutures results", "the page's title")
-	output := fs.String("o", "-", "write the page to this file (- for stdout)")
+	title := fs.String("title", "httpfutures results", "the page's title"+asVegeta)
+	output := fs.String("output", "-", "write the page to this file (- for stdout)"+asVegeta)
+	format := fs.String("o", "", "output type: html, the only one (the page's file is -output FILE)"+asHey)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: httpfutures plot [-title T] [-output FILE] [FILE...]")
+		fmt.Fprintln(stderr, "Reads results files, JSON or CSV, and writes a page that needs no network:")
+		fmt.Fprintln(stderr, "latency over time (hover for a point, drag to zoom) and its distribution,")
+		fmt.Fprintln(stderr, "a series per attack, on a linear or log scale.")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
-	var results []Result
-	err := openResults(fs.Args(), stdin, func(r *Result) {
-		results = append(results, Result{Timestamp: r.Timestamp, Latency: r.Latency, Code: r.Code, Error: r.Error})
+	if *format != "" && *format != "html" {
+		fmt.Fprintf(stderr, "httpfutures plot: -o is the output type, and a plot is html; to write the page to %s, give -output %s\n", *format, *format)
+		return exitUsage
+	}
+	var results []plotResult
+	err := openResults(fs.Args(), stdin, func(name string, r *loadgen.Result) {
+		attack := r.Attack
+		if attack == "" && len(fs.Args()) > 1 {
+			attack = name
+		}
+		results = append(results, plotResult{attack: attack, ts: r.Timestamp, lat: r.Latency, code: r.Code, err: r.Error, seq: r.Seq})
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "httpfutures plot: %v\n", err)
@@ -101,154 +135,120 @@ func runPlot(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// plotResult is what the plot keeps of a result.
+type plotResult struct {
+	attack string
+	ts     time.Time
+	lat    time.Duration
+	code   uint16
+	err    string
+	seq    uint64
+}
+
+func (r plotResult) ok() bool { return r.err == "" && r.code >= 200 && r.code < 400 }
+
 // writePlot writes the page for results.
-func writePlot(w io.Writer, title string, results []Result) error {
-	page := plotPage{Title: title, Total: len(results)}
-	page.Charts = append(page.Charts, timeChart(results), distributionChart(results))
-	return plotTemplate.Execute(w, page)
+func writePlot(w io.Writer, title string, results []plotResult) error {
+	data, err := json.Marshal(plotDataOf(title, results)) // escapes <, > and &: safe in a script
+	if err != nil {
+		return err
+	}
+	return plotTemplate.Execute(w, plotPage{Title: title, Data: template.JS(data)})
 }
 
-func newChart(id, title, xl, yl string) plotChart {
-	return plotChart{ID: id, Title: title, XLabel: xl, YLabel: yl, Width: plotWidth, Height: plotHeight, Margin: plotMargin}
-}
-
-// scale maps [0, hi] onto [0, span].
-func scale(v, hi, span float64) float64 {
-	if hi <= 0 {
-		return 0
-	}
-	return v / hi * span
-}
-
-// niceTicks returns about n round values from 0 to the first at or above hi.
-func niceTicks(hi float64, n int) []float64 {
-	if hi <= 0 {
-		return []float64{0}
-	}
-	raw := hi / float64(n)
-	mag := math.Pow(10, math.Floor(math.Log10(raw)))
-	step := mag
-	for _, m := range []float64{1, 2, 5, 10} {
-		if m*mag >= raw {
-			step = m * mag
-			break
-		}
-	}
-	var ts []float64
-	for k := 0; ; k++ {
-		v := float64(k) * step
-		ts = append(ts, v)
-		if v >= hi*0.9999 {
-			return ts
-		}
-	}
-}
-
-func formatTick(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
-
-// timeChart is each request's latency at its time into the run, successes and failures apart.
-func timeChart(results []Result) plotChart {
-	c := newChart("time", "Latency over time", "time into the run (s)", "latency (ms)")
+// plotDataOf groups results by attack, in the order they first come.
+func plotDataOf(title string, results []plotResult) plotData {
+	d := plotData{Title: title, Errors: []string{}, Series: []plotSeries{}, Quantiles: []plotCurve{}, Attacks: []plotAttack{}}
 	var t0 time.Time
-	var tMax, latMax float64
-	for i, r := range results {
-		if i == 0 || r.Timestamp.Before(t0) {
-			t0 = r.Timestamp
-		}
-	}
+	var names []string
+	byName := map[string][]plotResult{}
 	for _, r := range results {
-		tMax = max(tMax, r.Timestamp.Sub(t0).Seconds())
-		latMax = max(latMax, float64(r.Latency)/float64(time.Millisecond))
+		if t0.IsZero() || r.ts.Before(t0) {
+			t0 = r.ts
+		}
+		if _, ok := byName[r.attack]; !ok {
+			names = append(names, r.attack)
+		}
+		byName[r.attack] = append(byName[r.attack], r)
 	}
-	xTicks, yTicks := niceTicks(tMax, 8), niceTicks(latMax, 5)
-	xHi, yHi := xTicks[len(xTicks)-1], yTicks[len(yTicks)-1]
-	if xHi == 0 {
-		xHi = 1
-	}
-	if yHi == 0 {
-		yHi = 1
-	}
-	iw, ih := c.Width-2*c.Margin, c.Height-2*c.Margin
-	for _, v := range xTicks {
-		c.XTicks = append(c.XTicks, plotTick{Pos: c.Margin + scale(v, xHi, iw), Label: formatTick(v)})
-	}
-	for _, v := range yTicks {
-		c.YTicks = append(c.YTicks, plotTick{Pos: c.Height - c.Margin - scale(v, yHi, ih), Label: formatTick(v)})
-	}
-	ok := plotSeries{Class: "ok", Label: "success"}
-	bad := plotSeries{Class: "err", Label: "error"}
-	seen := map[[2]int]bool{}
+	d.Start = t0.UnixMilli()
+	var span float64 // seconds from the first timestamp to the last
 	for _, r := range results {
-		s := &ok
-		if r.Error != "" || r.Code < 200 || r.Code >= 400 {
-			s = &bad
-		}
-		s.Count++
-		p := plotPoint{
-			X: c.Margin + scale(r.Timestamp.Sub(t0).Seconds(), xHi, iw),
-			Y: c.Height - c.Margin - scale(float64(r.Latency)/float64(time.Millisecond), yHi, ih),
-		}
-		if len(results) > maxPlotPoints {
-			key := [2]int{int(p.X * 2), int(p.Y*2) * 2}
-			if s == &bad {
-				key[1]++
-			}
-			if seen[key] {
-				continue
-			}
-			seen[key] = true
-		}
-		s.Points = append(s.Points, p)
+		span = max(span, r.ts.Sub(t0).Seconds())
 	}
-	c.Series = []plotSeries{ok, bad}
-	return c
+	errIndex := map[string]int{}
+	thin := len(results) > maxPlotPoints
+	for i, name := range names {
+		rs := byName[name]
+		color := plotPalette[i%len(plotPalette)]
+		label := name
+		if label == "" {
+			label = "requests"
+		}
+		ok := plotSeries{Name: label, Attack: name, Color: color, Points: [][5]float64{}}
+		bad := plotSeries{Name: label + ": errors", Attack: name, Color: plotErrorColor, Errors: true, Points: [][5]float64{}}
+		if len(names) == 1 {
+			ok.Name, bad.Name = "success", "errors"
+		}
+		seen := map[[2]int]bool{}
+		lats := make([]float64, 0, len(rs))
+		var successes int
+		for _, r := range rs {
+			ms := float64(r.lat) / float64(time.Millisecond)
+			lats = append(lats, ms)
+			p := [5]float64{r.ts.Sub(t0).Seconds(), ms, float64(r.code), float64(r.seq), -1}
+			s := &ok
+			if r.ok() {
+				successes++
+			} else {
+				s = &bad
+				k, found := errIndex[r.err]
+				if !found {
+					k = len(d.Errors)
+					errIndex[r.err] = k
+					d.Errors = append(d.Errors, r.err)
+				}
+				p[4] = float64(k)
+			}
+			s.Count++
+			if thin {
+				// A grid of 1,000 columns over the run, 100 rows a decade of latency.
+				cell := [2]int{int(p[0] / max(span, 1e-9) * 1000), int(math.Log10(max(ms, 1e-3)) * 100)}
+				if s.Errors {
+					cell[1] = -cell[1] - 1 // errors apart
+				}
+				if seen[cell] {
+					continue
+				}
+				seen[cell] = true
+			}
+			s.Points = append(s.Points, p)
+		}
+		d.Series = append(d.Series, ok)
+		if bad.Count > 0 {
+			d.Series = append(d.Series, bad)
+		}
+		slices.Sort(lats)
+		curve := plotCurve{Name: label, Color: color}
+		n := float64(len(lats))
+		for _, p := range plotPercentiles {
+			if p > 0 && n < 1/(1-p/100) {
+				break // too few results for this percentile to mean anything
+			}
+			curve.Points = append(curve.Points, [2]float64{p, quantileOf(lats, p)})
+		}
+		d.Quantiles = append(d.Quantiles, curve)
+		d.Attacks = append(d.Attacks, plotAttack{
+			Name: label, Color: color, Requests: len(rs), Success: float64(successes) / n,
+			P50: quantileOf(lats, 50), P99: quantileOf(lats, 99), Max: lats[len(lats)-1],
+		})
+	}
+	return d
 }
 
-// distributionChart is the latency at each percentile, on the log scale of 1/(1-p) that
-// HdrHistogram plots use, so that the tail is spread out.
-func distributionChart(results []Result) plotChart {
-	c := newChart("dist", "Latency distribution", "percentile", "latency (ms)")
-	lats := make([]float64, len(results))
-	for i, r := range results {
-		lats[i] = float64(r.Latency) / float64(time.Millisecond)
-	}
-	slices.Sort(lats)
-	pcts := []float64{0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999}
-	type q struct{ x, lat float64 }
-	var qs []q
-	var latMax float64
-	xOf := func(p float64) float64 { return math.Log10(1 / (1 - p/100)) }
-	const xHi = 5.0 // 99.999%
-	for _, p := range pcts {
-		if len(lats) == 0 {
-			break
-		}
-		i := int(math.Ceil(p/100*float64(len(lats)))) - 1
-		i = min(max(i, 0), len(lats)-1)
-		qs = append(qs, q{xOf(p), lats[i]})
-		latMax = max(latMax, lats[i])
-	}
-	yTicks := niceTicks(latMax, 5)
-	yHi := yTicks[len(yTicks)-1]
-	if yHi == 0 {
-		yHi = 1
-	}
-	iw, ih := c.Width-2*c.Margin, c.Height-2*c.Margin
-	for _, p := range []float64{0, 90, 99, 99.9, 99.99, 99.999} {
-		c.XTicks = append(c.XTicks, plotTick{Pos: c.Margin + scale(xOf(p), xHi, iw), Label: strconv.FormatFloat(p, 'g', -1, 64) + "%"})
-	}
-	for _, v := range yTicks {
-		c.YTicks = append(c.YTicks, plotTick{Pos: c.Height - c.Margin - scale(v, yHi, ih), Label: formatTick(v)})
-	}
-	s := plotSeries{Class: "q", Label: "percentile", Count: len(qs)}
-	for _, v := range qs {
-		p := plotPoint{X: c.Margin + scale(v.x, xHi, iw), Y: c.Height - c.Margin - scale(v.lat, yHi, ih)}
-		s.Points = append(s.Points, p)
-		if c.Line != "" {
-			c.Line += " "
-		}
-		c.Line += fmt.Sprintf("%.1f,%.1f", p.X, p.Y)
-	}
-	c.Series = []plotSeries{s}
-	return c
+// quantileOf is the latency at percentile p of sorted: the least value that at least p% of
+// them do not exceed.
+func quantileOf(sorted []float64, p float64) float64 {
+	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
 }

@@ -44,13 +44,16 @@ func TestProcsForTheOpenModel(t *testing.T) {
 	assert.Equal(t, 1, runtime.GOMAXPROCS(0), "an idle generator keeps to one")
 
 	var done atomic.Bool
+	t.Cleanup(func() { done.Store(true) }) // the spinning ends with the test, failed or not
 	spun := make(chan struct{})
 	go func() { // the generator's work taking all of its core
 		defer close(spun)
 		for !done.Load() {
 		}
 	}()
-	require.Eventually(t, func() bool { return runtime.GOMAXPROCS(0) == 2 }, 5*time.Second, 10*time.Millisecond,
+	// On a machine busy with other work the spinning may get less than most of a core for a
+	// while: it is given time to find an interval where it gets it.
+	require.Eventually(t, func() bool { return runtime.GOMAXPROCS(0) == 2 }, 30*time.Second, 10*time.Millisecond,
 		"a busy generator takes back its processors")
 	done.Store(true)
 	<-spun

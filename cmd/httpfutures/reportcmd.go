@@ -9,16 +9,18 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/httpfutures/httpfutures/loadgen"
 )
 
 // openResults calls fn with every result of the files named (standard input if none, or "-").
-func openResults(files []string, stdin io.Reader, fn func(*Result)) error {
+func openResults(files []string, stdin io.Reader, fn func(name string, r *loadgen.Result)) error {
 	if len(files) == 0 {
 		files = []string{"-"}
 	}
 	for _, name := range files {
 		if name == "-" {
-			if err := readResults(stdin, "stdin", fn); err != nil {
+			if err := loadgen.ReadResults(stdin, "stdin", func(r *loadgen.Result) { fn(name, r) }); err != nil {
 				return err
 			}
 			continue
@@ -27,7 +29,7 @@ func openResults(files []string, stdin io.Reader, fn func(*Result)) error {
 		if err != nil {
 			return err
 		}
-		err = readResults(f, name, fn)
+		err = loadgen.ReadResults(f, name, func(r *loadgen.Result) { fn(name, r) })
 		f.Close()
 		if err != nil {
 			return err
@@ -41,11 +43,13 @@ func openResults(files []string, stdin io.Reader, fn func(*Result)) error {
 func runReport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("httpfutures report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	typ := fs.String("type", "text", "report type: text, json, hist[BUCKETS] (e.g. hist[0,1ms,5ms,20ms]) or hdrplot")
+	typ := fs.String("type", "text", "report type: text, json, hist[BUCKETS] (e.g. hist[0,1ms,5ms,20ms]) or hdrplot"+asVegeta)
+	output := fs.String("output", "-", "write the report to this file (- for stdout)"+asVegeta)
 	var thresholds thresholdFlag
-	fs.Var(&thresholds, "threshold", "pass criteria, e.g. 'p99<50ms,success>=99.9%': exit status 3 when one is missed")
+	fs.Var(&thresholds, "threshold", "pass criteria, e.g. 'p99<50ms,success>=99.9%': exit status 3 when one is missed"+asOwn)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: httpfutures report [-type text|json|hist[...]|hdrplot] [-threshold ...] [FILE...]")
+		fmt.Fprintln(stderr, "usage: httpfutures report [-type text|json|hist[...]|hdrplot] [-output FILE] [-threshold ...] [FILE...]")
+		fmt.Fprintln(stderr, "Reads results files, JSON or CSV (as -output and vegeta encode write them), as one run.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -68,37 +72,42 @@ func runReport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	m := newMetrics()
+	m := loadgen.NewMetrics()
 	hist := newHistogram(buckets)
-	err := openResults(fs.Args(), stdin, func(r *Result) {
-		kind := ""
-		if r.Error != "" {
-			kind = errorKindOf(r.Error)
-		}
-		m.add(r, kind)
+	err := openResults(fs.Args(), stdin, func(_ string, r *loadgen.Result) {
+		m.Add(r)
 		hist.add(r.Latency)
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "httpfutures report: %v\n", err)
 		return exitUsage
 	}
-	r := m.report()
+	if *output != "-" {
+		f, err := os.Create(*output)
+		if err != nil {
+			fmt.Fprintf(stderr, "httpfutures report: %v\n", err)
+			return exitUsage
+		}
+		defer f.Close()
+		stdout = f
+	}
+	r := m.Report()
 	switch {
 	case *typ == "json":
-		err = r.writeJSON(stdout)
+		err = r.WriteJSON(stdout)
 	case *typ == "hdrplot":
-		_, err = m.latencies().PercentilesPrint(stdout, 5, float64(time.Millisecond))
+		_, err = m.Latencies().PercentilesPrint(stdout, 5, float64(time.Millisecond))
 	case buckets != nil:
 		err = hist.write(stdout)
 	default:
-		err = r.writeText(stdout)
+		err = r.WriteText(stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "httpfutures report: %v\n", err)
 		return exitFail
 	}
 	if len(thresholds.list) > 0 {
-		if missed := checkThresholds(thresholds.list, r); len(missed) > 0 {
+		if missed := loadgen.CheckThresholds(thresholds.list, r); len(missed) > 0 {
 			for _, m := range missed {
 				fmt.Fprintf(stderr, "httpfutures report: %s\n", m)
 			}

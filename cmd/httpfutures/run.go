@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/httpfutures/httpfutures/loadgen"
 )
 
 // Exit statuses.
@@ -26,6 +28,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return runReport(args[1:], os.Stdin, stdout, stderr)
 		case "plot":
 			return runPlot(args[1:], os.Stdin, stdout, stderr)
+		case "tour":
+			return runTour(ctx, args[1:], stdout, stderr)
 		}
 	}
 	return runAttack(ctx, args, stdout, stderr)
@@ -51,19 +55,25 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return exitFail
 		}
 		defer srv.Close()
-		d := targetDefaults{method: cfg.method, header: cfg.header, host: cfg.host, body: cfg.body}
-		cfg.targets = []*target{d.target(srv.URL + "/get"), d.target(srv.URL + "/delay/5")}
+		d := cfg.defaults()
+		for _, path := range []string{"/get", "/delay/5"} {
+			t, _ := newTarget(d, srv.URL+path) // a loopback URL: valid
+			cfg.Targets = append(cfg.Targets, t)
+		}
 		fmt.Fprintf(stderr, "demo: no URL given, so this loads an embedded server at %s (%s); "+
-			"point it at a real server with: httpfutures [flags] URL\n", srv.URL, describeLoad(cfg, "/get and /delay/5"))
+			"point it at a real server with: httpfutures [flags] URL; for a tour of the library: httpfutures tour\n",
+			srv.URL, describeLoad(cfg, "/get and /delay/5"))
 	}
 
-	var results *resultWriter
 	report := stdout
-	switch cfg.output {
-	case "":
-	case "-":
-		results = newResultWriter(stdout)
+	switch {
+	case cfg.format == "csv":
+		cfg.Results = loadgen.NewResultWriter(stdout, loadgen.CSVResults)
 		report = stderr // the results take stdout
+	case cfg.output == "":
+	case cfg.output == "-":
+		cfg.Results = loadgen.NewResultWriter(stdout, cfg.resultsFormat)
+		report = stderr
 	default:
 		f, err := os.Create(cfg.output)
 		if err != nil {
@@ -71,60 +81,96 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return exitUsage
 		}
 		defer f.Close()
-		results = newResultWriter(f)
+		cfg.Results = loadgen.NewResultWriter(f, cfg.resultsFormat)
 	}
+	cfg.Options = append(cfg.Options, cfg.shared.options()...)
 
-	a, err := newAttacker(cfg, results)
+	live := newLiveView(stderr)
+	var prom *promExporter
+	if cfg.prometheus != "" {
+		if prom, err = startPrometheus(cfg.prometheus, cfg.Config); err != nil {
+			fmt.Fprintf(stderr, "httpfutures: -prometheus: %v\n", err)
+			return exitUsage
+		}
+		defer prom.close()
+	}
+	cfg.OnResult = joinObservers(live.observer(), prom.observer())
+
+	a, err := loadgen.New(cfg.Config)
 	if err != nil {
 		fmt.Fprintf(stderr, "httpfutures: %v\n", err)
 		return exitUsage
 	}
+	prom.watch(a)
 	// The demo's server runs in this process: it keeps all the processors it has.
-	stopProcs := startProcs(cfg.procs, cfg.rate != nil && !cfg.demo)
+	stopProcs := startProcs(cfg.procs, cfg.Rate != nil && !cfg.demo)
 	defer stopProcs() // if the run panics
-	o := a.run(ctx, stderr)
+	stopLive := live.start(a)
+	defer stopLive()
+	r := a.Run(ctx)
+	stopLive()
 	stopProcs()
-	r := o.report
-	if results != nil {
-		if err := results.flush(); err != nil {
+	if cfg.Results != nil {
+		if err := cfg.Results.Flush(); err != nil {
 			fmt.Fprintf(stderr, "httpfutures: writing the results: %v\n", err)
 			return exitFail
 		}
 	}
 	if cfg.format == "json" {
-		err = r.writeJSON(report)
+		err = r.WriteJSON(report)
 	} else {
-		err = r.writeText(report)
+		err = r.WriteText(report)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "httpfutures: writing the report: %v\n", err)
 		return exitFail
 	}
-	if o.bottleneck != "" {
-		fmt.Fprintf(stderr, "httpfutures: warning: the generator, not the server, limited the run: %s\n", o.bottleneck)
+	if r.Bottleneck != "" {
+		fmt.Fprintf(stderr, "httpfutures: warning: the generator, not the server, limited the run: %s\n", r.Bottleneck)
 	}
 	return verdict(r, cfg.thresholds, stderr)
 }
 
+// joinObservers returns a function that calls each of fns that is not nil, or nil if none is.
+func joinObservers(fns ...func(*loadgen.Result)) func(*loadgen.Result) {
+	var live []func(*loadgen.Result)
+	for _, fn := range fns {
+		if fn != nil {
+			live = append(live, fn)
+		}
+	}
+	switch len(live) {
+	case 0:
+		return nil
+	case 1:
+		return live[0]
+	}
+	return func(r *loadgen.Result) {
+		for _, fn := range live {
+			fn(r)
+		}
+	}
+}
+
 // verdict is the exit status a report earns: exitFail when nothing was sent or nothing
 // succeeded, exitThreshold when a threshold was missed.
-func verdict(r *report, ts []threshold, stderr io.Writer) int {
+func verdict(r *loadgen.Report, ts []loadgen.Threshold, stderr io.Writer) int {
 	switch {
 	case r.Requests == 0:
 		fmt.Fprintln(stderr, "httpfutures: no request was sent")
 		return exitFail
-	case r.successes == 0:
+	case r.Successes == 0:
 		what := "got no 2xx or 3xx response"
-		if len(r.errorKinds) > 0 && r.errorKinds[0].count == r.Requests {
-			e := r.errorKinds[0]
-			what = fmt.Sprintf("failed: %s (%s)", e.kind, e.example)
-		} else if codes := r.codesText(); codes != "" {
+		if len(r.Failures) > 0 && r.Failures[0].Count == r.Requests && r.Failures[0].Kind != r.Failures[0].Example {
+			e := r.Failures[0]
+			what = fmt.Sprintf("failed: %s (%s)", e.Kind, e.Example)
+		} else if codes := r.CodesText(); codes != "" {
 			what += " (status codes " + codes + ")"
 		}
 		fmt.Fprintf(stderr, "httpfutures: all %d requests %s\n", r.Requests, what)
 		return exitFail
 	}
-	if missed := checkThresholds(ts, r); len(missed) > 0 {
+	if missed := loadgen.CheckThresholds(ts, r); len(missed) > 0 {
 		for _, m := range missed {
 			fmt.Fprintf(stderr, "httpfutures: %s\n", m)
 		}
@@ -137,16 +183,16 @@ func verdict(r *report, ts []threshold, stderr io.Writer) int {
 func describeLoad(cfg *config, what string) string {
 	var parts []string
 	parts = append(parts, cfg.method+" "+what)
-	if cfg.rate != nil {
-		parts = append(parts, cfg.rate.String()+" req/s")
+	if cfg.Rate != nil {
+		parts = append(parts, cfg.Rate.String()+" req/s")
 	} else {
-		parts = append(parts, fmt.Sprintf("%d workers", cfg.workers))
+		parts = append(parts, fmt.Sprintf("%d workers", cfg.Workers))
 	}
-	if cfg.requests > 0 {
-		parts = append(parts, fmt.Sprintf("up to %d requests", cfg.requests))
+	if cfg.Requests > 0 {
+		parts = append(parts, fmt.Sprintf("up to %d requests", cfg.Requests))
 	}
-	if cfg.duration > 0 {
-		parts = append(parts, "for "+cfg.duration.String())
+	if cfg.Duration > 0 {
+		parts = append(parts, "for "+cfg.Duration.String())
 	}
 	return strings.Join(parts, ", ")
 }

@@ -27,9 +27,9 @@ type sharedFlags struct {
 
 func addSharedFlags(fs *flag.FlagSet) *sharedFlags {
 	s := &sharedFlags{}
-	fs.StringVar(&s.url, "redis", "", "Redis URL (redis://host:port/db) through which load generators share -shared-rate")
-	fs.Float64Var(&s.rate, "shared-rate", 0, "requests per second for all the load generators sharing -redis and -shared-key")
-	fs.StringVar(&s.key, "shared-key", "", "the key of the shared rate in Redis (default: the target's host)")
+	fs.StringVar(&s.url, "redis", "", "Redis URL (redis://host:port/db) through which load generators share -shared-rate"+asOwn)
+	fs.Float64Var(&s.rate, "shared-rate", 0, "requests per second for all the load generators sharing -redis and -shared-key"+asOwn)
+	fs.StringVar(&s.key, "shared-key", "", "the key of the shared rate in Redis (default: the target's host)"+asOwn)
 	return s
 }
 

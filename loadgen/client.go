@@ -1,6 +1,7 @@
-package main
+package loadgen
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -9,23 +10,36 @@ import (
 	"net/http"
 )
 
-// newHTTPTransport is the transport the flags describe: -http2, -h2c, -insecure, -cert/-key,
-// -keepalive, -connections and -timeout (which bounds the dial, the TLS handshake and the wait
-// for the response header of each request; a run's end bounds the rest).
-func newHTTPTransport(c clientConfig) (*http.Transport, error) {
-	dialer := &net.Dialer{Timeout: c.timeout}
+// newHTTPTransport is the transport c describes, for an attack of workers workers. Its
+// timeouts bound the dial, the TLS handshake and the wait for the response header (the
+// attack's timer bounds the rest of each request).
+func newHTTPTransport(c ClientConfig, workers int) (*http.Transport, error) {
+	wait := c.headerTimeout()
+	dialer := &net.Dialer{Timeout: wait}
+	dial := dialer.DialContext
+	if c.UnixSocket != "" {
+		path := c.UnixSocket
+		dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, "unix", path)
+		}
+	}
+	idle := c.Connections
+	if idle == 0 {
+		idle = workers
+	}
 	tr := &http.Transport{
 		Proxy:                 nil, // a load generator loads what it is told to, never a proxy
-		DialContext:           dialer.DialContext,
-		TLSClientConfig:       &tls.Config{InsecureSkipVerify: c.insecure},
-		TLSHandshakeTimeout:   c.timeout,
-		ResponseHeaderTimeout: c.timeout,
-		DisableKeepAlives:     !c.keepalive,
-		MaxIdleConnsPerHost:   c.connections,
+		DialContext:           dial,
+		TLSClientConfig:       &tls.Config{InsecureSkipVerify: c.Insecure},
+		TLSHandshakeTimeout:   wait,
+		ResponseHeaderTimeout: wait,
+		DisableKeepAlives:     c.DisableKeepAlives,
+		MaxIdleConnsPerHost:   idle,
+		MaxConnsPerHost:       max(c.MaxConnections, 0),
 		DisableCompression:    true, // bytes in are what came over the wire
 	}
-	if c.certFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("-cert/-key: %w", err)
 		}
@@ -33,12 +47,12 @@ func newHTTPTransport(c clientConfig) (*http.Transport, error) {
 	}
 	var p http.Protocols
 	switch {
-	case c.h2c:
+	case c.H2C:
 		// Without HTTP/1 among the protocols, http URLs are sent as HTTP/2 with prior knowledge;
 		// https ones negotiate HTTP/2.
 		p.SetUnencryptedHTTP2(true)
 		p.SetHTTP2(true)
-	case c.http2:
+	case !c.NoHTTP2:
 		p.SetHTTP1(true)
 		p.SetHTTP2(true)
 	default:

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"fmt"
@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// A threshold is a pass criterion on a report, as k6's: a metric, a comparison and a value.
-// Thresholds are made by parseThresholds.
-type threshold struct {
+// A Threshold is a pass criterion on a report, as k6's: a metric, a comparison and a value.
+// Thresholds are made by ParseThresholds.
+type Threshold struct {
 	text   string
 	metric string
 	op     string
@@ -23,9 +23,9 @@ var thresholdMetrics = map[string]bool{
 	"success": false, "rate": false, "throughput": false, "requests": false, "dropped": false, "late": false,
 }
 
-// parseThresholds parses a comma-separated list such as "p99<50ms,success>=99.9%".
-func parseThresholds(v string) ([]threshold, error) {
-	var ts []threshold
+// ParseThresholds parses a comma-separated list such as "p99<50ms,success>=99.9%".
+func ParseThresholds(v string) ([]Threshold, error) {
+	var ts []Threshold
 	for _, part := range strings.Split(v, ",") {
 		part = strings.TrimSpace(part)
 		i := strings.IndexAny(part, "<>=!")
@@ -49,7 +49,7 @@ func parseThresholds(v string) ([]threshold, error) {
 			return nil, fmt.Errorf("threshold %q: unknown metric %q (p50, p90, p95, p99, p99.9, min, mean, max, lag_p50, lag_p99, lag_max, success, rate, throughput, requests, dropped, late)", part, metric)
 		}
 		text := strings.TrimSpace(rest[len(op):])
-		t := threshold{text: part, metric: metric, op: op}
+		t := Threshold{text: part, metric: metric, op: op}
 		switch {
 		case latency:
 			d, err := time.ParseDuration(text)
@@ -80,8 +80,8 @@ func parseThresholds(v string) ([]threshold, error) {
 }
 
 // actual returns the threshold's metric in r, and its text for a message.
-func (t threshold) actual(r *report) (float64, string) {
-	d := func(v time.Duration) (float64, string) { return float64(v), fmtDuration(v) }
+func (t Threshold) actual(r *Report) (float64, string) {
+	d := func(v time.Duration) (float64, string) { return float64(v), FormatDuration(v) }
 	l := r.Latencies
 	switch t.metric {
 	case "min":
@@ -121,8 +121,8 @@ func (t threshold) actual(r *report) (float64, string) {
 	}
 }
 
-// check returns a message for each threshold that r misses.
-func checkThresholds(ts []threshold, r *report) []string {
+// check returns a message for each Threshold that r misses.
+func CheckThresholds(ts []Threshold, r *Report) []string {
 	var missed []string
 	for _, t := range ts {
 		v, text := t.actual(r)

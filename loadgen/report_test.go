@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"bytes"
@@ -24,8 +24,8 @@ import (
 
 // sampleMetrics records 10 requests due 100ms apart and sent 10µs after: 8 answered 200 with
 // 1..8ms latency, one 503 and one refused connection.
-func sampleMetrics() (*metrics, time.Time) {
-	m := newMetrics()
+func sampleMetrics() (*Metrics, time.Time) {
+	m := NewMetrics()
 	t0 := time.Date(2025, 3, 15, 14, 30, 0, 0, time.UTC)
 	refused := &url.Error{Op: "Get", URL: "http://127.0.0.1:1/", Err: &net.OpError{
 		Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
@@ -39,7 +39,7 @@ func sampleMetrics() (*metrics, time.Time) {
 		case 8:
 			r.Code = 503
 		case 9:
-			r.Code, r.BytesIn, r.Error, kind = 0, 0, refused.Error(), errorKind(refused)
+			r.Code, r.BytesIn, r.Error, kind = 0, 0, refused.Error(), ErrorKind(refused)
 			r.Lag = 2 * time.Millisecond
 		}
 		m.add(&r, kind)
@@ -51,7 +51,7 @@ func TestReportJSONHasVegetaFields(t *testing.T) {
 	m, t0 := sampleMetrics()
 	m.addDropped(3)
 	var buf bytes.Buffer
-	require.NoError(t, m.report().writeJSON(&buf))
+	require.NoError(t, m.Report().WriteJSON(&buf))
 
 	var got map[string]any
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &got))
@@ -75,15 +75,17 @@ func TestReportJSONHasVegetaFields(t *testing.T) {
 	assert.Equal(t, []any{"connection refused: Get \"http://127.0.0.1:1/\": dial tcp: connect: connection refused"}, got["errors"])
 	assert.Equal(t, map[string]any{"connection refused": float64(1)}, got["error_kinds"])
 
-	// Durations in nanoseconds; timestamps in RFC 3339.
-	assert.Equal(t, float64(900*time.Millisecond), got["duration"])
-	assert.Equal(t, float64(10*time.Millisecond), got["wait"]) // the last one due is the last to end, 10ms later
+	// Durations in nanoseconds; timestamps in RFC 3339. The duration runs from the first send
+	// (10µs after the first due time) to the last (2ms after the last).
+	assert.Equal(t, float64(902*time.Millisecond-10*time.Microsecond), got["duration"])
+	assert.Equal(t, float64(8*time.Millisecond), got["wait"]) // the last one sent ends 8ms later
 	assert.Equal(t, t0.Format(time.RFC3339Nano), got["earliest"])
 	assert.Equal(t, t0.Add(900*time.Millisecond).Format(time.RFC3339Nano), got["latest"])
 	assert.Equal(t, t0.Add(910*time.Millisecond).Format(time.RFC3339Nano), got["end"])
-	// vegeta's definitions: requests over duration, successes over duration plus wait.
-	assert.InDelta(t, 10/0.9, got["rate"], 1e-9)
-	assert.InDelta(t, 8/0.91, got["throughput"], 1e-9)
+	// vegeta's definitions over the send times: requests over duration, successes over
+	// duration plus wait.
+	assert.InDelta(t, 10/(0.902-0.00001), got["rate"], 1e-6)
+	assert.InDelta(t, 8/(0.91-0.00001), got["throughput"], 1e-6)
 
 	lat := got["latencies"].(map[string]any)
 	assert.Equal(t, float64(55*time.Millisecond), lat["total"])
@@ -106,7 +108,7 @@ func TestReportJSONHasVegetaFields(t *testing.T) {
 
 func TestReportJSONEmpty(t *testing.T) {
 	var buf bytes.Buffer
-	require.NoError(t, newMetrics().report().writeJSON(&buf))
+	require.NoError(t, NewMetrics().Report().WriteJSON(&buf))
 	var got map[string]any
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &got))
 	assert.Equal(t, float64(0), got["requests"])
@@ -131,20 +133,23 @@ func sortedKeys(t *testing.T, v any) []string {
 func TestReportText(t *testing.T) {
 	m, _ := sampleMetrics()
 	m.addDropped(1)
-	r := m.report()
+	r := m.Report()
 	r.Interrupted = true
-	r.Model, r.TargetRate = "open", "10"
+	r.Model, r.TargetRate, r.Asked, r.AskedRate = "open", "10", 11, 10
 	var buf bytes.Buffer
-	require.NoError(t, r.writeText(&buf))
+	require.NoError(t, r.WriteText(&buf))
 	got := buf.String()
 
 	lines := strings.Split(strings.TrimRight(got, "\n"), "\n")
-	require.Len(t, lines, 12, got)
-	assert.Regexp(t, `^Requests +\[total, rate, throughput\] +10, 11\.11, 8\.79$`, lines[0])
-	assert.Regexp(t, `^Target +\[model, rate\] +open, 10 req/s \(latency from each request's due time\)$`, lines[1])
-	assert.Regexp(t, `^Duration +\[total, attack, wait\] +910ms, 900ms, 10ms$`, lines[2])
+	require.Len(t, lines, 13, got)
+	// What was sent first, what was asked beside it.
+	assert.Regexp(t, `^Requests +\[total, rate, throughput\] +10, 11\.09, 8\.79$`, lines[0])
+	assert.Regexp(t, `^Asked +\[total, rate, dropped\] +11, 10\.00, 1 \(the timetable: -rate 10\)$`, lines[1])
+	lines = slices.Delete(lines, 1, 2)
+	assert.Regexp(t, `^Target +\[model\] +open \(latency from each request's due time\)$`, lines[1])
+	assert.Regexp(t, `^Duration +\[total, attack, wait\] +909\.99ms, 901\.99ms, 8ms$`, lines[2])
 	assert.Regexp(t, `^Latencies +\[min, mean, 50, 90, 95, 99, 99\.9, max\] +1ms, 5\.5ms, 5\.00\dms, 9\.00\dms, 10ms, 10ms, 10ms, 10ms$`, lines[3])
-	assert.Regexp(t, `^Sent +\[rate, lag 50, 99, max, late, dropped\] +11\.09, 10\.0\dµs, 2ms, 2ms, 1, 1$`, lines[4])
+	assert.Regexp(t, `^Sent +\[lag 50, 99, max, late, dropped\] +10\.0\dµs, 2ms, 2ms, 1, 1$`, lines[4])
 	assert.Regexp(t, `^Bytes In +\[total, mean\] +900, 90\.00$`, lines[5])
 	assert.Regexp(t, `^Bytes Out +\[total, mean\] +100, 10\.00$`, lines[6])
 	assert.Regexp(t, `^Success +\[ratio\] +80\.00%$`, lines[7])
@@ -155,12 +160,12 @@ func TestReportText(t *testing.T) {
 }
 
 func TestReportTextClosedModel(t *testing.T) {
-	m := newMetrics()
+	m := NewMetrics()
 	m.add(&Result{Timestamp: time.Now(), Latency: time.Millisecond, Code: 200}, "")
-	r := m.report()
+	r := m.Report()
 	r.Model = "closed"
 	var buf bytes.Buffer
-	require.NoError(t, r.writeText(&buf))
+	require.NoError(t, r.WriteText(&buf))
 	assert.Contains(t, buf.String(), "closed, as fast as the workers go (latency from queueing)")
 	assert.NotContains(t, buf.String(), "Sent", "no timetable, no lag")
 	assert.True(t, strings.HasSuffix(buf.String(), "Error Set:\n"), buf.String())
@@ -200,7 +205,7 @@ func TestErrorKind(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, errorKind(tt.err))
+			assert.Equal(t, tt.want, ErrorKind(tt.err))
 		})
 	}
 }
@@ -218,6 +223,6 @@ func TestFmtDuration(t *testing.T) {
 		{123456 * time.Millisecond, "2m3.5s"},
 	}
 	for _, tt := range tests {
-		assert.Equal(t, tt.want, fmtDuration(tt.in), "%d", int64(tt.in))
+		assert.Equal(t, tt.want, FormatDuration(tt.in), "%d", int64(tt.in))
 	}
 }

@@ -1,9 +1,8 @@
-package main
+package loadgen
 
 import (
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,17 +69,15 @@ func TestOpenModelKeepsItsTimetable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				cfg, err := parseArgs([]string{"-rate", "1000", "-n", strconv.Itoa(n), "-max-workers", strconv.Itoa(tt.workers), "http://example.test/"}, io.Discard)
-				require.NoError(t, err)
 				stub := &stubTransport{rtt: rtt, slowRTT: tt.slowRTT, slow: map[int]bool{}}
 				for _, i := range tt.slow {
 					stub.slow[i] = true
 				}
-				a, err := newAttackerOn(cfg, stub, nil)
+				a, err := New(Config{Targets: exampleTargets(t), Rate: ConstantRate(1000), Requests: n, MaxWorkers: tt.workers, Transport: stub, Client: ClientConfig{Redirects: 10}})
 				require.NoError(t, err)
 				start := time.Now()
 
-				r := a.run(t.Context(), io.Discard).report
+				r := a.Run(t.Context())
 
 				require.Equal(t, uint64(n), r.Requests)
 				require.Len(t, stub.calls, n)
@@ -117,51 +114,40 @@ func TestOpenModelKeepsItsTimetable(t *testing.T) {
 // afterwards, and the requests in flight are let finish.
 func TestOpenModelDurationBoundsTheRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg, err := parseArgs([]string{"-rate", "1000", "-duration", "100ms", "-max-workers", "1", "http://example.test/"}, io.Discard)
-		require.NoError(t, err)
 		// The first request holds the only worker for 1s: the 99 due after it cannot be sent.
 		stub := &stubTransport{rtt: rtt(), slowRTT: time.Second, slow: map[int]bool{0: true}}
-		a, err := newAttackerOn(cfg, stub, nil)
+		a, err := New(Config{Targets: exampleTargets(t), Rate: ConstantRate(1000), Duration: 100 * time.Millisecond, MaxWorkers: 1, Transport: stub})
 		require.NoError(t, err)
 		start := time.Now()
 
-		o := a.run(t.Context(), io.Discard)
+		r := a.Run(t.Context())
 
 		assert.Equal(t, time.Second, time.Since(start), "the run ends when the one in flight does")
 		assert.Len(t, stub.calls, 1)
-		assert.Equal(t, uint64(1), o.report.Requests)
-		assert.Equal(t, uint64(99), o.report.Sent.Dropped)
-		assert.Contains(t, o.bottleneck, "every one of the 1 workers was busy")
+		assert.Equal(t, uint64(1), r.Requests)
+		assert.Equal(t, uint64(99), r.Sent.Dropped)
+		assert.Equal(t, uint64(100), r.Asked)
+		assert.Equal(t, "the workers: at the server's mean latency of 1s, 1 workers send at most 1 req/s, below the 1000 req/s asked; 1200 workers (-max-workers) would keep up", r.Bottleneck)
 	})
 }
 
 func rtt() time.Duration { return 100 * time.Microsecond }
 
-// A rate the generator cannot reach is dropped, counted, in bounded time and memory.
-func TestOpenModelUnreachableRate(t *testing.T) {
-	srv, _ := countingServer(t)
-	start := time.Now()
-
-	code, rep, stderr := runJSON(t, t.Context(), "-rate", "1e9", "-duration", "100ms", "-max-workers", "8", srv.URL)
-
-	assert.Less(t, time.Since(start), 2*time.Second)
-	assert.Equal(t, 0, code, stderr)
-	sent := rep["sent"].(map[string]any)
-	assert.Equal(t, float64(1e8), sent["dropped"].(float64)+rep["requests"].(float64),
-		"every request due in 100ms at 1e9/s is sent or dropped")
-	assert.Contains(t, stderr, "warning: the generator, not the server, limited the run")
-}
-
 func TestTargeterWeights(t *testing.T) {
-	d := targetDefaults{method: "GET", header: http.Header{}}
-	ts := []*target{d.target("http://a.test/"), d.target("http://b.test/"), d.target("http://c.test/")}
-	ts[0].weight = 3
+	var ts []*Target
+	for _, u := range []string{"http://a.test/", "http://b.test/", "http://c.test/"} {
+		tgt, err := NewTarget(u)
+		require.NoError(t, err)
+		ts = append(ts, tgt)
+	}
+	ts[0].Weight = 3
 	tg, err := newTargeter(ts)
 	require.NoError(t, err)
 	var got []string
 	for i := range uint64(10) {
-		req, tgt := tg.request(i, t.Context())
-		assert.Equal(t, tgt.url, req.URL.String())
+		req, tgt, u := tg.request(i, t.Context())
+		assert.Equal(t, tgt.URL, req.URL.String())
+		assert.Equal(t, tgt.URL, u)
 		got = append(got, req.URL.Host[:1])
 	}
 	// Spread out, in a cycle of 5: a three times, b and c once each.
@@ -171,10 +157,15 @@ func TestTargeterWeights(t *testing.T) {
 // The closed model starts no more users than it has requests to send: each is a worker of the
 // transport, started with the run.
 func TestClosedModelUsersAtMostN(t *testing.T) {
-	cfg, err := parseArgs([]string{"-n", "10", "-c", "1000", "http://example.test/"}, io.Discard)
-	require.NoError(t, err)
-	a, err := newAttackerOn(cfg, http.DefaultTransport, nil)
+	a, err := New(Config{Targets: exampleTargets(t), Requests: 10, Workers: 1000, Transport: http.DefaultTransport})
 	require.NoError(t, err)
 	defer a.tr.Close()
 	assert.Equal(t, 10, a.workers)
+}
+
+// exampleTargets is a GET of http://example.test/.
+func exampleTargets(t *testing.T) []*Target {
+	tgt, err := NewTarget("http://example.test/")
+	require.NoError(t, err)
+	return []*Target{tgt}
 }

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"context"
@@ -28,8 +28,9 @@ const (
 	kindOther    = "other"
 )
 
-// errorKind names the kind of a request's error, for grouping in the report.
-func errorKind(err error) string {
+// ErrorKind names the kind of a request's error, for grouping in the report: a timeout, a
+// refused or reset connection, DNS, TLS, and so on.
+func ErrorKind(err error) string {
 	var (
 		netErr   net.Error
 		dnsErr   *net.DNSError
@@ -67,10 +68,10 @@ func errorKind(err error) string {
 	}
 }
 
-// errorKindOf names the kind of a request's error from its message, as a results file keeps
+// ErrorKindOf names the kind of a request's error from its message, as a results file keeps
 // it: the report of such files groups by the same kinds as a run's, where errorKind reads the
 // error itself. The phrases are those of the errors errorKind tells apart.
-func errorKindOf(msg string) string {
+func ErrorKindOf(msg string) string {
 	has := func(phrases ...string) bool {
 		for _, p := range phrases {
 			if strings.Contains(msg, p) {
@@ -80,6 +81,8 @@ func errorKindOf(msg string) string {
 		return false
 	}
 	switch {
+	case isStatusLine(msg):
+		return msg // a response that is not a success: its status line is its kind, as in a run
 	case has(httpfutures.ErrClosed.Error()):
 		return kindShutdown
 	case has(context.Canceled.Error()):
@@ -99,4 +102,18 @@ func errorKindOf(msg string) string {
 	default:
 		return kindOther
 	}
+}
+
+// isStatusLine reports whether msg is a status line as a results file keeps the error of a
+// response that is not a success: three digits, then a space and the reason, or nothing.
+func isStatusLine(msg string) bool {
+	if len(msg) < 3 || len(msg) > 3 && msg[3] != ' ' {
+		return false
+	}
+	for _, c := range msg[:3] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"errors"
@@ -41,27 +41,28 @@ func (s stage) at(n float64) time.Duration {
 	return time.Duration(secs * float64(time.Second))
 }
 
-// A rateSchedule is the open model's timetable: a list of stages, each a constant rate or a
+// A Rate is the open model's timetable: a list of stages, each a constant rate or a
 // linear ramp. Request i (from 0) falls due when the integral of the rate reaches i. Its zero
-// value has no stages and no requests: use parseRate or constantRate.
-type rateSchedule struct {
+// value has no stages and no requests: use ParseRate or ConstantRate.
+type Rate struct {
 	stages []stage
-	text   string // as given; empty: made by constantRate
+	text   string // as given; empty: made by ConstantRate
 }
 
-// constantRate is the timetable of a single rate for the whole run.
-func constantRate(r float64) *rateSchedule {
-	return &rateSchedule{stages: []stage{{from: r, to: r}}}
+// ConstantRate is the timetable of a single rate for the whole run.
+func ConstantRate(r float64) *Rate {
+	return &Rate{stages: []stage{{from: r, to: r}}}
 }
 
-// parseRate parses -rate: "R", "R1:R2" (a ramp over -duration), or comma-separated stages each
-// of those followed by "@D", the last one's "@D" being optional (the rest of the run). "0" is
-// the closed model: it returns nil.
-func parseRate(v string) (*rateSchedule, error) {
+// ParseRate parses a timetable: "R", "R1:R2" (a ramp over the run's duration), or
+// comma-separated stages each of those followed by "@D", the last one's "@D" being optional
+// (the rest of the run). A rate is requests per second, or N/D as vegeta's -rate ("50/1s",
+// "3000/1m"). "0" is the closed model: it returns nil.
+func ParseRate(v string) (*Rate, error) {
 	if f, err := strconv.ParseFloat(v, 64); err == nil && f == 0 {
 		return nil, nil
 	}
-	s := rateSchedule{text: v}
+	s := Rate{text: v}
 	parts := strings.Split(v, ",")
 	for i, p := range parts {
 		spec, durText, hasDur := strings.Cut(strings.TrimSpace(p), "@")
@@ -92,16 +93,31 @@ func parseRate(v string) (*rateSchedule, error) {
 	return &s, nil
 }
 
+// parseRateNumber parses a rate: requests per second, or as vegeta writes it, N/D, N requests
+// every D ("50/1s", "50/1m", "50/s").
 func parseRateNumber(v string) (float64, error) {
-	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	v = strings.TrimSpace(v)
+	num, per, hasPer := strings.Cut(v, "/")
+	f, err := strconv.ParseFloat(num, 64)
 	if err != nil || f < 0 || isNaNOrInf(f) {
-		return 0, fmt.Errorf("%q is not a non-negative number of requests per second", v)
+		return 0, fmt.Errorf("%q is not a non-negative number of requests per second, nor N/D as 50/1s", v)
 	}
-	return f, nil
+	if !hasPer {
+		return f, nil
+	}
+	switch per {
+	case "ns", "us", "µs", "ms", "s", "m", "h":
+		per = "1" + per
+	}
+	d, err := time.ParseDuration(per)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q: %q is not a positive duration (N/D, as 50/1s or 3000/1m)", v, per)
+	}
+	return f / d.Seconds(), nil
 }
 
 // total is the sum of the stages' durations.
-func (s *rateSchedule) total() time.Duration {
+func (s *Rate) total() time.Duration {
 	var d time.Duration
 	for _, st := range s.stages {
 		d += st.dur
@@ -109,10 +125,10 @@ func (s *rateSchedule) total() time.Duration {
 	return d
 }
 
-// fit reconciles the stages with -duration: when every stage has its duration and -duration was
-// not given, the run lasts their sum; a last stage without one lasts the rest of -duration, and
-// a ramp needs that duration to be known.
-func (s *rateSchedule) fit(duration *time.Duration, given bool) error {
+// Fit reconciles the stages with the run's *duration (given: whether one was set): when every
+// stage has its duration and none was set, the run lasts their sum; a last stage without one
+// lasts the rest of the run, and a ramp needs that duration to be known.
+func (s *Rate) Fit(duration *time.Duration, given bool) error {
 	last := &s.stages[len(s.stages)-1]
 	if last.dur != 0 {
 		if !given {
@@ -135,7 +151,7 @@ func (s *rateSchedule) fit(duration *time.Duration, given bool) error {
 
 // offset returns when request i falls due, from the start of the run, and false if the
 // timetable has ended before it.
-func (s *rateSchedule) offset(i int) (time.Duration, bool) {
+func (s *Rate) offset(i int) (time.Duration, bool) {
 	n := float64(i)
 	var start time.Duration
 	for k, st := range s.stages {
@@ -156,7 +172,7 @@ func (s *rateSchedule) offset(i int) (time.Duration, bool) {
 }
 
 // due returns how many requests fall due before elapsed: those whose offset is less.
-func (s *rateSchedule) due(elapsed time.Duration) int {
+func (s *Rate) due(elapsed time.Duration) int {
 	var n float64
 	for _, st := range s.stages {
 		if st.dur == 0 || elapsed < st.dur {
@@ -170,7 +186,7 @@ func (s *rateSchedule) due(elapsed time.Duration) int {
 }
 
 // String gives the timetable back in -rate's syntax.
-func (s *rateSchedule) String() string {
+func (s *Rate) String() string {
 	if s.text != "" {
 		return s.text
 	}
@@ -188,11 +204,40 @@ func (s *rateSchedule) String() string {
 	return strings.Join(parts, ",")
 }
 
-// peak is the highest rate of the timetable, requests per second.
-func (s *rateSchedule) peak() float64 {
+// Peak is the highest rate of the timetable, requests per second.
+func (s *Rate) Peak() float64 {
 	var p float64
 	for _, st := range s.stages {
 		p = max(p, st.from, st.to)
 	}
 	return p
+}
+
+// meanRate is the timetable's mean rate over its first n requests: n over the time the next
+// one falls due. A timetable that ends before gives its requests over its length.
+func (s *Rate) meanRate(n int) float64 {
+	if n <= 0 {
+		return 0
+	}
+	if off, ok := s.offset(n); ok && off > 0 {
+		return float64(n) / off.Seconds()
+	}
+	if total := s.total(); total > 0 {
+		return float64(s.due(total)) / total.Seconds()
+	}
+	return s.Peak()
+}
+
+// At is the timetable's rate at elapsed into the run, requests per second.
+func (s *Rate) At(elapsed time.Duration) float64 {
+	for _, st := range s.stages {
+		if st.dur == 0 || elapsed < st.dur {
+			if st.dur == 0 {
+				return st.from
+			}
+			return st.from + (st.to-st.from)*elapsed.Seconds()/st.dur.Seconds()
+		}
+		elapsed -= st.dur
+	}
+	return 0
 }

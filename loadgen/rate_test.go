@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"math"
@@ -33,10 +33,10 @@ func TestParseRate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := parseRate(tt.rate)
+			s, err := ParseRate(tt.rate)
 			if err == nil && s != nil {
 				d := tt.duration
-				err = s.fit(&d, tt.duration > 0)
+				err = s.Fit(&d, tt.duration > 0)
 				if err == nil {
 					assert.Equal(t, tt.wantDur, d)
 				}
@@ -60,7 +60,7 @@ func TestParseRate(t *testing.T) {
 func TestRateScheduleOffsets(t *testing.T) {
 	ms := time.Millisecond
 	t.Run("constant", func(t *testing.T) {
-		s := constantRate(1000)
+		s := ConstantRate(1000)
 		for _, i := range []int{0, 1, 7, 5000} {
 			off, ok := s.offset(i)
 			assert.True(t, ok)
@@ -72,7 +72,7 @@ func TestRateScheduleOffsets(t *testing.T) {
 	})
 	t.Run("ramp", func(t *testing.T) {
 		// From 0 to 2000/s over 1s: 1000 requests, the count at t being 1000 t².
-		s := &rateSchedule{stages: []stage{{0, 2000, time.Second}}}
+		s := &Rate{stages: []stage{{0, 2000, time.Second}}}
 		for _, i := range []int{0, 10, 250, 999} {
 			off, ok := s.offset(i)
 			require.True(t, ok)
@@ -85,7 +85,7 @@ func TestRateScheduleOffsets(t *testing.T) {
 	})
 	t.Run("ramp down and a pause", func(t *testing.T) {
 		// 1000 to 0/s over 1s (500 requests), a second at 0, then 100/s for a second.
-		s := &rateSchedule{stages: []stage{{1000, 0, time.Second}, {0, 0, time.Second}, {100, 100, time.Second}}}
+		s := &Rate{stages: []stage{{1000, 0, time.Second}, {0, 0, time.Second}, {100, 100, time.Second}}}
 		off, ok := s.offset(375) // count(t) = 1000t - 500t² = 375 at t = 0.5s
 		require.True(t, ok)
 		assert.InDelta(t, 500*ms, off, 1000)

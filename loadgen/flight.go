@@ -1,10 +1,12 @@
-package main
+package loadgen
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -24,7 +26,8 @@ type flight struct {
 	context.Context // context.Background()
 
 	seq  uint64
-	t    *target
+	t    *Target
+	url  string    // sent to: the target's, its placeholders filled in
 	from time.Time // due (open model) or queued (closed model): what latency runs from
 	open bool      // from is a due time: the send lag is measured
 	slot int       // closed model: the user whose request this is; -1 in the open model
@@ -33,6 +36,9 @@ type flight struct {
 	started time.Time
 	bytesIn uint64
 	eof     bool
+	watch   *watch // ends it at the attack's timeout; nil until sent
+
+	timedOut atomic.Bool // set by the timer: the request took too long
 
 	recorded atomic.Bool // set by the first to record it
 
@@ -62,9 +68,9 @@ func flightOf(req *http.Request) *flight {
 
 // gate is the transport's next RoundTripper: it notes when a worker sends each request, refuses
 // to send them once the run has ended (they count as dropped), and records the requests that
-// fail. Its zero value is not ready: the transport's attacker sets it up.
+// fail. Its zero value is not ready: the transport's Attacker sets it up.
 type gate struct {
-	a    *attacker
+	a    *Attacker
 	next http.RoundTripper
 }
 
@@ -90,11 +96,12 @@ func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if fl != nil {
 		fl.started = time.Now()
+		fl.watch = a.watchFor(fl)
 	}
 	resp, err := g.next.RoundTrip(req)
 	a.finished.Add(1)
 	if err != nil {
-		a.record(fl, 0, err)
+		a.record(fl, 0, "", err)
 		return nil, err
 	}
 	if fl != nil {
@@ -107,7 +114,7 @@ func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
 type flightBody struct {
 	io.ReadCloser
 	fl *flight
-	a  *attacker
+	a  *Attacker
 }
 
 func (b *flightBody) Read(p []byte) (int, error) {
@@ -117,7 +124,7 @@ func (b *flightBody) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		b.fl.eof = true
 	case err != nil:
-		b.a.record(b.fl, 0, err)
+		b.a.record(b.fl, 0, "", err)
 	}
 	return n, err
 }
@@ -125,19 +132,19 @@ func (b *flightBody) Read(p []byte) (int, error) {
 func (b *flightBody) Close() error {
 	err := b.ReadCloser.Close()
 	if !b.fl.eof {
-		b.a.record(b.fl, 0, errBodyUnread)
+		b.a.record(b.fl, 0, "", errBodyUnread)
 	}
 	return err
 }
 
 // onResponse is the transport's response hook: the body has been read, and the request is done.
-func (a *attacker) onResponse(resp *http.Response) error {
-	a.record(flightOf(resp.Request), resp.StatusCode, nil)
+func (a *Attacker) onResponse(resp *http.Response) error {
+	a.record(flightOf(resp.Request), resp.StatusCode, resp.Status, nil)
 	return nil
 }
 
 // drop counts fl as dropped: it fell due and was not sent.
-func (a *attacker) drop(fl *flight) {
+func (a *Attacker) drop(fl *flight) {
 	if fl != nil && !fl.recorded.CompareAndSwap(false, true) {
 		return
 	}
@@ -148,11 +155,71 @@ func (a *attacker) drop(fl *flight) {
 	}
 }
 
-// record adds the result of fl, ended now with code or err, unless it was recorded already, and
-// in the closed model sends the next request of its user.
-func (a *attacker) record(fl *flight, code int, err error) {
+// expire ends fl, which took longer than the attack's timeout: its Future is canceled, in the
+// queue or on its way, and record reports a timeout.
+func (fl *flight) expire() {
+	fl.timedOut.Store(true)
+	if f := fl.future.Load(); f != nil {
+		f.Cancel()
+	}
+}
+
+// A watch ends a flight that takes longer than the attack's timeout: a timer that calls the
+// flight's expire. Watches are kept in the attacker's pool and set again for the next flight,
+// so that a request costs no timer of its own. A watch is made by watchFor.
+type watch struct {
+	t  *time.Timer
+	fl atomic.Pointer[flight] // the flight watched
+}
+
+func (w *watch) fire() {
+	if fl := w.fl.Load(); fl != nil {
+		fl.expire()
+	}
+}
+
+// watchFor returns a watch on fl, set to fire at the attack's timeout.
+func (a *Attacker) watchFor(fl *flight) *watch {
+	w, _ := a.watches.Get().(*watch)
+	if w == nil {
+		w = &watch{}
+		w.fl.Store(fl)
+		w.t = time.AfterFunc(a.timeout, w.fire)
+		return w
+	}
+	w.fl.Store(fl)
+	w.t.Reset(a.timeout)
+	return w
+}
+
+// unwatch stops w, and keeps it for another flight unless it fired: its fire may still run,
+// and the watch is then left to the collector.
+func (a *Attacker) unwatch(w *watch) {
+	if w.t.Stop() {
+		a.watches.Put(w)
+	}
+}
+
+// statusError is the error of a response whose code is not a success (below 200, or 400 and
+// above): its status line, as vegeta writes it ("500 Internal Server Error").
+func statusError(code int, status string) string {
+	if status != "" {
+		return status
+	}
+	if text := http.StatusText(code); text != "" {
+		return strconv.Itoa(code) + " " + text
+	}
+	return strconv.Itoa(code)
+}
+
+// record adds the result of fl, ended now with code (its status line status) or err, unless it
+// was recorded already, and in the closed model sends the next request of its user.
+func (a *Attacker) record(fl *flight, code int, status string, err error) {
 	if fl == nil || !fl.recorded.CompareAndSwap(false, true) {
 		return
+	}
+	if fl.watch != nil {
+		a.unwatch(fl.watch)
 	}
 	a.recorded.Add(1)
 	now := time.Now()
@@ -161,27 +228,38 @@ func (a *attacker) record(fl *flight, code int, err error) {
 		started = now
 	}
 	r := Result{
-		Attack:    a.cfg.name,
+		Attack:    a.cfg.Name,
 		Seq:       fl.seq,
 		Code:      uint16(code),
 		Timestamp: fl.from,
 		Latency:   now.Sub(fl.from),
-		BytesOut:  uint64(len(fl.t.body)),
+		BytesOut:  uint64(len(fl.t.Body)),
 		BytesIn:   fl.bytesIn,
-		Method:    fl.t.method,
-		URL:       fl.t.url,
+		Method:    fl.t.Method,
+		URL:       fl.url,
 	}
 	if fl.open {
 		r.Lag = max(started.Sub(fl.from), 0)
 	}
 	kind := ""
-	if err != nil {
-		r.Code, r.Error, kind = 0, err.Error(), errorKind(err)
+	switch {
+	case err != nil && fl.timedOut.Load():
+		err = fmt.Errorf("%w: no whole response within the timeout of %v", context.DeadlineExceeded, a.timeout)
+		fallthrough
+	case err != nil:
+		r.Code, r.Error, kind = 0, err.Error(), ErrorKind(err)
+	case code < 200 || code >= 400:
+		r.Error = statusError(code, status)
+		kind = r.Error
 	}
 	a.m.add(&r, kind)
 	if a.results != nil {
-		w := r // only this copy goes to the heap, and only with -output
-		a.results.write(&w)
+		w := r // only this copy goes to the heap, and only with Results
+		a.results.Write(&w)
+	}
+	if a.onResult != nil {
+		w := r // as above
+		a.onResult(&w)
 	}
 	if fl.slot >= 0 {
 		a.launch(fl.slot)

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"sync"
@@ -33,20 +33,20 @@ type errorGroup struct {
 	example string
 }
 
-// metrics accumulates results, of a run or read from files. It is safe for concurrent use; the
-// counters that the live view reads are atomic so that it never waits for the lock. Its zero
-// value is not ready: use newMetrics.
-type metrics struct {
+// Metrics accumulates results, of a run or read from files, for a Report. It is safe for
+// concurrent use; the counters that Progress reads are atomic so that it never waits for the
+// lock. Its zero value is not ready: use NewMetrics.
+type Metrics struct {
 	done   atomic.Uint64 // results recorded
 	failed atomic.Uint64 // of which not a success
 
 	mu        sync.Mutex // guards the fields below
 	hist      *hdrhistogram.Histogram
 	lags      *hdrhistogram.Histogram // send lags, of the results that have one
-	recent    *hdrhistogram.Histogram // latencies since the live view last took them; nil without it
 	latTotal  time.Duration
 	latMin    time.Duration
 	latMax    time.Duration
+	service   time.Duration // the total of latency less lag: from the send to the end
 	lagMax    time.Duration
 	late      uint64
 	successes uint64
@@ -63,8 +63,9 @@ type metrics struct {
 	dropped   uint64 // fell due and were not sent
 }
 
-func newMetrics() *metrics {
-	return &metrics{
+// NewMetrics returns Metrics with nothing recorded.
+func NewMetrics() *Metrics {
+	return &Metrics{
 		hist:  newHist(),
 		lags:  newHist(),
 		codes: map[uint16]uint64{},
@@ -72,21 +73,29 @@ func newMetrics() *metrics {
 	}
 }
 
+// Add records r, a result read from a file: its error is grouped in the report by the kind
+// ErrorKindOf reads in its message.
+func (m *Metrics) Add(r *Result) {
+	kind := ""
+	if r.Error != "" {
+		kind = ErrorKindOf(r.Error)
+	}
+	m.add(r, kind)
+}
+
 // add records r. kind groups its error in the report; empty, the error's text does.
-func (m *metrics) add(r *Result, kind string) {
+func (m *Metrics) add(r *Result, kind string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	first := m.done.Load() == 0
 	lat := max(r.Latency, 0)
 	recordHist(m.hist, lat)
-	if m.recent != nil {
-		recordHist(m.recent, lat)
-	}
 	m.latTotal += lat
 	if first || lat < m.latMin {
 		m.latMin = lat
 	}
 	m.latMax = max(m.latMax, lat)
+	m.service += max(lat-max(r.Lag, 0), 0)
 	if r.Lag > 0 {
 		recordHist(m.lags, r.Lag)
 		m.lagMax = max(m.lagMax, r.Lag)
@@ -137,23 +146,14 @@ func (m *metrics) add(r *Result, kind string) {
 }
 
 // addDropped counts n requests that fell due and were not sent.
-func (m *metrics) addDropped(n uint64) {
+func (m *Metrics) addDropped(n uint64) {
 	m.mu.Lock()
 	m.dropped += n
 	m.mu.Unlock()
 }
 
-// takeRecent returns the latencies recorded since the last call, and starts a new histogram.
-func (m *metrics) takeRecent() *hdrhistogram.Histogram {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	h := m.recent
-	m.recent = newHist()
-	return h
-}
-
-// latencies returns a copy of the latency histogram.
-func (m *metrics) latencies() *hdrhistogram.Histogram {
+// Latencies returns a copy of the latency histogram.
+func (m *Metrics) Latencies() *hdrhistogram.Histogram {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return hdrhistogram.Import(m.hist.Export())
