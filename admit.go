@@ -270,6 +270,7 @@ func (s *Scheduler) pace() {
 		next, retire := s.idleCheckLocked(now)
 		if retire {
 			s.retireLocked()
+			s.goroutines--
 			s.mu.Unlock()
 			return
 		}
@@ -290,6 +291,9 @@ func (s *Scheduler) pace() {
 		case <-timer.C:
 		case <-s.wake:
 		case <-s.quit:
+			s.mu.Lock()
+			s.goroutines--
+			s.mu.Unlock()
 			return
 		}
 	}

@@ -56,7 +56,7 @@ func (t *AsyncTransport) run(f *Future, clock instant) (out outcome) {
 	}
 	resp, err := a.roundTrip()
 	if adaptive {
-		canceled := errors.Is(a.parent.Err(), context.Canceled) || f.state.Load() != stateRunning
+		canceled := errors.Is(a.parent.Err(), context.Canceled) || !f.phase.is(stateRunning)
 		a.obs = classify(resp, err, sentAt, canceled)
 	}
 	if hedge {
@@ -95,13 +95,7 @@ func (a *attempt) start() error {
 	}
 	a.ctx, a.cancel, a.ref = t.attemptContext(f, a.parent)
 	if a.cancel != nil {
-		// Cancel and Close cancel runCtx whenever they come, and the published cancelRun.
-		f.mu.Lock()
-		f.cancelRun = a.cancel
-		f.mu.Unlock()
-		if st := f.state.Load(); st == stateCanceling || st == stateClosing { // came before cancelRun
-			a.cancel()
-		}
+		f.publishCancel(a.cancel) // Cancel and Close cancel runCtx whenever they come, and this
 	}
 
 	hooks, reqHooks := t.hooks, f.opts.requestHooks()

@@ -27,7 +27,7 @@ func (t *AsyncTransport) RunAsTakenAfter(req *http.Request, ago time.Duration) *
 	t.init()
 	f := newFuture(t, req)
 	f.opts = optionsFrom(req.Context())
-	f.state.Store(stateRunning)
+	f.phase.take()
 	t.countRunning(1)
 	t.run(f, f.queued-instant(ago))
 	return f

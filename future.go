@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"iter"
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // A Future is the pending result of one round trip. It is resolved exactly once, with a response
@@ -30,15 +28,10 @@ type Future struct {
 	opts   *requestOptions // per-request options from the request's context; nil if none
 	queued instant         // when it was made
 
-	// Guarded by Scheduler.mu.
-	host  *host
-	index int         // position in the host's queue; -1 when not queued
-	stop  func() bool // stops watching the request's context while queued
-	seq   uint32      // for FIFO order within a priority
+	queueSlot // its place in its Scheduler's queues, guarded by Scheduler.mu
 
-	// Atomic.
-	state    atomic.Int32 // leaving stateQueued requires Scheduler.mu
-	attempts atomic.Int32
+	phase    phase        // where it is in its life; see phase for who moves it
+	attempts atomic.Int32 // attempts made
 	started  atomic.Int64 // an instant: when the first attempt started
 	resolved atomic.Bool  // set once resp and err are written
 
@@ -52,18 +45,89 @@ type Future struct {
 
 	wg sync.WaitGroup // done when the Future resolves
 
-	// Guarded by mu.
-	mu        sync.Mutex
-	done      chan struct{} // made when first asked for, or closedChan
-	cancelRun context.CancelFunc
-	runDone   chan struct{} // runCtx's Done channel, made when first asked for
-	afters    *afterFunc    // runCtx's AfterFunc callbacks, last first; nil once they ran
-	waiters   *waiter       // AsCompleted's channels, last first; nil once told
-	finished  instant
+	watchers // who is told of its end, and of its run's; guarded by mu
 
 	// The result: written once before resolved is set, read only after.
 	resp *http.Response
 	err  error
+}
+
+// A queueSlot is a Future's place in its Scheduler's queues. It is guarded by Scheduler.mu.
+type queueSlot struct {
+	host  *host       // its host; nil once it resolved and the Scheduler forgot it
+	index int         // position in the host's queue; -1 when not queued
+	stop  func() bool // stops watching the request's context while queued
+	seq   uint32      // for FIFO order within a priority
+}
+
+// A phase is where a Future is in its life. It moves only by the transitions below, each named
+// by a method, and ends in done, once.
+//
+//	from       to         transition  by                                                    guard
+//	new        done       failEarly   StartRoundTrip, Session: invalid, refused at submit   none: not yet shared
+//	queued     running    take        a worker takes it                                     Scheduler.mu
+//	queued     done       dequeue     Cancel, its context's end, Close, a Limiter refusing  Scheduler.mu
+//	running    queued     requeue     its worker, to try it again                           Scheduler.mu
+//	running    canceling  stop        Cancel, while it runs                                 atomic
+//	running    closing    stop        Close, or a Shutdown whose context ended              atomic
+//	running    done       finish      its worker resolves it                                atomic
+//	canceling  done       finish      its worker resolves it with context.Canceled          atomic
+//	closing    done       finish      its worker resolves it with an error matching ErrClosed atomic
+//
+// A requeue that finds it canceling or closing ends it in done instead, with the error of what
+// stopped it; one that finds its transport closed, likewise with ErrClosed. The zero phase is
+// queued, as a Future is made.
+type phase struct{ v atomic.Int32 }
+
+// The phases of a Future.
+const (
+	stateQueued int32 = iota
+	stateRunning
+	stateCanceling // Cancel was called while running
+	stateClosing   // Close, or a Shutdown whose context ended, stopped it while running
+	stateDone
+)
+
+// is reports whether the Future is in state.
+func (p *phase) is(state int32) bool { return p.v.Load() == state }
+
+// failEarly ends a Future that was never queued.
+func (p *phase) failEarly() { p.v.Store(stateDone) }
+
+// take moves a queued Future to running. It requires Scheduler.mu held.
+func (p *phase) take() { p.v.Store(stateRunning) }
+
+// dequeue ends a queued Future. It requires Scheduler.mu held.
+func (p *phase) dequeue() { p.v.Store(stateDone) }
+
+// requeue moves a running Future back to queued, and reports whether it did; if it was stopped
+// meanwhile, it ends it instead, and err is the error of what stopped it. It requires
+// Scheduler.mu held.
+func (p *phase) requeue() (err error, ok bool) {
+	if p.v.CompareAndSwap(stateRunning, stateQueued) {
+		return nil, true
+	}
+	return stoppedError(p.v.Swap(stateDone)), false
+}
+
+// stop marks a running Future as stopped by Cancel (stateCanceling) or Close (stateClosing), and
+// reports whether it was running.
+func (p *phase) stop(by int32) bool { return p.v.CompareAndSwap(stateRunning, by) }
+
+// finish ends a running Future; err is the error of what stopped it, if something did.
+func (p *phase) finish() (err error) {
+	if p.v.CompareAndSwap(stateRunning, stateDone) {
+		return nil
+	}
+	return stoppedError(p.v.Swap(stateDone))
+}
+
+// stoppedError is the error of a running Future that was stopped in state.
+func stoppedError(state int32) error {
+	if state == stateClosing {
+		return errStopped
+	}
+	return context.Canceled
 }
 
 // futureFlags tell how a Future runs. They are set before it is queued, and only read after;
@@ -134,74 +198,8 @@ func (f *Future) enqueued() instant {
 	return f.queued
 }
 
-// An instant is a reading of the monotonic clock: one plus the nanoseconds since its
-// Scheduler's epoch, so that zero means unset. Reading it costs half of time.Now, which also reads the wall clock.
-type instant int64
-
-// now returns the current instant.
-func (s *Scheduler) now() instant { return instant(time.Since(s.epoch)) + 1 }
-
-// at returns i as a time.Time, or the zero time if i is unset.
-func (s *Scheduler) at(i instant) time.Time {
-	if i == 0 {
-		return time.Time{}
-	}
-	return s.epoch.Add(time.Duration(i - 1))
-}
-
-// The states of a Future. Leaving stateQueued requires Scheduler.mu.
-const (
-	stateQueued int32 = iota
-	stateRunning
-	stateCanceling // Cancel was called while running
-	stateClosing   // Close, or a Shutdown whose context ended, stopped it while running
-	stateDone
-)
-
-// stoppedError is the error of a running Future that was stopped in state.
-func stoppedError(state int32) error {
-	if state == stateClosing {
-		return errStopped
-	}
-	return context.Canceled
-}
-
 // errZero is the error of the zero Future.
 var errZero = fmt.Errorf("%w: the zero Future was never started", ErrInvalidRequest)
-
-// Timing tells when a Future went through each stage. A time is zero until the stage is reached.
-// The times are read from the monotonic clock: their differences are exact, and as wall-clock
-// times they follow the clock the program started with.
-type Timing struct {
-	Queued   time.Time // when the request was submitted
-	Started  time.Time // when a worker started the round trip
-	Finished time.Time // when the Future resolved
-}
-
-// QueueWait is the time between Queued and Started, or zero if the request did not start.
-func (t Timing) QueueWait() time.Duration {
-	if t.Started.IsZero() {
-		return 0
-	}
-	return t.Started.Sub(t.Queued)
-}
-
-// RoundTrip is the time between Started and Finished: the round trip, the body read and the
-// response hooks. It is zero until the Future resolves, and if the request never started.
-func (t Timing) RoundTrip() time.Duration {
-	if t.Started.IsZero() || t.Finished.IsZero() {
-		return 0
-	}
-	return t.Finished.Sub(t.Started)
-}
-
-// Total is the time between Queued and Finished, or zero until the Future resolves.
-func (t Timing) Total() time.Duration {
-	if t.Finished.IsZero() {
-		return 0
-	}
-	return t.Finished.Sub(t.Queued)
-}
 
 // closedChan is the Done channel of a Future that resolved before anyone asked for it.
 var closedChan = func() chan struct{} {
@@ -211,7 +209,7 @@ var closedChan = func() chan struct{} {
 }()
 
 func newFuture(t *AsyncTransport, req *http.Request) *Future {
-	f := &Future{req: req, t: t, index: -1, queued: t.sched.now()}
+	f := &Future{req: req, t: t, queueSlot: queueSlot{index: -1}, queued: t.sched.now()}
 	f.wg.Add(1)
 	return f
 }
@@ -219,9 +217,14 @@ func newFuture(t *AsyncTransport, req *http.Request) *Future {
 // failedFuture returns a Future already resolved with err.
 func failedFuture(t *AsyncTransport, req *http.Request, err error) *Future {
 	f := newFuture(t, req)
-	f.state.Store(stateDone)
-	f.finish(nil, err)
+	f.failEarly(err)
 	return f
+}
+
+// failEarly resolves f, never queued, with err.
+func (f *Future) failEarly(err error) {
+	f.phase.failEarly()
+	f.finish(nil, err)
 }
 
 // Result waits for the Future to resolve and returns its response or its error. A non-2xx
@@ -250,23 +253,6 @@ func (f *Future) Wait(ctx context.Context) (*http.Response, error) {
 	}
 }
 
-// Done returns a channel that is closed when the Future resolves.
-func (f *Future) Done() <-chan struct{} {
-	if f == nil || f.t == nil {
-		return closedChan
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.done == nil {
-		if f.resolved.Load() {
-			f.done = closedChan
-		} else {
-			f.done = make(chan struct{})
-		}
-	}
-	return f.done
-}
-
 // Request returns the request that was submitted, as given. Its response's Request field names
 // the same request, or for a Session request that was redirected, the last request sent. The
 // requests that Session.Get, Head, Post and PostForm make have a context of the Future's own,
@@ -279,17 +265,6 @@ func (f *Future) Request() *http.Request {
 	return f.req
 }
 
-// Timing returns when the Future was queued, started and finished.
-func (f *Future) Timing() Timing {
-	if f == nil || f.t == nil {
-		return Timing{}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s := f.t.sched
-	return Timing{Queued: s.at(f.queued), Started: s.at(instant(f.started.Load())), Finished: s.at(f.finished)}
-}
-
 // Cancel stops the request: a queued request leaves the queue at once and is never sent; a
 // running one has its context canceled. It reports whether it stopped the request, in which case
 // the Future's error is context.Canceled. It returns false if the Future had already resolved.
@@ -300,41 +275,21 @@ func (f *Future) Cancel() bool {
 	return f.t.sched.cancel(f)
 }
 
-// finish resolves f, and returns the instant it stamped as its end. Exactly one caller reaches
-// it, by the state machine.
-func (f *Future) finish(resp *http.Response, err error) instant {
-	if !f.is(flagHedge) {
-		f.t.count(err) // before anyone can see the result, so that Stats agree with it
+// Attempts returns how many attempts of the request were made: 1 unless it was retried
+// (WithRetry), 0 if it was never sent.
+func (f *Future) Attempts() int {
+	if f == nil {
+		return 0
 	}
-	f.mu.Lock()
-	f.resp, f.err = resp, err
-	end := f.t.sched.now()
-	f.finished = end
-	f.resolved.Store(true)
-	// Its runCtx can no longer end (see runCtx.cancel): what only its attempts used goes, so
-	// that a resolved Future keeps little beyond its request and response.
-	f.runDone, f.afters, f.cancelRun = nil, nil, nil
-	f.wg.Done()
-	if f.done != nil {
-		close(f.done)
-	} else {
-		f.done = closedChan
-	}
-	waiters := f.waiters
-	f.waiters = nil
-	f.mu.Unlock()
-	for w := waiters; w != nil; w = w.next {
-		w.ch <- f
-	}
-	return end
+	return int(f.attempts.Load())
 }
 
 // resolve resolves a running Future, or, if it was stopped meanwhile, closes resp and resolves
 // it with the error of what stopped it. It returns the instant f resolved at.
 func (f *Future) resolve(resp *http.Response, err error) instant {
 	f.t.countRunning(-1) // before it resolves: Stats never count a resolved request in flight
-	if !f.state.CompareAndSwap(stateRunning, stateDone) {
-		err = stoppedError(f.state.Swap(stateDone))
+	if stopped := f.phase.finish(); stopped != nil {
+		err = stopped
 		(*runCtx)(f).cancel() // ended before it resolves, whenever what stopped it gets to it
 		if resp != nil {
 			resp.Body.Close()
@@ -360,88 +315,4 @@ func (f *Future) closePendingBody() {
 	case f.attempts.Load() == 0:
 		closeBody(f.req)
 	}
-}
-
-// Attempts returns how many attempts of the request were made: 1 unless it was retried
-// (WithRetry), 0 if it was never sent.
-func (f *Future) Attempts() int {
-	if f == nil {
-		return 0
-	}
-	return int(f.attempts.Load())
-}
-
-// notify sends f on ch once f resolves; ch must have room for it.
-func (f *Future) notify(ch chan<- *Future) {
-	if f.t == nil {
-		ch <- f
-		return
-	}
-	f.mu.Lock()
-	if f.resolved.Load() {
-		f.mu.Unlock()
-		ch <- f
-		return
-	}
-	f.waiters = &waiter{ch: ch, next: f.waiters}
-	f.mu.Unlock()
-}
-
-// A waiter is a channel that a Future sends itself on when it resolves, in a list.
-type waiter struct {
-	ch   chan<- *Future
-	next *waiter
-}
-
-// AsCompleted yields the given futures as they resolve, in the order they resolve, each once.
-// Nil futures are skipped. It starts no goroutine; stopping the iteration early leaves the
-// futures running.
-func AsCompleted(futures ...*Future) iter.Seq[*Future] {
-	return func(yield func(*Future) bool) {
-		seen := make(map[*Future]struct{}, len(futures))
-		ch := make(chan *Future, len(futures))
-		for _, f := range futures {
-			if f == nil {
-				continue
-			}
-			if _, dup := seen[f]; dup {
-				continue
-			}
-			seen[f] = struct{}{}
-			f.notify(ch)
-		}
-		for range len(seen) {
-			if !yield(<-ch) {
-				return
-			}
-		}
-	}
-}
-
-// WaitAll waits until every future has resolved, or ctx ends. It returns ctx.Err() if ctx ended
-// first, leaving the futures running; otherwise the error of the first failed future in the
-// order given, or nil.
-func WaitAll(ctx context.Context, futures ...*Future) error {
-	for _, f := range futures {
-		if f == nil {
-			continue
-		}
-		if f.t == nil || f.resolved.Load() {
-			continue
-		}
-		select {
-		case <-f.Done():
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	for _, f := range futures {
-		if f == nil {
-			continue
-		}
-		if _, err := f.Result(); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -78,6 +78,7 @@ type Scheduler struct {
 	sharedMark busyMark                       // pool and hostsFull at the last shared reservation
 	seq        uint32                         // submission counter, for FIFO order within a priority; wraps
 	started    bool                           // its goroutines run: the workers and the pacer of generation gen
+	goroutines int                            // its goroutines running, of any generation
 	gen        uint32                         // the generation of its goroutines: those of an older one end
 	lastActive instant                        // when a request was last queued, or an attempt last ended
 	stalledAt  instant                        // when requests began to wait on slots held only by bodies; 0 if not
@@ -174,6 +175,7 @@ func (s *Scheduler) startLocked() {
 		return
 	}
 	s.started = true
+	s.goroutines += s.workers + 1
 	s.wg.Add(s.workers + 1)
 	for range s.workers {
 		go s.worker(s.gen)
@@ -291,7 +293,7 @@ func queuedLocked(f *Future) bool { return f.index >= 0 || delayedLocked(f) }
 // delayedLocked reports whether f waits for a retry. Its state is read first: while f runs, its
 // worker may be making its retry state. It requires s.mu held.
 func delayedLocked(f *Future) bool {
-	return f.state.Load() == stateQueued && f.more != nil && f.more.index >= 0
+	return f.phase.is(stateQueued) && f.more != nil && f.more.index >= 0
 }
 
 // dequeueLocked takes the queued f out of its host's queue, or out of the retries waiting, and
@@ -312,7 +314,7 @@ func (s *Scheduler) dequeueLocked(f *Future) {
 		f.stop()
 		f.stop = nil
 	}
-	f.state.Store(stateDone)
+	f.phase.dequeue()
 	s.maybeIdleLocked(h)
 }
 
@@ -357,18 +359,10 @@ func (s *Scheduler) cancel(f *Future) bool {
 // cancelRunning cancels the context of the running f, which then resolves with the error of
 // state (stateCanceling or stateClosing). It reports whether f was running.
 func (s *Scheduler) cancelRunning(f *Future, state int32) bool {
-	if !f.state.CompareAndSwap(stateRunning, state) {
+	if !f.phase.stop(state) {
 		return false
 	}
-	// The attempt runs under runCtx or under the context it published in cancelRun: cancel
-	// both, so that the attempt need not say which, nor take a lock to say it.
-	(*runCtx)(f).cancel()
-	f.mu.Lock()
-	stop := f.cancelRun
-	f.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
+	f.cancelRunning()
 	return true
 }
 
@@ -421,6 +415,14 @@ func (s *Scheduler) stopTransport(t *AsyncTransport, now bool) <-chan struct{} {
 	return tl.drained
 }
 
+// settled reports whether every request of t has resolved: none is queued or being aborted, and
+// none runs but in the bookkeeping of a worker that resolved it, which drains t at once.
+func (s *Scheduler) settled(t *AsyncTransport) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return t.tally.queued == 0 && t.tally.aborting == 0 && t.counts.running.Load() == 0
+}
+
 // queuedLocked returns t's queued requests. It requires s.mu held.
 func (s *Scheduler) queuedLocked(t *AsyncTransport) []*Future {
 	if t.tally.queued == 0 {
@@ -444,14 +446,14 @@ func (s *Scheduler) queuedLocked(t *AsyncTransport) []*Future {
 func (s *Scheduler) transportStats(t *AsyncTransport) Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Queued: t.tally.queued, Hosts: len(s.hosts), Paused: s.pausedLocked(time.Now())}
+	return Stats{Queued: t.tally.queued, Hosts: len(s.hosts), Paused: s.pausedLocked(time.Now()), Goroutines: s.goroutines}
 }
 
 // Stats returns the counts of the Scheduler as a whole: the requests of all its transports.
 func (s *Scheduler) Stats() Stats {
 	s.init(nil)
 	s.mu.Lock()
-	st := Stats{Queued: s.queued, Hosts: len(s.hosts), Paused: s.pausedLocked(time.Now())}
+	st := Stats{Queued: s.queued, Hosts: len(s.hosts), Paused: s.pausedLocked(time.Now()), Goroutines: s.goroutines}
 	s.mu.Unlock()
 	s.counts.fill(&st)
 	return st

@@ -116,8 +116,7 @@ func (s *Session) send(method, url, contentType string, body io.Reader) *Future 
 		if c, ok := body.(io.Closer); ok {
 			c.Close()
 		}
-		f.state.Store(stateDone)
-		f.finish(nil, err)
+		f.failEarly(err)
 		return f
 	}
 	if contentType != "" {

@@ -38,6 +38,9 @@ type Stats struct {
 	// LeakedBodies counts the streamed bodies that were garbage collected unclosed: their slots
 	// came back only then. A client that drops bodies unread shows here.
 	LeakedBodies uint64
+	// Goroutines is how many goroutines the Scheduler runs: its workers and its pacer while it
+	// has work, none once it has been idle for WithWorkerIdleTimeout.
+	Goroutines int
 }
 
 // An AsyncTransport is an http.RoundTripper that runs round trips on a Scheduler: queued per
@@ -170,8 +173,7 @@ func (t *AsyncTransport) start(f *Future, setup func(*Future)) *Future {
 	}
 	if err := t.sched.submit(f); err != nil {
 		closeBody(req)
-		f.state.Store(stateDone)
-		f.finish(nil, err)
+		f.failEarly(err)
 	}
 	return f
 }
@@ -202,7 +204,8 @@ func (t *AsyncTransport) Close() error {
 
 // Shutdown stops the transport gracefully, as http.Server's Shutdown does: new requests fail
 // with ErrClosed, and queued and running ones go on until all have resolved. If ctx ends first,
-// Shutdown does what Close does, and returns ctx.Err() once the canceled requests have ended.
+// Shutdown does what Close does, and returns ctx.Err() once the canceled requests have ended;
+// if every request had resolved by then, it returns nil.
 func (t *AsyncTransport) Shutdown(ctx context.Context) error {
 	t.init()
 	var err error
@@ -213,6 +216,10 @@ func (t *AsyncTransport) Shutdown(ctx context.Context) error {
 		select {
 		case <-drained:
 		case <-ctx.Done():
+			if t.sched.settled(t) {
+				<-drained // every request has resolved: the workers are ending their attempts
+				break
+			}
 			err = ctx.Err()
 			<-t.sched.stopTransport(t, true)
 		}

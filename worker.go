@@ -62,6 +62,7 @@ func (s *Scheduler) worker(gen uint32) {
 		f, waited := s.takeLocked(gen)
 		if f == nil {
 			s.removeRunnerLocked(r)
+			s.goroutines--
 			s.mu.Unlock()
 			return
 		}
@@ -131,11 +132,11 @@ func (s *Scheduler) endLocked(f *Future, out outcome, end instant) (change Limit
 // f is then done, to be aborted. It requires s.mu held.
 func (s *Scheduler) requeueLocked(f *Future, wait time.Duration) error {
 	f.t.countRunning(-1)
-	if !f.state.CompareAndSwap(stateRunning, stateQueued) {
-		return stoppedError(f.state.Swap(stateDone))
+	if err, ok := f.phase.requeue(); !ok {
+		return err
 	}
 	if s.closed || f.t.tally.closeNow {
-		f.state.Store(stateDone) // before s.mu is released: no one may take it for queued
+		f.phase.dequeue() // before s.mu is released: no one may take it for queued
 		return ErrClosed
 	}
 	s.startLocked() // the goroutines may have retired while f's attempt ended
@@ -204,7 +205,7 @@ func (s *Scheduler) takeLocked(gen uint32) (f *Future, waited bool) {
 			f.stop()
 			f.stop = nil
 		}
-		f.state.Store(stateRunning)
+		f.phase.take()
 		s.pushRingLocked(h)
 		s.wakeLocked()
 		return f, waited
