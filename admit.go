@@ -2,24 +2,22 @@ package httpfutures
 
 import (
 	"context"
-	"net/http"
-	"runtime"
+	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // The gates a request passes before a worker runs it: rate tokens (the host's own limiter, the
 // server's pace, the shared Limiters), the server's pauses, and the pacer that wakes hosts whose
 // time has come.
 
-// stallCollect is how long requests wait on slots held only by streamed bodies before the
-// Scheduler asks for a garbage collection, so that bodies dropped unclosed give their slots back
-// (see streamBody); maxStallCollect bounds the wait once collections have found none.
-const (
-	stallCollect    = time.Second
-	maxStallCollect = time.Minute
-)
+// sharedLimiters are the Limiters all hosts share (WithRateLimit, WithLimiter). A Scheduler calls
+// them one reservation at a time, with times that never go back: mu serializes the
+// reservations, and guards now.
+type sharedLimiters struct {
+	limiters []Limiter // set by setup, read-only after
+	mu       sync.Mutex
+	now      time.Time // the last time given to a limiter
+}
 
 // minFull is the shortest spell of full slots that costs the rate limiters their catch-up. Shorter
 // spells are mostly the slots draining a catch-up's own backlog after a late wake-up; a longer one
@@ -75,44 +73,27 @@ func (s *Scheduler) wakeLocked() {
 
 // paced reports whether h's requests need rate tokens.
 func (s *Scheduler) paced(h *host) bool {
-	return h.limiter != nil || h.adaptive != nil || len(s.limiters) > 0
-}
-
-// parkLocked makes h wait until at, then return to the round-robin.
-func (s *Scheduler) parkLocked(h *host, at time.Time) {
-	setWake(&s.timers, h, at)
-	s.wakePacerLocked(at)
-}
-
-// wakePacerLocked makes the pacer wake by at. It requires s.mu held.
-func (s *Scheduler) wakePacerLocked(at time.Time) {
-	if s.pacerAt.IsZero() || at.Before(s.pacerAt) {
-		s.pacerAt = at
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
-	}
+	return h.limiter != nil || h.pace != nil || len(s.shared.limiters) > 0
 }
 
 // admitLocked reserves h's rate tokens if it has none, and reports whether its next request may
 // go now. If not, h waits on a timer, or is back in the round-robin. It requires s.mu held, and
 // releases it while calling the shared limiters.
 func (s *Scheduler) admitLocked(h *host) bool {
-	if !h.token {
+	if !h.reserved {
 		now := time.Now()
 		// The next request could not have gone before it was queued, nor during a pause.
 		notBefore := later(s.at(h.queue.peek().enqueued()), h.pausedTo)
-		if !h.hostTok {
+		if !h.ownReserved {
 			busy := h.mark.since(s.pool.total, h.full.total)
-			h.hostDue, h.hostTok = s.reserveHostLocked(h, now, notBefore, busy), true
+			h.ownDue, h.ownReserved = s.reserveHostLocked(h, now, notBefore, busy), true
 		}
-		if h.hostDue.After(now) {
-			s.parkLocked(h, h.hostDue)
+		if h.ownDue.After(now) {
+			s.parkLocked(h, h.ownDue)
 			return false
 		}
-		due := h.hostDue
-		if len(s.limiters) > 0 {
+		due := h.ownDue
+		if len(s.shared.limiters) > 0 {
 			h.reserving = true
 			busy := s.sharedMark.since(s.pool.total, s.hostsFull)
 			s.mu.Unlock()
@@ -125,11 +106,11 @@ func (s *Scheduler) admitLocked(h *host) bool {
 			}
 			due = later(due, shared)
 		}
-		h.hostTok = false
-		h.token, h.tokenAt = true, due
+		h.ownReserved = false
+		h.reserved, h.due = true, due
 	}
-	if h.tokenAt.After(time.Now()) {
-		s.parkLocked(h, h.tokenAt)
+	if h.due.After(time.Now()) {
+		s.parkLocked(h, h.due)
 		return false
 	}
 	if !s.takeableLocked(h) || s.inflight >= s.workers || s.closed {
@@ -138,7 +119,7 @@ func (s *Scheduler) admitLocked(h *host) bool {
 		s.maybeIdleLocked(h)
 		return false
 	}
-	h.token = false
+	h.reserved = false
 	return true
 }
 
@@ -161,11 +142,11 @@ func (s *Scheduler) reserveHostLocked(h *host, now, notBefore time.Time, busy ti
 	if h.limiter != nil {
 		due = h.limiter.reserve(now, notBefore, busy)
 	}
-	if h.adaptive != nil {
-		if now.Before(h.adaptEnd) {
-			due = later(due, h.adaptive.reserve(now, notBefore, busy))
+	if h.pace != nil {
+		if now.Before(h.paceUntil) {
+			due = later(due, h.pace.reserve(now, notBefore, busy))
 		} else {
-			h.adaptive = nil
+			h.pace = nil
 		}
 	}
 	return due
@@ -175,15 +156,15 @@ func (s *Scheduler) reserveHostLocked(h *host, now, notBefore time.Time, busy ti
 // with non-decreasing times, and returns when the last is due. notBefore and busy are as for
 // RateLimiter.reserve. A Limiter that panics fails with a *PanicError.
 func (s *Scheduler) reserveShared(key string, notBefore time.Time, busy time.Duration) (time.Time, error) {
-	s.limMu.Lock()
-	defer s.limMu.Unlock()
+	s.shared.mu.Lock()
+	defer s.shared.mu.Unlock()
 	now := time.Now()
-	if now.Before(s.limNow) {
-		now = s.limNow
+	if now.Before(s.shared.now) {
+		now = s.shared.now
 	}
-	s.limNow = now
+	s.shared.now = now
 	due := now
-	for _, l := range s.limiters {
+	for _, l := range s.shared.limiters {
 		var at time.Time
 		var err error
 		if rl, ok := l.(*RateLimiter); ok {
@@ -210,251 +191,4 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-// redirectTokens waits, with no slot of h taken, for the rate tokens of a redirect to h: its pause
-// to end, its own limiters and the shared ones. It returns ctx.Err() if ctx ends first.
-func (s *Scheduler) redirectTokens(ctx context.Context, h *host) error {
-	for {
-		s.mu.Lock()
-		now := time.Now()
-		if until := h.pausedTo; until.After(now) {
-			s.mu.Unlock()
-			if err := sleepUntil(ctx, until); err != nil {
-				return err
-			}
-			continue
-		}
-		due := s.reserveHostLocked(h, now, now, 0)
-		s.mu.Unlock()
-		if len(s.limiters) > 0 {
-			shared, err := s.reserveShared(h.key, now, 0)
-			if err != nil {
-				return &LimiterError{Host: h.key, Err: err}
-			}
-			due = later(due, shared)
-		}
-		return sleepUntil(ctx, due)
-	}
-}
-
-// sleepUntil waits until t, or returns ctx.Err() if ctx ends first.
-func sleepUntil(ctx context.Context, t time.Time) error {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// pace is the pacer goroutine: it sleeps until the earliest host waiting for a
-// time, then puts the hosts whose time has come back in the round-robin and wakes workers for
-// them. It also retires the Scheduler's goroutines once they have been idle for workerIdle,
-// itself included, and asks for a collection when requests wait on slots that only streamed
-// bodies hold.
-func (s *Scheduler) pace() {
-	defer s.wg.Done()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		s.mu.Lock()
-		now := time.Now()
-		s.wakeDueLocked(now)
-		next, retire := s.idleCheckLocked(now)
-		if retire {
-			s.retireLocked()
-			s.goroutines--
-			s.mu.Unlock()
-			return
-		}
-		collect, stallAt := s.stallLocked()
-		for _, at := range []time.Time{s.nextTimerLocked(), s.nextRetryLocked(), stallAt} {
-			if !at.IsZero() && at.Before(next) {
-				next = at
-			}
-		}
-		s.pacerAt = next
-		s.mu.Unlock()
-		if collect {
-			runtime.GC() // bodies dropped unclosed give their slots back, in their cleanups
-			continue
-		}
-		timer.Reset(next.Sub(now))
-		select {
-		case <-timer.C:
-		case <-s.wake:
-		case <-s.quit:
-			s.mu.Lock()
-			s.goroutines--
-			s.mu.Unlock()
-			return
-		}
-	}
-}
-
-// wakeDueLocked puts the hosts whose time has come back in the round-robin, and the retries that
-// are due in their hosts' queues, and wakes workers for them. It requires s.mu held.
-func (s *Scheduler) wakeDueLocked(now time.Time) {
-	for s.timers.len() > 0 && !s.timers.peek().wakeAt.After(now) {
-		h := s.timers.pop()
-		if s.pushRingLocked(h) {
-			s.wakeLocked()
-		} else {
-			s.maybeIdleLocked(h)
-		}
-	}
-	for s.delayed.len() > 0 && !s.at(s.delayed.peek().more.due).After(now) {
-		f := s.delayed.peek()
-		s.delayed.remove(f)
-		f.host.delayed--
-		f.host.queue.push(f)
-		if s.pushRingLocked(f.host) {
-			s.wakeLocked()
-		}
-	}
-}
-
-// idleCheckLocked returns when the pacer is to look again whether the Scheduler is idle, and
-// whether it has been idle for workerIdle already, so that its goroutines retire. It requires
-// s.mu held.
-func (s *Scheduler) idleCheckLocked(now time.Time) (time.Time, bool) {
-	wait := min(s.workerIdle, time.Hour) // a busy Scheduler is looked at again after that
-	if s.idleLocked() {
-		idle := now.Sub(s.at(s.lastActive))
-		if idle >= s.workerIdle {
-			return time.Time{}, true
-		}
-		wait = min(s.workerIdle-idle, time.Hour)
-	}
-	return now.Add(wait), false
-}
-
-// stallLocked watches for requests that wait on slots held only by streamed bodies: once they
-// have waited stallCollect, it asks for a collection, so that bodies dropped unclosed give their
-// slots back. While collections find such bodies, each stall waits stallCollect; each that finds
-// none while requests still wait doubles the wait before the next, up to maxStallCollect (the
-// bodies are read, slowly, or held on purpose). It reports whether a collection is due now, and
-// when to look again; zero if no request waits so. It requires s.mu held.
-func (s *Scheduler) stallLocked() (collect bool, at time.Time) {
-	if !s.stalledLocked() {
-		s.stalledAt, s.collectIn = 0, 0
-		return false, time.Time{}
-	}
-	now, leaked := s.now(), s.counts.leaked.Load()
-	if s.stalledAt == 0 || leaked != s.leakedAt { // a new stall, or the last collection found bodies
-		s.stalledAt, s.collectIn, s.leakedAt = now, stallCollect, leaked
-	}
-	due := s.stalledAt + instant(s.collectIn)
-	if now < due {
-		return false, s.at(due)
-	}
-	s.stalledAt, s.collectIn = now, min(2*s.collectIn, maxStallCollect)
-	return true, s.at(now + instant(s.collectIn))
-}
-
-// nextTimerLocked returns when the earliest host waiting for a time is due; zero if none waits.
-func (s *Scheduler) nextTimerLocked() time.Time {
-	if s.timers.len() == 0 {
-		return time.Time{}
-	}
-	return s.timers.peek().wakeAt
-}
-
-// nextRetryLocked returns when the earliest retry waiting is due; zero if none waits.
-func (s *Scheduler) nextRetryLocked() time.Time {
-	if s.delayed.len() == 0 {
-		return time.Time{}
-	}
-	return s.at(s.delayed.peek().more.due)
-}
-
-// observe applies the backpressure resp asks for to h, if the Scheduler heeds it, seeds h's
-// adaptive limit from a concurrency quota, and tells the Limiters that share backpressure
-// (BackpressureObserver). A Limiter that panics fails the round trip with a *PanicError.
-func (s *Scheduler) observe(h *host, resp *http.Response) error {
-	seed := s.adaptive != nil && resp.Header["Ratelimit-Policy"] != nil
-	if !seed && (!s.backpressure || !asksBackpressure(resp)) {
-		return nil
-	}
-	now := time.Now()
-	var change LimitChange
-	changed := false
-	var bp Backpressure
-	s.mu.Lock()
-	if s.backpressure {
-		s.observeLocked(h, resp, now)
-		bp = s.backpressureLocked(h, now)
-	}
-	if seed && h.adapt != nil {
-		if quota, ok := parseConcurrencyPolicy(resp.Header); ok {
-			change, changed = s.seedLocked(h, quota, now)
-		}
-	}
-	s.mu.Unlock()
-	if changed {
-		s.limitChanged(change)
-	}
-	return s.shareBackpressure(h.key, bp)
-}
-
-// observeLocked applies the backpressure a response asks for to its host: Retry-After on a 429
-// or 503 pauses the host's whole queue, and the RateLimit fields slow its pace. It requires s.mu
-// held.
-func (s *Scheduler) observeLocked(h *host, resp *http.Response, now time.Time) {
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
-			s.pauseLocked(h, now, d)
-			return // Retry-After wins over the RateLimit fields.
-		}
-	}
-	remaining, reset, ok := parseRateLimit(resp.Header)
-	if !ok {
-		return
-	}
-	if remaining == 0 {
-		s.pauseLocked(h, now, reset)
-		return
-	}
-	if reset <= 0 {
-		return
-	}
-	// The pace the server asks for, but no slower than one request per WithMaxRetryAfter: a
-	// pace is a pause between requests, and pauses are capped.
-	pace := rate.Limit(max(float64(remaining)/reset.Seconds(), 1/s.maxRetryAfter.Seconds()))
-	if h.adaptive == nil || now.After(h.adaptEnd) {
-		h.adaptive = NewRateLimiter(pace, 1)
-		h.adaptive.reserve(now, now, 0) // start empty: remaining requests, evenly, by the reset
-	} else {
-		h.adaptive.lim.SetLimitAt(now, pace)
-	}
-	h.adaptEnd = now.Add(min(reset, s.maxRetryAfter))
-}
-
-// asksBackpressure reports whether resp carries anything observeLocked acts on.
-func asksBackpressure(resp *http.Response) bool {
-	h := resp.Header
-	return len(h) > 0 && (h["Retry-After"] != nil || h["Ratelimit"] != nil || h["Ratelimit-Remaining"] != nil)
-}
-
-// pauseLocked stops h's queue for d, capped at the maximum the Scheduler allows.
-func (s *Scheduler) pauseLocked(h *host, now time.Time, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	until := now.Add(min(d, s.maxRetryAfter))
-	if !until.After(h.pausedTo) {
-		return
-	}
-	h.pausedTo = until
-	if h.idleIdx >= 0 {
-		s.idle.remove(h)
-	}
-	s.parkLocked(h, until)
 }

@@ -1,6 +1,7 @@
 package httpfutures
 
 import (
+	"net/http"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -35,8 +36,8 @@ func (s *Scheduler) backpressureLocked(h *host, now time.Time) Backpressure {
 	if h.pausedTo.After(now) {
 		bp.PauseUntil = h.pausedTo
 	}
-	if h.adaptive != nil && h.adaptEnd.After(now) {
-		bp.Pace, bp.PaceUntil = h.adaptive.Limit(), h.adaptEnd
+	if h.pace != nil && h.paceUntil.After(now) {
+		bp.Pace, bp.PaceUntil = h.pace.Limit(), h.paceUntil
 	}
 	return bp
 }
@@ -48,10 +49,94 @@ func (s *Scheduler) shareBackpressure(host string, bp Backpressure) (err error) 
 		return nil
 	}
 	defer recoverInto(&err)
-	for _, l := range s.limiters {
+	for _, l := range s.shared.limiters {
 		if o, ok := l.(BackpressureObserver); ok {
 			o.ObserveBackpressure(host, bp)
 		}
 	}
 	return nil
+}
+
+// observe applies the backpressure resp asks for to h, if the Scheduler heeds it, seeds h's
+// adaptive limit from a concurrency quota, and tells the Limiters that share backpressure
+// (BackpressureObserver). A Limiter that panics fails the round trip with a *PanicError.
+func (s *Scheduler) observe(h *host, resp *http.Response) error {
+	seed := s.adaptive != nil && resp.Header["Ratelimit-Policy"] != nil
+	if !seed && (!s.backpressure || !asksBackpressure(resp)) {
+		return nil
+	}
+	now := time.Now()
+	var change LimitChange
+	changed := false
+	var bp Backpressure
+	s.mu.Lock()
+	if s.backpressure {
+		s.observeLocked(h, resp, now)
+		bp = s.backpressureLocked(h, now)
+	}
+	if seed && h.adapt != nil {
+		if quota, ok := parseConcurrencyPolicy(resp.Header); ok {
+			change, changed = s.seedLocked(h, quota, now)
+		}
+	}
+	s.mu.Unlock()
+	if changed {
+		s.limitChanged(change)
+	}
+	return s.shareBackpressure(h.key, bp)
+}
+
+// observeLocked applies the backpressure a response asks for to its host: Retry-After on a 429
+// or 503 pauses the host's whole queue, and the RateLimit fields slow its pace. It requires s.mu
+// held.
+func (s *Scheduler) observeLocked(h *host, resp *http.Response, now time.Time) {
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
+			s.pauseLocked(h, now, d)
+			return // Retry-After wins over the RateLimit fields.
+		}
+	}
+	remaining, reset, ok := parseRateLimit(resp.Header)
+	if !ok {
+		return
+	}
+	if remaining == 0 {
+		s.pauseLocked(h, now, reset)
+		return
+	}
+	if reset <= 0 {
+		return
+	}
+	// The pace the server asks for, but no slower than one request per WithMaxRetryAfter: a
+	// pace is a pause between requests, and pauses are capped.
+	pace := rate.Limit(max(float64(remaining)/reset.Seconds(), 1/s.maxRetryAfter.Seconds()))
+	if h.pace == nil || now.After(h.paceUntil) {
+		h.pace = NewRateLimiter(pace, 1)
+		h.pace.reserve(now, now, 0) // start empty: remaining requests, evenly, by the reset
+	} else {
+		h.pace.lim.SetLimitAt(now, pace)
+	}
+	h.paceUntil = now.Add(min(reset, s.maxRetryAfter))
+}
+
+// asksBackpressure reports whether resp carries anything observeLocked acts on.
+func asksBackpressure(resp *http.Response) bool {
+	h := resp.Header
+	return len(h) > 0 && (h["Retry-After"] != nil || h["Ratelimit"] != nil || h["Ratelimit-Remaining"] != nil)
+}
+
+// pauseLocked stops h's queue for d, capped at the maximum the Scheduler allows.
+func (s *Scheduler) pauseLocked(h *host, now time.Time, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	until := now.Add(min(d, s.maxRetryAfter))
+	if !until.After(h.pausedTo) {
+		return
+	}
+	h.pausedTo = until
+	if h.idleIdx >= 0 {
+		s.idle.remove(h)
+	}
+	s.parkLocked(h, until)
 }

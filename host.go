@@ -19,29 +19,57 @@ type host struct {
 	delayed  int            // requests waiting to be tried again: they keep the host
 	kept     int            // redirects on their way to it, and running requests redirected away: they keep it too
 	waiters  *slotQueue     // redirects waiting for a slot, handed one as it frees; nil if none
-	adapt    *adaptiveState // its adaptive limit (WithAdaptiveHostLimit); nil if off
+	adapt    *adaptiveState // its adaptive concurrency limit (WithAdaptiveHostLimit); nil if off
 
-	// Its pace: the host's own rate limit, and what the server asked for.
-	limiter  *RateLimiter // WithHostRateLimit; nil if none
-	adaptive *RateLimiter // the pace asked by the server's RateLimit fields; nil if none
-	adaptEnd time.Time    // when the server's pace lapses
-	pausedTo time.Time    // paused by the server until then
+	// Its pace: the host's own rate limit, what its server asked for, and the tokens of its next
+	// request as they are reserved.
+	limiter     *RateLimiter // WithHostRateLimit; nil if none
+	serverAsk                // a pause and a pace, asked by the server's responses
+	reservation              // the rate tokens of the next request
 
-	// Its place in the Scheduler's round-robin and timers, and its reservation in progress.
-	inRing    bool
-	reserving bool      // a worker is reserving rate tokens for it, with Scheduler.mu released
-	timerIdx  int       // position in Scheduler.timers; -1 if not waiting
-	wakeAt    time.Time // when it stops waiting, if timerIdx >= 0
-	hostDue   time.Time // when the token of the host's own limiters is due, if hostTok
-	hostTok   bool
-	tokenAt   time.Time // when the host's next request may go, if token
-	token     bool      // all rate tokens for the host's next request are reserved
-	full      fullClock // how long every host slot was taken (WithHostLimit)
-	mark      busyMark  // the pool's and its own full time at its last reservation
+	// Its place in the Scheduler's round-robin, timers and idle list.
+	inRing   bool
+	timerIdx int       // position in Scheduler.timers; -1 if not waiting
+	wakeAt   time.Time // when it stops waiting, if timerIdx >= 0
+	idleIdx  int       // position in Scheduler.idle; -1 if not idle
+	evictAt  time.Time // when it may be forgotten, if idle
 
-	// Its eviction once idle.
-	idleIdx int       // position in Scheduler.idle; -1 if not idle
-	evictAt time.Time // when it may be forgotten, if idle
+	full fullClock // how long every host slot was taken (WithHostLimit)
+	mark busyMark  // the pool's and its own full time at its last reservation
+}
+
+// serverAsk is what a host's server asked for in its responses: a pause of the whole queue (a
+// Retry-After, an exhausted RateLimit quota) and a pace (the RateLimit fields), both capped by
+// WithMaxRetryAfter. It is guarded by Scheduler.mu.
+type serverAsk struct {
+	pausedTo  time.Time    // paused until then; zero or past if not paused
+	pace      *RateLimiter // the pace the RateLimit fields ask for; nil if none, or once it lapsed
+	paceUntil time.Time    // when the pace lapses
+}
+
+// A reservation is the rate tokens of a host's next request, as the worker that would send it
+// reserves them: the token of the host's own limiters (its rate limit and its server's pace),
+// then those of the limiters all hosts share, with Scheduler.mu released while it calls them
+// (reserving). Once all are reserved the request goes when the last is due; a token kept while
+// the request cannot go (its slots are taken) is used by the next worker to serve the host. It
+// is guarded by Scheduler.mu.
+type reservation struct {
+	ownDue      time.Time // when the token of the host's own limiters is due, if ownReserved
+	due         time.Time // when the next request may go, if reserved
+	ownReserved bool      // the host's own limiters have a token for the next request
+	reserved    bool      // every rate token for the next request is reserved
+	reserving   bool      // a worker is reserving the shared limiters' token, with Scheduler.mu released
+}
+
+// A hostTable is the hosts a Scheduler keeps state for: those with requests, in the round-robin
+// while a worker may take one now, and the idle ones until they are evicted. It counts the
+// requests queued over all hosts. It is guarded by Scheduler.mu.
+type hostTable struct {
+	hosts  map[string]*host
+	ring   hostRing                       // hosts that have a request a worker may take now, round-robin
+	idle   indexedHeap[*host, byEviction] // hosts with nothing queued or running, for eviction
+	queued int                            // requests in host queues, and retries waiting
+	seq    uint32                         // submission counter, for FIFO order within a priority; wraps
 }
 
 // hostKey names the host a request is queued under: its host and port, lower-cased, with a
@@ -89,56 +117,6 @@ func (s *Scheduler) hostSlotFreeLocked(h *host) bool {
 	return s.hostLimit == 0 || h.inflight < s.hostLimit && h.waiters == nil
 }
 
-// A slotQueue is the redirects waiting for a host's slot, first first: a channel each, closed
-// when it is handed one. It is made for a host only while some wait, to keep the host small.
-type slotQueue struct{ waiting []chan struct{} }
-
-// pushWaiterLocked queues a redirect for a slot of h, and returns the channel closed when it has
-// one. It requires s.mu held.
-func (h *host) pushWaiterLocked() chan struct{} {
-	if h.waiters == nil {
-		h.waiters = &slotQueue{}
-	}
-	ready := make(chan struct{})
-	h.waiters.waiting = append(h.waiters.waiting, ready)
-	return ready
-}
-
-// handSlotLocked passes a slot of h to the first waiting redirect, if any, and reports whether it
-// did. It requires s.mu held.
-func (h *host) handSlotLocked() bool {
-	if h.waiters == nil {
-		return false
-	}
-	q := h.waiters
-	close(q.waiting[0])
-	q.waiting[0] = nil
-	q.waiting = q.waiting[1:]
-	if len(q.waiting) == 0 {
-		h.waiters = nil
-	}
-	return true
-}
-
-// dropWaiterLocked takes ready out of h's waiting redirects, and reports whether it was still
-// there (not yet handed a slot). It requires s.mu held.
-func (h *host) dropWaiterLocked(ready chan struct{}) bool {
-	if h.waiters == nil {
-		return false
-	}
-	q := h.waiters
-	for i, w := range q.waiting {
-		if w == ready {
-			q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
-			if len(q.waiting) == 0 {
-				h.waiters = nil
-			}
-			return true
-		}
-	}
-	return false
-}
-
 // pushRingLocked puts h in the round-robin if a worker may serve it. It requires s.mu held.
 func (s *Scheduler) pushRingLocked(h *host) bool {
 	if h.inRing || !s.takeableLocked(h) {
@@ -165,7 +143,7 @@ func (s *Scheduler) maybeIdleLocked(h *host) {
 		// Evicting it before its bucket refills would hand the host a fresh burst.
 		keep = max(keep, time.Duration(float64(h.limiter.Burst())/float64(h.limiter.Limit())*float64(time.Second)))
 	}
-	h.evictAt = later(later(now.Add(keep), h.pausedTo), h.adaptEnd)
+	h.evictAt = later(later(now.Add(keep), h.pausedTo), h.paceUntil)
 	s.idle.push(h)
 }
 
@@ -234,8 +212,8 @@ func (s *Scheduler) HostStats(name string) HostStats {
 	if h.pausedTo.After(now) {
 		st.PausedUntil = h.pausedTo
 	}
-	if h.adaptive != nil && now.Before(h.adaptEnd) {
-		st.Pace = h.adaptive.Limit()
+	if h.pace != nil && now.Before(h.paceUntil) {
+		st.Pace = h.pace.Limit()
 	}
 	return st
 }

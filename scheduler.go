@@ -32,13 +32,36 @@ import (
 type Scheduler struct {
 	once sync.Once // runs setup: by NewScheduler, or at the first use of a zero Scheduler
 
-	// Set by setup, read-only after.
+	settings // set by setup, read-only after
+
+	epoch time.Time          // anchors the instants of its Futures; set by setup
+	ctx   context.Context    // given to the Limiters; set by setup
+	stop  context.CancelFunc // cancels ctx: Close calls it
+	wake  chan struct{}      // wakes the pacer early; capacity 1
+	quit  chan struct{}      // closed by Close: the pacer stops
+	wg    sync.WaitGroup     // the workers and the pacer
+
+	counts counters // the outcomes of its transports' requests, atomic
+
+	shared sharedLimiters // the Limiters all hosts share, called one reservation at a time
+
+	// mu guards the groups below, the state of every host, the tallies of its transports, and
+	// the queue slots and phases of every Future it holds.
+	mu         sync.Mutex
+	workerPool      // the workers, and the slots of the pool
+	hostTable       // the hosts, their round-robin and their eviction
+	timetable       // what waits for a time: hosts, retries, the pacer, stalls
+	closed     bool // Close was called: no new request, and the goroutines end
+}
+
+// settings are a Scheduler's options, with their defaults filled in. They are set by setup, and
+// read-only after.
+type settings struct {
 	workers       int
 	hostLimit     int
 	queueLimit    int
 	hostRate      rate.Limit
 	hostBurst     int
-	limiters      []Limiter // shared by all hosts, called with limMu held
 	maxRetryAfter time.Duration
 	backpressure  bool
 	hostIdle      time.Duration
@@ -46,45 +69,6 @@ type Scheduler struct {
 	adaptive      *AdaptiveLimit    // per-host adaptive limits, its defaults filled in; nil if off
 	onLimit       func(LimitChange) // WithLimitChanged; nil if none
 	tracksFull    bool              // rate limiters are configured: account for the time slots are full
-	epoch         time.Time         // anchors the instants of its Futures
-	ctx           context.Context
-	stop          context.CancelFunc // cancels ctx, which Limiters are given: Close calls it
-	wake          chan struct{}      // wakes the pacer early; capacity 1
-	quit          chan struct{}      // closed by Close: the pacer stops
-	wg            sync.WaitGroup     // the workers and the pacer
-
-	counts counters // the outcomes of its transports' requests, atomic
-
-	limMu  sync.Mutex // serializes calls to the shared limiters, with non-decreasing times
-	limNow time.Time  // the last time given to a limiter; requires limMu held
-
-	// mu guards the fields below, the state of every host, the tallies of its transports, and
-	// the scheduling fields of every Future it holds.
-	mu         sync.Mutex
-	cond       sync.Cond // workers wait on it (with mu) for a host to serve or a free slot
-	runners    []*runner // the worker goroutines
-	hosts      map[string]*host
-	ring       hostRing                       // hosts that have a request a worker may take now, round-robin
-	timers     indexedHeap[*host, byWake]     // hosts waiting for a time: a pause to end or a token due
-	delayed    indexedHeap[*Future, byRetry]  // requests waiting to be tried again (WithRetry)
-	idle       indexedHeap[*host, byEviction] // hosts with nothing queued or running, for eviction
-	pacerAt    time.Time                      // when the pacer wakes next; zero if it is not running
-	queued     int                            // requests in host queues
-	inflight   int                            // pool slots taken
-	waiting    int                            // workers waiting on cond
-	waking     int                            // workers signaled and not yet running
-	pool       fullClock                      // how long every pool slot was taken
-	hostsFull  time.Duration                  // how long hosts had every slot taken, summed over hosts
-	sharedMark busyMark                       // pool and hostsFull at the last shared reservation
-	seq        uint32                         // submission counter, for FIFO order within a priority; wraps
-	started    bool                           // its goroutines run: the workers and the pacer of generation gen
-	goroutines int                            // its goroutines running, of any generation
-	gen        uint32                         // the generation of its goroutines: those of an older one end
-	lastActive instant                        // when a request was last queued, or an attempt last ended
-	stalledAt  instant                        // when requests began to wait on slots held only by bodies; 0 if not
-	collectIn  time.Duration                  // how long such a wait lasts before a collection is asked for
-	leakedAt   uint64                         // the bodies found leaked, as of the last look at a stall
-	closed     bool
 }
 
 // ErrClosed is the error of a request whose transport, session or Scheduler was closed before it
@@ -127,46 +111,12 @@ func (s *Scheduler) setup(c *config) {
 	s.hosts = make(map[string]*host)
 	s.epoch = time.Now()
 	if c.rate > 0 && c.rate != rate.Inf {
-		s.limiters = append(s.limiters, NewRateLimiter(c.rate, c.burst))
+		s.shared.limiters = append(s.shared.limiters, NewRateLimiter(c.rate, c.burst))
 	}
-	s.limiters = append(s.limiters, c.limiters...)
-	s.tracksFull = len(s.limiters) > 0 || s.hostRate > 0
+	s.shared.limiters = append(s.shared.limiters, c.limiters...)
+	s.tracksFull = len(s.shared.limiters) > 0 || s.hostRate > 0
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.cond.L = &s.mu
-}
-
-// Close stops the Scheduler at once: requests still queued fail with ErrClosed without being
-// sent, running requests are canceled and fail with an error matching ErrClosed and
-// context.Canceled, and new requests fail with ErrClosed. Close returns when every goroutine of
-// the Scheduler has stopped. Response bodies already handed to callers stay readable.
-func (s *Scheduler) Close() error {
-	s.init(nil)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		s.wg.Wait()
-		return nil
-	}
-	s.closed = true
-	var queued []*Future
-	for _, h := range s.hosts {
-		queued = h.queue.appendAll(queued)
-	}
-	queued = append(queued, s.delayed.items...)
-	for _, f := range queued {
-		s.dequeueLocked(f)
-	}
-	running := s.runningLocked(nil, nil)
-	s.mu.Unlock()
-	s.abortAll(queued, ErrClosed)
-	for _, f := range running {
-		s.cancelRunning(f, stateClosing)
-	}
-	s.cond.Broadcast()
-	close(s.quit)
-	s.stop()
-	s.wg.Wait()
-	return nil
 }
 
 // startLocked starts the workers and the pacer, unless they run. It requires s.mu held.
@@ -181,41 +131,6 @@ func (s *Scheduler) startLocked() {
 		go s.worker(s.gen)
 	}
 	go s.pace()
-}
-
-// retireLocked ends the goroutines once the Scheduler has been idle for workerIdle: the workers,
-// as they next look for work, and the pacer that calls it. The next request starts them again.
-// It requires s.mu held.
-func (s *Scheduler) retireLocked() {
-	s.started, s.pacerAt = false, time.Time{}
-	s.gen++
-	s.cond.Broadcast()
-}
-
-// idleLocked reports whether the workers have nothing to do: no request is queued, none runs,
-// and the slots taken, if any, are held by streamed bodies. It requires s.mu held.
-func (s *Scheduler) idleLocked() bool {
-	return s.queued == 0 && int64(s.inflight) == s.counts.bodies.Load()
-}
-
-// stalledLocked reports whether requests wait on slots that only streamed bodies hold: unless
-// their callers close them, only the collector gives such slots back, from bodies dropped
-// unclosed. It requires s.mu held.
-func (s *Scheduler) stalledLocked() bool {
-	if s.queued == 0 {
-		return false
-	}
-	bodies := s.counts.bodies.Load()
-	return bodies > 0 && int64(s.inflight) == bodies
-}
-
-// watchStallLocked makes the pacer look at a stall soon, if requests have begun to wait on slots
-// held only by bodies, since the pacer last looked or its last collection found some. It
-// requires s.mu held.
-func (s *Scheduler) watchStallLocked() {
-	if (s.stalledAt == 0 || s.counts.leaked.Load() != s.leakedAt) && s.stalledLocked() {
-		s.wakePacerLocked(time.Now().Add(stallCollect))
-	}
 }
 
 // submit queues f. It fails with ErrClosed or ErrQueueFull, leaving f untouched.
@@ -316,130 +231,6 @@ func (s *Scheduler) dequeueLocked(f *Future) {
 	}
 	f.phase.dequeue()
 	s.maybeIdleLocked(h)
-}
-
-// abortAll resolves futures taken out of their queues (dequeueLocked) with err, and only then
-// lets their transports count them gone, so that Close and Shutdown return after they resolved.
-// It requires s.mu not held.
-func (s *Scheduler) abortAll(fs []*Future, err error) {
-	if len(fs) == 0 {
-		return
-	}
-	for _, f := range fs {
-		f.abort(err)
-	}
-	s.mu.Lock()
-	for _, f := range fs {
-		f.forgetLocked()
-		f.t.tally.aborting--
-		f.t.tally.checkDrained()
-	}
-	s.mu.Unlock()
-}
-
-// cancelQueued resolves f with err if it is still queued, and reports whether it was.
-func (s *Scheduler) cancelQueued(f *Future, err error) bool {
-	s.mu.Lock()
-	if !queuedLocked(f) {
-		s.mu.Unlock()
-		return false
-	}
-	s.dequeueLocked(f)
-	s.mu.Unlock()
-	s.abortAll([]*Future{f}, err)
-	return true
-}
-
-// cancel stops f, Future.Cancel's way: out of the queue if it is queued, by canceling its
-// context if it runs.
-func (s *Scheduler) cancel(f *Future) bool {
-	return s.cancelQueued(f, context.Canceled) || s.cancelRunning(f, stateCanceling)
-}
-
-// cancelRunning cancels the context of the running f, which then resolves with the error of
-// state (stateCanceling or stateClosing). It reports whether f was running.
-func (s *Scheduler) cancelRunning(f *Future, state int32) bool {
-	if !f.phase.stop(state) {
-		return false
-	}
-	f.cancelRunning()
-	return true
-}
-
-// A tally is what a Scheduler keeps of one transport's requests: the transport's record, which
-// only the Scheduler's files read or change. It is guarded by Scheduler.mu.
-type tally struct {
-	queued   int  // in host queues or waiting for a retry
-	running  int  // taken by a worker, and not yet back
-	aborting int  // taken out of the queue and not yet resolved
-	closing  bool // Close or Shutdown began: no new requests
-	closeNow bool // Close, or a Shutdown whose context ended: retries end too
-
-	drained       chan struct{} // closed once closing with nothing queued, running or aborting
-	drainedClosed bool
-}
-
-// register makes the record of a new transport t.
-func (s *Scheduler) register(t *AsyncTransport) { t.tally.drained = make(chan struct{}) }
-
-// checkDrained closes drained once the transport is closing and idle.
-func (tl *tally) checkDrained() {
-	if tl.closing && !tl.drainedClosed && tl.queued == 0 && tl.running == 0 && tl.aborting == 0 {
-		tl.drainedClosed = true
-		close(tl.drained)
-	}
-}
-
-// stopTransport stops t taking requests. If now is set, it also fails t's queued requests with
-// ErrClosed and cancels its running ones, as Close does. It returns a channel closed once none of
-// t's requests is queued or running.
-func (s *Scheduler) stopTransport(t *AsyncTransport, now bool) <-chan struct{} {
-	tl := &t.tally
-	s.mu.Lock()
-	tl.closing = true
-	var queued, running []*Future
-	if now && !tl.closeNow {
-		tl.closeNow = true
-		queued = s.queuedLocked(t)
-		for _, f := range queued {
-			s.dequeueLocked(f)
-		}
-		running = s.runningLocked(t, nil)
-	}
-	tl.checkDrained()
-	s.mu.Unlock()
-	s.abortAll(queued, ErrClosed)
-	for _, f := range running {
-		s.cancelRunning(f, stateClosing)
-	}
-	return tl.drained
-}
-
-// settled reports whether every request of t has resolved: none is queued or being aborted, and
-// none runs but in the bookkeeping of a worker that resolved it, which drains t at once.
-func (s *Scheduler) settled(t *AsyncTransport) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return t.tally.queued == 0 && t.tally.aborting == 0 && t.counts.running.Load() == 0
-}
-
-// queuedLocked returns t's queued requests. It requires s.mu held.
-func (s *Scheduler) queuedLocked(t *AsyncTransport) []*Future {
-	if t.tally.queued == 0 {
-		return nil
-	}
-	var all []*Future
-	for _, h := range s.hosts {
-		all = h.queue.appendAll(all)
-	}
-	all = append(all, s.delayed.items...)
-	mine := all[:0]
-	for _, f := range all {
-		if f.t == t {
-			mine = append(mine, f)
-		}
-	}
-	return mine
 }
 
 // transportStats returns the counts of t's requests now queued and running.

@@ -2,14 +2,12 @@ package httpfutures
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
-	"unicode/utf8"
 )
 
 // A Session is http.Client's methods returning Futures, as requests-futures' FuturesSession is
@@ -154,144 +152,3 @@ func (s *Session) Close() error { return s.Transport().Close() }
 
 // Shutdown stops the Session gracefully; see AsyncTransport.Shutdown.
 func (s *Session) Shutdown(ctx context.Context) error { return s.Transport().Shutdown(ctx) }
-
-// futureKey carries the running Session Future in its request's context, for hopTransport: the
-// Future itself, or a *futureRef.
-type futureKey struct{}
-
-// futureOf returns the Session Future that ctx carries; nil if none.
-func futureOf(ctx context.Context) *Future {
-	switch v := ctx.Value(futureKey{}).(type) {
-	case *Future:
-		return v
-	case *futureRef:
-		return v.f
-	}
-	return nil
-}
-
-// hopTransport is the Transport of the client a Session runs in a worker. The first round trip
-// of a request uses the slots the worker took for it. A redirect moves the request's host slot to
-// the host it leads to: the worker keeps its place in the pool and waits, with it, for that
-// host's rate tokens and slot, so that a redirect never waits behind the queue and requests that
-// redirect never take more than the workers.
-type hopTransport struct{ t *AsyncTransport }
-
-// RoundTrip sends the first round trip of a Session request in the worker's slots, and a redirect
-// once it has its host's. A first round trip that clientDo sent already is not sent again: its
-// response is handed to the client.
-func (h hopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	f := futureOf(req.Context())
-	if f == nil || f.t != h.t {
-		return h.t.RoundTrip(req)
-	}
-	if m := f.more; m != nil && m.first != nil {
-		resp := m.first
-		m.first, m.last = nil, resp
-		return resp, nil
-	}
-	if !f.sent {
-		f.sent = true
-		return h.send(f, req)
-	}
-	if err := h.t.sched.redirect(req.Context(), f, hostKey(req.URL.Scheme, req.URL.Host)); err != nil {
-		closeBody(req)
-		return nil, err
-	}
-	h.t.countRedirect()
-	return h.send(f, req)
-}
-
-// send sends a round trip of f in the slots it holds. With a cookie jar, whose SetCookies the
-// client calls holding the response, it notes the response as the last one handed to the client,
-// to be closed if the jar panics (a panicking redirect policy is an error to the client, which
-// closes the response itself).
-func (h hopTransport) send(f *Future, req *http.Request) (*http.Response, error) {
-	resp, err := h.t.send(f, f.slotHost(), req)
-	if resp != nil && h.t.client.Jar != nil {
-		f.moreState().last = resp
-	}
-	return resp, err
-}
-
-// CloseIdleConnections closes the idle connections of the Session's transport.
-func (h hopTransport) CloseIdleConnections() { h.t.CloseIdleConnections() }
-
-// clientDo runs req, the request of the Session Future f, through t's client, as client.Do(req)
-// does. When the client would add nothing to its first round trip (it has no cookie jar and no
-// timeout, and the request has a header, no user info in its URL and no RequestURI), that round
-// trip is sent directly, without the copies the client makes for the redirects it may follow;
-// if its response redirects, the client takes over from it, as from a round trip of its own. An
-// error is a *url.Error with the client's text.
-func (t *AsyncTransport) clientDo(f *Future, req *http.Request) (*http.Response, error) {
-	c := t.client
-	if c.Jar != nil || c.Timeout > 0 || req.Header == nil || req.URL.User != nil || req.RequestURI != "" {
-		return clientDoSafely(c, f, req)
-	}
-	f.sent = true
-	resp, err := t.send(f, f.slotHost(), req)
-	if err != nil {
-		if tlsErr, ok := err.(tls.RecordHeaderError); ok && string(tlsErr.RecordHeader[:]) == "HTTP/" {
-			err = http.ErrSchemeMismatch // as the client says it
-		}
-		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(), Err: err}
-	}
-	switch resp.StatusCode {
-	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
-		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-		m := f.moreState()
-		m.first = resp // hopTransport hands it to the client as its first round trip's
-		resp, err = clientDoSafely(c, f, req)
-		if m.first != nil { // the client never asked for it
-			m.first.Body.Close()
-			m.first = nil
-		}
-		return resp, err
-	}
-	return resp, nil
-}
-
-// clientDoSafely is c.Do(req) for the Session Future f. If a callback of the client panics (its
-// Jar, say), what the client held is let go before the panic goes on to fail f: the request's
-// body if it was never sent, and the last response hopTransport handed the client, which it
-// would have closed or returned.
-func clientDoSafely(c *http.Client, f *Future, req *http.Request) (*http.Response, error) {
-	defer func() {
-		v := recover()
-		if v == nil {
-			return
-		}
-		pe := newPanicError(v)
-		if !f.sent {
-			closeBody(req)
-		}
-		if m := f.more; m != nil {
-			for _, resp := range []*http.Response{m.first, m.last} {
-				if resp != nil {
-					resp.Body.Close()
-				}
-			}
-			m.first, m.last = nil, nil
-		}
-		panic(pe)
-	}()
-	resp, err := c.Do(req)
-	if m := f.more; m != nil {
-		m.last = nil // the client closed it, or returns it
-	}
-	return resp, err
-}
-
-// urlErrorOp is the Op of the *url.Error that http.Client returns for a request of method: the
-// method with all but its first letter in lower case ("Get", "Propfind"), as it is if not ASCII.
-func urlErrorOp(method string) string {
-	if method == "" {
-		return "Get"
-	}
-	for i := range len(method) {
-		if method[i] >= utf8.RuneSelf {
-			return method
-		}
-	}
-	return method[:1] + strings.ToLower(method[1:])
-}

@@ -1,12 +1,29 @@
 package httpfutures
 
 import (
-	"context"
+	"sync"
 	"time"
 )
 
 // The workers: the goroutines that take admitted requests and run them, and the slots they take
 // and give back.
+
+// A workerPool is a Scheduler's worker goroutines and the slots they take: a slot of the pool
+// for each request running, or whose streamed body is open. Its workers start at the first
+// request, and end once the Scheduler has been idle for workerIdle (a generation of them retires)
+// or closed. It is guarded by Scheduler.mu.
+type workerPool struct {
+	cond       sync.Cond // workers wait on it (with Scheduler.mu) for a host to serve or a free slot
+	runners    []*runner // the worker goroutines
+	inflight   int       // pool slots taken
+	waiting    int       // workers waiting on cond
+	waking     int       // workers signaled and not yet running
+	pool       fullClock // how long every pool slot was taken
+	started    bool      // its goroutines run: the workers and the pacer of generation gen
+	goroutines int       // its goroutines running, of any generation
+	gen        uint32    // the generation of its goroutines: those of an older one end
+	lastActive instant   // when a request was last queued, or an attempt last ended
+}
 
 // A runner is what the Scheduler knows of a worker goroutine: the request it runs, for Close and
 // Shutdown to cancel. Each worker writes only its own, so that starting and ending a request
@@ -189,7 +206,7 @@ func (s *Scheduler) takeLocked(gen uint32) (f *Future, waited bool) {
 			continue
 		}
 		if s.paced(h) {
-			waited = waited || len(s.limiters) > 0 // admitLocked releases s.mu to reserve
+			waited = waited || len(s.shared.limiters) > 0 // admitLocked releases s.mu to reserve
 			if !s.admitLocked(h) {
 				continue
 			}
@@ -261,70 +278,4 @@ func (s *Scheduler) releaseHostLocked(h *host) {
 	s.pushRingLocked(h)
 	s.maybeIdleLocked(h)
 	s.wakeLocked()
-}
-
-// redirect moves the host slot of the running Session request f to the host named key, for a
-// redirect there. The worker keeps its place in the pool, and waits with it for the new host's
-// rate tokens and a slot of it: a redirect never waits behind the queue, and requests that
-// redirect never take more goroutines than the workers. Meanwhile f keeps its own host, on which
-// a retry would queue. It returns ctx.Err() if ctx ends first, f then holding no host slot.
-func (s *Scheduler) redirect(ctx context.Context, f *Future, key string) error {
-	m := f.moreState()
-	s.mu.Lock()
-	to := s.hostLocked(key, time.Now())
-	to.kept++ // while the redirect is on its way
-	if from := f.slotHost(); from != nil {
-		if from == f.host && !m.away {
-			m.away = true
-			f.host.kept++
-		}
-		s.releaseHostLocked(from)
-	}
-	m.moved, m.slot = true, nil
-	s.mu.Unlock()
-	err := s.redirectTokens(ctx, to)
-	if err == nil {
-		err = s.redirectSlot(ctx, to)
-	}
-	s.mu.Lock()
-	to.kept--
-	if err == nil {
-		m.slot = to
-	}
-	s.maybeIdleLocked(to)
-	s.mu.Unlock()
-	return err
-}
-
-// comeBackLocked ends what redirect kept for f, whose attempt has ended. It requires s.mu held.
-func (s *Scheduler) comeBackLocked(f *Future) {
-	if m := f.more; m != nil && m.away {
-		m.away = false
-		f.host.kept--
-		s.maybeIdleLocked(f.host)
-	}
-}
-
-// redirectSlot takes a slot of h for a redirect, waiting for one if every slot is taken: a slot
-// freed passes to the waiting redirects first, in the order they came.
-func (s *Scheduler) redirectSlot(ctx context.Context, h *host) error {
-	s.mu.Lock()
-	if s.hostSlotFreeLocked(h) {
-		s.takeHostSlotLocked(h)
-		s.mu.Unlock()
-		return nil
-	}
-	ready := h.pushWaiterLocked()
-	s.mu.Unlock()
-	select {
-	case <-ready:
-		return nil
-	case <-ctx.Done():
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !h.dropWaiterLocked(ready) {
-		s.releaseHostLocked(h) // handed a slot as ctx ended: give it on
-	}
-	return ctx.Err()
 }
