@@ -101,7 +101,7 @@ func WithAdaptiveHostLimitConfig(a AdaptiveLimit) Option {
 // of order (a LimitChange tells what it went from and to). A panic in fn is recovered and
 // ignored. It has no effect without WithAdaptiveHostLimit.
 func WithLimitChanged(fn func(LimitChange)) Option {
-	return schedOption("WithLimitChanged", func(c *config) { c.limitChanged = fn })
+	return schedOption("WithLimitChanged", func(c *config) { c.observer = c.observer.and(Observer{LimitChanged: fn}) })
 }
 
 // A LimitChange is a change of a host's adaptive concurrency limit.
@@ -332,11 +332,9 @@ func (s *Scheduler) seedLocked(h *host, quota int, now time.Time) (LimitChange, 
 	return s.setLimitLocked(h, s.capLimit(a.limit), LimitPolicy, now)
 }
 
-// limitChanged tells the WithLimitChanged callback of c. It requires s.mu not held.
+// limitChanged tells the Observers of c. It requires s.mu not held.
 func (s *Scheduler) limitChanged(c LimitChange) {
-	if s.onLimit == nil {
-		return
+	if fn := s.obs.LimitChanged; fn != nil {
+		tell(fn, c) // the callback cannot crash the worker; it has no Future to fail
 	}
-	defer func() { recover() }() // the callback cannot crash the worker; it has no Future to fail
-	s.onLimit(c)
 }

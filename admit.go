@@ -130,6 +130,9 @@ func (s *Scheduler) refuseLocked(h *host, err error) {
 		s.dequeueLocked(f)
 		s.mu.Unlock()
 		s.abortAll([]*Future{f}, &LimiterError{Host: h.key, Err: err})
+		if fn := s.obs.LimiterFailed; fn != nil {
+			tell2(fn, h.key, err)
+		}
 		s.mu.Lock()
 	}
 	s.pushRingLocked(h)

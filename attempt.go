@@ -45,6 +45,8 @@ func (t *AsyncTransport) run(f *Future, clock instant) (out outcome) {
 		if err := t.hedgeStart(f); err != nil {
 			return a.fail(err)
 		}
+	} else if fn := t.sched.obs.Started; fn != nil {
+		tell2(fn, f, int(f.attempts.Load())+1)
 	}
 	if err := a.start(); err != nil {
 		return a.fail(err)
@@ -94,6 +96,9 @@ func (a *attempt) start() error {
 		f.started.Store(int64(max(at, f.queued))) // f may have been queued after the worker's reading
 	}
 	a.ctx, a.cancel, a.ref = t.attemptContext(f, a.parent)
+	if fn := t.sched.obs.Context; fn != nil {
+		a.ctx = observedContext(fn, a.ctx, f)
+	}
 	if a.cancel != nil {
 		f.publishCancel(a.cancel) // Cancel and Close cancel runCtx whenever they come, and this
 	}
@@ -156,6 +161,17 @@ func (t *AsyncTransport) attemptContext(f *Future, parent context.Context) (cont
 		ctx = context.WithValue(ctx, futureKey{}, f)
 	}
 	return ctx, cancel, ref
+}
+
+// observedContext returns the context fn makes from ctx for an attempt of f; ctx itself if fn
+// panics or returns nil.
+func observedContext(fn func(context.Context, *Future) context.Context, ctx context.Context, f *Future) (out context.Context) {
+	defer func() {
+		if recover() != nil || out == nil {
+			out = ctx
+		}
+	}()
+	return fn(ctx, f)
 }
 
 // attemptTimeout returns the bound of each attempt; zero if none.

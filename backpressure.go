@@ -70,20 +70,33 @@ func (s *Scheduler) observe(h *host, resp *http.Response) error {
 	changed := false
 	var bp Backpressure
 	s.mu.Lock()
+	before := h.serverAsk
 	if s.backpressure {
 		s.observeLocked(h, resp, now)
 		bp = s.backpressureLocked(h, now)
 	}
+	after := h.serverAsk
 	if seed && h.adapt != nil {
 		if quota, ok := parseConcurrencyPolicy(resp.Header); ok {
 			change, changed = s.seedLocked(h, quota, now)
 		}
 	}
 	s.mu.Unlock()
+	s.toldAsked(h.key, before, after)
 	if changed {
 		s.limitChanged(change)
 	}
 	return s.shareBackpressure(h.key, bp)
+}
+
+// toldAsked tells the Observers what a response made host's server ask for, from before to after.
+func (s *Scheduler) toldAsked(host string, before, after serverAsk) {
+	if fn := s.obs.HostPaused; fn != nil && !after.pausedTo.Equal(before.pausedTo) {
+		tell2(fn, host, after.pausedTo)
+	}
+	if fn := s.obs.HostPaced; fn != nil && after.pace != nil && !after.paceUntil.Equal(before.paceUntil) {
+		tell3(fn, host, after.pace.Limit(), after.paceUntil)
+	}
 }
 
 // observeLocked applies the backpressure a response asks for to its host: Retry-After on a 429

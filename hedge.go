@@ -144,6 +144,7 @@ type hedgeRace struct {
 	resp   *http.Response // the winning copy's response, its body in memory
 	copies []*Future      // the copies queued
 	cancel context.CancelFunc
+	origin *Future // the Future whose round trip the copies race
 }
 
 // hedgeKey is the context key of the race a copy runs in.
@@ -196,7 +197,7 @@ func (t *AsyncTransport) hedgedSend(f *Future, h *host, req *http.Request) (*htt
 		return resp, err
 	}
 	ctx, cancel := context.WithCancel(req.Context())
-	r := &hedgeRace{cancel: cancel}
+	r := &hedgeRace{cancel: cancel, origin: f}
 	if err := t.hedgeCopies(f, req, r, delay); err != nil {
 		// A GetBody panicked: the race ends before it began, with nothing sent.
 		if won := r.end(); won != nil {
@@ -289,6 +290,9 @@ func (t *AsyncTransport) hedgeStart(f *Future) error {
 	}
 	t.counts.hedges.Add(1)
 	t.sched.counts.hedges.Add(1)
+	if fn := t.sched.obs.Hedged; fn != nil {
+		tell(fn, r.origin)
+	}
 	return nil
 }
 

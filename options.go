@@ -49,9 +49,9 @@ type config struct {
 	noBackpressure bool
 	hostIdle       time.Duration
 	workerIdle     time.Duration
-	adaptive       *AdaptiveLimit    // WithAdaptiveHostLimit; nil if off
-	limitChanged   func(LimitChange) // WithLimitChanged
-	schedOpts      []string          // names of scheduler options given, to reject them beside WithScheduler
+	adaptive       *AdaptiveLimit // WithAdaptiveHostLimit; nil if off
+	observer       Observer       // WithObserver, WithLimitChanged: every one given, together
+	schedOpts      []string       // names of scheduler options given, to reject them beside WithScheduler
 
 	// Transport.
 	scheduler       *Scheduler
@@ -187,8 +187,9 @@ func WithHostIdleTimeout(d time.Duration) Option {
 // WithWorkerIdleTimeout sets how long a Scheduler's goroutines (its workers and its pacer) wait
 // for work before they end; the next request starts them again. The default is 10 seconds, so
 // that a transport or session dropped without Close, or an idle one, keeps no goroutine, as
-// net/http lets its idle connections go. Slots held by open streamed bodies, and hosts paused by
-// their servers, do not keep the goroutines: the work that comes after them starts them again.
+// net/http lets its idle connections go. Slots held by open streamed bodies do not keep the
+// goroutines (the work that comes after them starts them again); a host paused by its server
+// keeps them until the pause ends.
 func WithWorkerIdleTimeout(d time.Duration) Option {
 	nonNegative("WithWorkerIdleTimeout", int64(d))
 	return schedOption("WithWorkerIdleTimeout", func(c *config) { c.workerIdle = d })

@@ -61,12 +61,13 @@ func (s *Scheduler) pace() {
 	for {
 		s.mu.Lock()
 		now := time.Now()
-		s.wakeDueLocked(now)
+		resumed := s.wakeDueLocked(now)
 		next, retire := s.idleCheckLocked(now)
 		if retire {
 			s.retireLocked()
 			s.goroutines--
 			s.mu.Unlock()
+			s.tellResumed(resumed)
 			return
 		}
 		collect, stallAt := s.stallLocked()
@@ -77,6 +78,7 @@ func (s *Scheduler) pace() {
 		}
 		s.pacerAt = next
 		s.mu.Unlock()
+		s.tellResumed(resumed)
 		if collect {
 			runtime.GC() // bodies dropped unclosed give their slots back, in their cleanups
 			continue
@@ -95,10 +97,17 @@ func (s *Scheduler) pace() {
 }
 
 // wakeDueLocked puts the hosts whose time has come back in the round-robin, and the retries that
-// are due in their hosts' queues, and wakes workers for them. It requires s.mu held.
-func (s *Scheduler) wakeDueLocked(now time.Time) {
+// are due in their hosts' queues, and wakes workers for them. It returns the hosts whose pause
+// ended, if an Observer is to be told. It requires s.mu held.
+func (s *Scheduler) wakeDueLocked(now time.Time) (resumed []string) {
 	for s.timers.len() > 0 && !s.timers.peek().wakeAt.After(now) {
 		h := s.timers.pop()
+		if !h.pausedTo.IsZero() && !h.pausedTo.After(now) {
+			h.pausedTo = time.Time{} // the pause is over, and told once
+			if s.obs.HostResumed != nil {
+				resumed = append(resumed, h.key)
+			}
+		}
 		if s.pushRingLocked(h) {
 			s.wakeLocked()
 		} else {
@@ -113,6 +122,14 @@ func (s *Scheduler) wakeDueLocked(now time.Time) {
 		if s.pushRingLocked(f.host) {
 			s.wakeLocked()
 		}
+	}
+	return resumed
+}
+
+// tellResumed tells the Observers of the hosts whose pause ended.
+func (s *Scheduler) tellResumed(hosts []string) {
+	for _, host := range hosts {
+		tell(s.obs.HostResumed, host)
 	}
 }
 
@@ -179,10 +196,11 @@ func (s *Scheduler) retireLocked() {
 	s.cond.Broadcast()
 }
 
-// idleLocked reports whether the workers have nothing to do: no request is queued, none runs,
-// and the slots taken, if any, are held by streamed bodies. It requires s.mu held.
+// idleLocked reports whether the Scheduler's goroutines have nothing to do: no request is queued,
+// none runs, the slots taken, if any, are held by streamed bodies, and no host waits for a pause
+// to end. It requires s.mu held.
 func (s *Scheduler) idleLocked() bool {
-	return s.queued == 0 && int64(s.inflight) == s.counts.bodies.Load()
+	return s.queued == 0 && s.timers.len() == 0 && int64(s.inflight) == s.counts.bodies.Load()
 }
 
 // stalledLocked reports whether requests wait on slots that only streamed bodies hold: unless

@@ -54,6 +54,9 @@ func (h hopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	h.t.countRedirect()
+	if fn := h.t.sched.obs.Redirected; fn != nil {
+		tell2(fn, f, req)
+	}
 	return h.send(f, req)
 }
 
@@ -156,6 +159,9 @@ func (s *Scheduler) redirectTokens(ctx context.Context, h *host) error {
 		if len(s.shared.limiters) > 0 {
 			shared, err := s.reserveShared(h.key, now, 0)
 			if err != nil {
+				if fn := s.obs.LimiterFailed; fn != nil {
+					tell2(fn, h.key, err)
+				}
 				return &LimiterError{Host: h.key, Err: err}
 			}
 			due = later(due, shared)

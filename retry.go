@@ -213,9 +213,21 @@ func (r *retrier) after(t *AsyncTransport, f *Future, ctx context.Context, resp 
 	}
 	wait := r.Backoff(r.MinWait, r.MaxWait, attempts-1, resp)
 	wait = min(max(wait, 0), t.sched.maxRetryAfter)
+	if fn := t.sched.obs.Retried; fn != nil {
+		tell2(fn, f, retryOf(attempts, wait, resp, err))
+	}
 	discard(resp, r.MaxDrain)
 	t.countRetry()
 	return verdict{retry: true, wait: wait}, nil
+}
+
+// retryOf describes an attempt that is to be tried again after wait, for an Observer.
+func retryOf(attempt int, wait time.Duration, resp *http.Response, err error) Retry {
+	r := Retry{Attempt: attempt, Wait: wait, Err: err}
+	if resp != nil {
+		r.StatusCode, r.Err = resp.StatusCode, nil
+	}
+	return r
 }
 
 // giveUp is the verdict on an attempt that is not tried again: its response, if it had one, its

@@ -65,10 +65,10 @@ type settings struct {
 	maxRetryAfter time.Duration
 	backpressure  bool
 	hostIdle      time.Duration
-	workerIdle    time.Duration     // WithWorkerIdleTimeout: how long its goroutines wait for work
-	adaptive      *AdaptiveLimit    // per-host adaptive limits, its defaults filled in; nil if off
-	onLimit       func(LimitChange) // WithLimitChanged; nil if none
-	tracksFull    bool              // rate limiters are configured: account for the time slots are full
+	workerIdle    time.Duration  // WithWorkerIdleTimeout: how long its goroutines wait for work
+	adaptive      *AdaptiveLimit // per-host adaptive limits, its defaults filled in; nil if off
+	obs           Observer       // WithObserver and WithLimitChanged, together
+	tracksFull    bool           // rate limiters are configured: account for the time slots are full
 }
 
 // ErrClosed is the error of a request whose transport, session or Scheduler was closed before it
@@ -105,7 +105,7 @@ func (s *Scheduler) setup(c *config) {
 	s.backpressure = !c.noBackpressure
 	s.hostIdle = c.hostIdle
 	s.workerIdle = c.workerIdle
-	s.adaptive, s.onLimit = c.adaptive, c.limitChanged
+	s.adaptive, s.obs = c.adaptive, c.observer
 	s.wake = make(chan struct{}, 1)
 	s.quit = make(chan struct{})
 	s.hosts = make(map[string]*host)
@@ -160,6 +160,9 @@ func (s *Scheduler) submit(f *Future) error {
 	s.wakeLocked()
 	s.watchStallLocked()
 	s.mu.Unlock()
+	if fn := s.obs.Queued; fn != nil {
+		tell(fn, f)
+	}
 	return nil
 }
 
@@ -253,7 +256,7 @@ func (s *Scheduler) Stats() Stats {
 // counters are the outcomes of Futures, and the requests running, updated atomically: a
 // transport keeps its own, and its Scheduler the sum over its transports.
 type counters struct {
-	completed, failed, canceled, retries, redirects, hedges atomic.Uint64
+	completed, failed, canceled, shed, retries, redirects, hedges atomic.Uint64
 
 	running atomic.Int64  // requests taken by a worker and not yet resolved, nor queued again
 	bodies  atomic.Int64  // streamed bodies holding their slots
@@ -262,11 +265,13 @@ type counters struct {
 
 // count counts the outcome of a Future resolved with err.
 func (c *counters) count(err error) {
-	switch {
-	case err == nil:
+	switch outcomeOf(err) {
+	case OutcomeCompleted:
 		c.completed.Add(1)
-	case errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed):
+	case OutcomeCanceled:
 		c.canceled.Add(1)
+	case OutcomeShed:
+		c.shed.Add(1)
 	default:
 		c.failed.Add(1)
 	}
@@ -274,7 +279,7 @@ func (c *counters) count(err error) {
 
 // fill copies the counts into st.
 func (c *counters) fill(st *Stats) {
-	st.Completed, st.Failed, st.Canceled = c.completed.Load(), c.failed.Load(), c.canceled.Load()
+	st.Completed, st.Failed, st.Canceled, st.Shed = c.completed.Load(), c.failed.Load(), c.canceled.Load(), c.shed.Load()
 	st.Retries, st.Redirects, st.Hedges = c.retries.Load(), c.redirects.Load(), c.hedges.Load()
 	st.InFlight, st.Bodies, st.LeakedBodies = int(c.running.Load()), int(c.bodies.Load()), c.leaked.Load()
 }

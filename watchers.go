@@ -77,6 +77,9 @@ func (f *Future) finish(resp *http.Response, err error) instant {
 	for w := waiters; w != nil; w = w.next {
 		w.ch <- f
 	}
+	if fn := f.t.sched.obs.Resolved; fn != nil && !f.is(flagHedge) {
+		tell2(fn, f, outcomeOf(err))
+	}
 	return end
 }
 
