@@ -27,6 +27,7 @@ import (
 // and paced like any request: it waits for the host's rate tokens and a slot, so hedging never
 // exceeds a rate limit. Copies are bounded by the retry budget (WithRetry's, or the default
 // RetryBudget if there is none) and counted in Stats.Hedges. A max of zero turns hedging off.
+// It configures a transport or a session.
 func WithHedge(delay time.Duration, max int) Option {
 	nonNegative("WithHedge delay", int64(delay))
 	nonNegative("WithHedge max", int64(max))
@@ -37,6 +38,7 @@ func WithHedge(delay time.Duration, max int) Option {
 
 // WithHedgePercentile sets the percentile of a host's recent latency that WithHedge(0, max)
 // waits before sending a copy, in (0, 100). The default is 95.
+// It configures a transport or a session.
 func WithHedgePercentile(p float64) Option {
 	if !(p > 0 && p < 100) {
 		panic(fmt.Sprintf("httpfutures: WithHedgePercentile: %v is not in (0, 100)", p))
@@ -69,14 +71,11 @@ type hedger struct {
 
 func newHedger(c *config, r *retrier) *hedger {
 	hg := &hedger{delay: c.hedgeDelay, max: c.hedgeMax, percentile: c.hedgePercentile}
-	if hg.percentile == 0 {
-		hg.percentile = defaultHedgePercentile
-	}
 	if r != nil {
 		hg.budget = &r.budget
 	} else {
 		hg.budget, hg.ownBudget = &retryBudget{}, true
-		hg.budget.init(RetryBudget{})
+		hg.budget.init(RetryBudget{}.withDefaults())
 	}
 	if hg.delay == 0 {
 		hg.hosts = make(map[string]*latencies)

@@ -77,6 +77,7 @@ type RetryBudget struct {
 }
 
 // WithRetry makes a transport or session retry failed attempts according to p.
+// It configures a transport or a session.
 func WithRetry(p RetryPolicy) Option {
 	nonNegative("WithRetry MaxRetries", int64(p.MaxRetries))
 	nonNegative("WithRetry MinWait", int64(p.MinWait))
@@ -139,26 +140,33 @@ const (
 	defaultBudgetWindow = 10 * time.Second
 )
 
+// withDefaults returns p with its zero fields set to their defaults.
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxRetries == 0 {
+		p.MaxRetries = defaultMaxRetries
+	}
+	if p.CheckRetry == nil {
+		p.CheckRetry = retryablehttp.DefaultRetryPolicy
+	}
+	if p.Backoff == nil {
+		p.Backoff = retryablehttp.DefaultBackoff
+	}
+	if p.MinWait == 0 {
+		p.MinWait = defaultMinWait
+	}
+	if p.MaxWait == 0 {
+		p.MaxWait = defaultMaxWait
+	}
+	if p.MaxDrain == 0 {
+		p.MaxDrain = defaultMaxDrain
+	}
+	p.Budget = p.Budget.withDefaults()
+	return p
+}
+
+// newRetrier returns the retrier of p, whose defaults are filled in.
 func newRetrier(p RetryPolicy) *retrier {
 	r := &retrier{RetryPolicy: p}
-	if r.MaxRetries == 0 {
-		r.MaxRetries = defaultMaxRetries
-	}
-	if r.CheckRetry == nil {
-		r.CheckRetry = retryablehttp.DefaultRetryPolicy
-	}
-	if r.Backoff == nil {
-		r.Backoff = retryablehttp.DefaultBackoff
-	}
-	if r.MinWait == 0 {
-		r.MinWait = defaultMinWait
-	}
-	if r.MaxWait == 0 {
-		r.MaxWait = defaultMaxWait
-	}
-	if r.MaxDrain == 0 {
-		r.MaxDrain = defaultMaxDrain
-	}
 	r.budget.init(p.Budget)
 	return r
 }
@@ -289,19 +297,24 @@ type retryBudget struct {
 	counts window // requests (a) and retries (b); requires mu held
 }
 
+// withDefaults returns c with its zero fields set to their defaults.
+func (c RetryBudget) withDefaults() RetryBudget {
+	if c.Ratio == 0 {
+		c.Ratio = defaultBudgetRatio
+	}
+	if c.MinRetries == 0 {
+		c.MinRetries = defaultBudgetMin
+	}
+	if c.Window == 0 {
+		c.Window = defaultBudgetWindow
+	}
+	return c
+}
+
+// init sets the budget up as c says, its defaults filled in.
 func (b *retryBudget) init(c RetryBudget) {
 	b.ratio, b.minRetries = c.Ratio, c.MinRetries
-	if b.ratio == 0 {
-		b.ratio = defaultBudgetRatio
-	}
-	if b.minRetries == 0 {
-		b.minRetries = defaultBudgetMin
-	}
-	span := c.Window
-	if span == 0 {
-		span = defaultBudgetWindow
-	}
-	b.counts.init(span)
+	b.counts.init(c.Window)
 }
 
 func (b *retryBudget) add(now time.Time, reqs, retries int) {
