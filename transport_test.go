@@ -821,3 +821,34 @@ func TestSlowServerDoesNotBlockOthers(t *testing.T) {
 	_, err := stuck.Result()
 	require.NoError(t, err)
 }
+
+// One policy for an option given where it does not apply: a constructor ignores the options it
+// does not configure, and a Scheduler's option beside WithScheduler, which would disagree with
+// the shared Scheduler, panics naming it.
+func TestOptionsWhereTheyDoNotApply(t *testing.T) {
+	ts := newEchoServer(t)
+	hooked := false
+	sched := httpfutures.NewScheduler(httpfutures.WithWorkers(2),
+		httpfutures.WithHooks(httpfutures.Hooks{Request: func(*http.Request) { hooked = true }}),
+		httpfutures.WithClient(&http.Client{Timeout: time.Nanosecond}))
+	t.Cleanup(func() { sched.Close() })
+	tr := newTransport(t, nil, httpfutures.WithScheduler(sched), httpfutures.WithClient(&http.Client{Timeout: time.Nanosecond}))
+	resp, err := tr.StartRoundTrip(get(t, ts.URL)).Result()
+	require.NoError(t, err, "the clients' Timeout of a nanosecond was ignored by both")
+	assert.Equal(t, "GET /", body(t, resp))
+	assert.False(t, hooked, "a transport's hooks given to NewScheduler were ignored")
+
+	for _, opt := range []struct {
+		name string
+		opt  httpfutures.Option
+	}{
+		{"WithWorkers", httpfutures.WithWorkers(3)},
+		{"WithRateLimit", httpfutures.WithRateLimit(10, 1)},
+		{"WithObserver", httpfutures.WithObserver(httpfutures.Observer{})},
+		{"WithWorkerIdleTimeout", httpfutures.WithWorkerIdleTimeout(time.Second)},
+		{"WithLimitChanged", httpfutures.WithLimitChanged(func(httpfutures.LimitChange) {})},
+	} {
+		assert.PanicsWithValue(t, "httpfutures: "+opt.name+" cannot be combined with WithScheduler: configure the shared Scheduler instead",
+			func() { httpfutures.NewTransport(nil, httpfutures.WithScheduler(sched), opt.opt) })
+	}
+}
