@@ -278,6 +278,9 @@ func (s *Scheduler) pace() {
 		if at := s.nextRetryLocked(); !at.IsZero() && (next.IsZero() || at.Before(next)) {
 			next = at
 		}
+		if at := s.releaseHoldsLocked(now); !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
 		s.pacerAt = next
 		s.mu.Unlock()
 		var fire <-chan time.Time

@@ -66,6 +66,7 @@ type Scheduler struct {
 	ring       hostRing                       // hosts that have a request a worker may take now, round-robin
 	timers     indexedHeap[*host, byWake]     // hosts waiting for a time: a pause to end or a token due
 	delayed    indexedHeap[*Future, byRetry]  // requests waiting to be tried again (WithRetry)
+	holds      indexedHeap[*host, byHold]     // hosts holding slots for failures (adaptive limits)
 	idle       indexedHeap[*host, byEviction] // hosts with nothing queued or running, for eviction
 	pacerAt    time.Time                      // when the pacer wakes next; zero if it waits for a signal
 	queued     int                            // requests in host queues
