@@ -65,13 +65,10 @@ const (
 // successes at least add a slot after the slow start.
 const roundSamples = 16
 
-// Near the limit that last failed, a slot is added for probeRounds limits' worth of successes, and
-// for probeSamples at least: a server of capacity c that refuses what is beyond it is probed
-// once in 32 round trips, and each probe costs it about c refusals if it takes a round trip to refuse.
-const (
-	probeRounds  = 32
-	probeSamples = 64
-)
+// probeCost is how many successes, for each failure that answered the last probe, a slot costs
+// near the limit that last failed: probes cost a host one response in 40 or fewer, whether it
+// refuses at once (a failure each) or takes a round trip to (a round trip's worth).
+const probeCost = 40
 
 // maxHold is the longest a failure holds its slot.
 const maxHold = time.Second
@@ -242,6 +239,7 @@ type adaptiveState struct {
 	steady   bool        // the slow start is over: a decrease, or a slowed round, ended it
 	from     float64     // the estimate the last decrease found
 	peak     float64     // the limit that last failed, probed slowly; 0 once passed
+	burst    int         // the failures that answered the last decrease
 	bySlow   bool        // the last decrease was the latency signal's
 	gain     float64     // the slots added each round trip past the peak
 	gainFrom float64     // the estimate gain last doubled at
@@ -355,7 +353,7 @@ func (a *adaptiveState) succeeded(cfg *AdaptiveLimit, rtt time.Duration, o obser
 		// Back toward the limit that last failed, halving the distance each round trip.
 		step = max(1, (a.peak-1-a.limit)/2) / max(a.limit, roundSamples)
 	case a.peak > 0:
-		step = 1 / max(probeRounds*a.limit, probeSamples)
+		step = 1 / float64(probeCost*a.burst)
 	default:
 		// Past it, or after a slowdown: a slot each round trip, and, past a refusal, twice
 		// as many each round trip, up to half the limit.
@@ -387,10 +385,11 @@ func (a *adaptiveState) passPeak() {
 // the decrease are of its burst, which it answered.
 func (a *adaptiveState) decrease(ofBurst bool, end instant, factor float64, load int) bool {
 	if ofBurst {
+		a.burst++
 		return false
 	}
 	old, steady := a.limit, a.steady
-	a.from, a.cut, a.steady, a.bySlow, a.peak = a.limit, end, true, false, float64(a.cur)
+	a.from, a.cut, a.steady, a.bySlow, a.peak, a.burst = a.limit, end, true, false, float64(a.cur), 1
 	a.limit = max(min(a.limit*factor, a.limit-1), 1)
 	c := 0.0
 	if served := a.served(); served > 0 && served+1 > old/4 {
