@@ -329,11 +329,13 @@ func (a *adaptiveState) succeeded(cfg *AdaptiveLimit, rtt time.Duration, o obser
 	if a.peak > 0 && !a.bySlow && o.start > a.cut && float64(o.sent.load) >= a.peak {
 		a.passPeak() // what failed there succeeds now
 	}
-	if o.start > a.cut && a.sample(rtt, o.sent.load, end, cfg.Window) {
+	if o.start > a.cut && a.sample(cfg, rtt, o.sent.load, end) {
 		target, ok := a.target(cfg)
-		// During the slow start, one slowed round ends it. Afterwards it takes two in a row,
-		// as one may be the client's own stall, or one after a decrease for the same reason.
-		a.slow = ok && a.last[0].min > target && (!a.steady || a.slow || a.last[1].min > target)
+		// While the slow start grows the limit, one slowed round ends it. Otherwise it takes
+		// two in a row, as one may be the client's own stall, or one after a decrease for the
+		// same reason.
+		growing := !a.steady && a.limit < float64(a.ceiling)
+		a.slow = ok && a.last[0].min > target && (growing || a.slow || a.last[1].min > target)
 		if a.slow {
 			r := a.last[0]
 			if a.last[1].min > 0 && a.last[1].min < r.min {
@@ -434,7 +436,7 @@ type round struct {
 // last decrease, to the round, and reports whether that ended the round: it has roundSamples
 // successes or more and spans a round trip, or, during the slow start, has half as many. An
 // ended round's shortest round trip goes into the mean, and the mean into the baseline.
-func (a *adaptiveState) sample(rtt time.Duration, load int, end instant, window time.Duration) bool {
+func (a *adaptiveState) sample(cfg *AdaptiveLimit, rtt time.Duration, load int, end instant) bool {
 	if a.roundN == 0 {
 		a.roundAt, a.round = end, round{rtt, load}
 	}
@@ -444,7 +446,7 @@ func (a *adaptiveState) sample(rtt time.Duration, load int, end instant, window 
 	if !a.steady {
 		n /= 2
 	}
-	if a.roundN < n || time.Duration(end-a.roundAt) < a.srtt {
+	if a.roundN < n || time.Duration(end-a.roundAt) < max(a.srtt, 2*cfg.MinSlowdown) {
 		return false
 	}
 	a.roundN = 0
@@ -455,7 +457,7 @@ func (a *adaptiveState) sample(rtt time.Duration, load int, end instant, window 
 	} else {
 		a.mean += (a.round.min - a.mean) / 8
 	}
-	if time.Duration(end-a.baseAt) > window {
+	if time.Duration(end-a.baseAt) > cfg.Window {
 		a.base[1], a.base[0], a.baseAt = a.base[0], a.mean, end
 	} else if a.base[0] == 0 || a.mean < a.base[0] {
 		a.base[0] = a.mean

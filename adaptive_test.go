@@ -350,3 +350,53 @@ func TestAdaptiveLimitKeepsPauses(t *testing.T) {
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, time.Since(start), 500*time.Millisecond, "the next request waited for the pause")
 }
+
+// A server that refuses everything at once is not asked again at once: a refusal that lowers
+// nothing holds its slot until a success would have ended, and, at a limit of 1, twice as long
+// each time, so that in a second the server sees tens of requests from eight callers, not
+// thousands.
+func TestAdaptiveLimitHoldsFastFailures(t *testing.T) {
+	var hits atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(ts.Close)
+	tr := newTransport(t, nil, httpfutures.WithWorkers(8), httpfutures.WithAdaptiveHostLimit(8))
+	stop := time.Now().Add(time.Second)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			ctx, cancel := context.WithDeadline(context.Background(), stop)
+			defer cancel()
+			for ctx.Err() == nil {
+				if resp, err := tr.StartRoundTrip(get(t, ts.URL).WithContext(ctx)).Result(); err == nil {
+					assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d requests in a second", hits.Load())
+	assert.Less(t, hits.Load(), int64(100))
+	assert.Equal(t, 1, tr.HostStats(ts.URL).Limit)
+}
+
+// The time a request waits in the Scheduler is not the server's: 64 callers queued behind a
+// limit of 4, each waiting some 16 round trips, leave the limit as it is.
+func TestAdaptiveLimitIgnoresQueueing(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(ts.Close)
+	w := newLimitWatch()
+	tr := newTransport(t, nil, httpfutures.WithWorkers(64), httpfutures.WithLimitChanged(w.record),
+		httpfutures.WithAdaptiveHostLimitConfig(httpfutures.AdaptiveLimit{Max: 4, Initial: 4}))
+	run := load(t, tr, ts.URL, 64, time.Second)
+	got := run.window(0, time.Second)
+	t.Logf("%d successes", got.ok)
+	assert.Greater(t, got.ok, int64(100))
+	assert.Empty(t, w.decreases(hostOf(t, ts.URL)))
+	assert.Equal(t, 4, tr.HostStats(ts.URL).Limit)
+}
