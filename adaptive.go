@@ -199,13 +199,13 @@ type sendState struct {
 	done uint64 // the host's successes so far
 }
 
-// sendStateLocked returns what an attempt of h taken now notes of it. It requires s.mu held.
+// sendStateLocked returns what an attempt of h taken now notes of it; nothing if h has no
+// adaptive limit. It requires s.mu held.
 func (h *host) sendStateLocked() sendState {
-	st := sendState{load: h.inflight}
-	if h.adapt != nil {
-		st.done = h.adapt.done
+	if h.adapt == nil {
+		return sendState{}
 	}
-	return st
+	return sendState{load: h.inflight, done: h.adapt.done}
 }
 
 // classify turns an attempt's end into an observation. canceled tells that the attempt's caller

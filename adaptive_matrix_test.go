@@ -47,20 +47,30 @@ type matrixRow struct {
 	note     string
 }
 
-// matrixTable collects the rows of the cells, which run in parallel.
+// matrixTable collects the rows of the cells, which run in parallel, in the order of the cells.
 type matrixTable struct {
-	mu   sync.Mutex
-	rows []matrixRow
+	mu    sync.Mutex
+	rows  []matrixRow
+	order []int // the cell of each row
 }
 
-func (m *matrixTable) add(rows ...matrixRow) {
+func (m *matrixTable) add(cell int, rows ...matrixRow) {
 	m.mu.Lock()
-	m.rows = append(m.rows, rows...)
+	for _, r := range rows {
+		m.rows, m.order = append(m.rows, r), append(m.order, cell)
+	}
 	m.mu.Unlock()
 }
 
+func (m *matrixTable) Len() int           { return len(m.rows) }
+func (m *matrixTable) Less(i, j int) bool { return m.order[i] < m.order[j] }
+func (m *matrixTable) Swap(i, j int) {
+	m.rows[i], m.rows[j] = m.rows[j], m.rows[i]
+	m.order[i], m.order[j] = m.order[j], m.order[i]
+}
+
 func (m *matrixTable) log(t *testing.T) {
-	sort.SliceStable(m.rows, func(i, j int) bool { return m.rows[i].cell < m.rows[j].cell })
+	sort.Stable(m)
 	share := func(v float64) string {
 		if v == 0 {
 			return "-"
@@ -273,10 +283,10 @@ func TestAdaptiveLimitMatrix(t *testing.T) {
 	)
 	table := &matrixTable{}
 	t.Run("light", func(t *testing.T) {
-		for _, c := range light {
+		for i, c := range light {
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
-				table.add(c.run(t)...)
+				table.add(i, c.run(t)...)
 			})
 		}
 	})
@@ -288,8 +298,8 @@ func TestAdaptiveLimitMatrix(t *testing.T) {
 		t.Logf("left to the run without the race detector: %s", strings.Join(names, ", "))
 	} else {
 		// The heavy cells keep the processors busy: they run one at a time.
-		for _, c := range heavy {
-			t.Run(c.name, func(t *testing.T) { table.add(c.run(t)...) })
+		for i, c := range heavy {
+			t.Run(c.name, func(t *testing.T) { table.add(len(light)+i, c.run(t)...) })
 		}
 	}
 	table.log(t)
