@@ -188,14 +188,10 @@ func (a *adaptiveState) decrease(ofBurst bool, end instant, factor float64, load
 }
 
 // served returns the concurrency the host serves, by Little's law: the most successes per second
-// during a round trip, over this round and the last, times the shortest round trip of either;
-// zero if not known.
+// during a round trip, over this round and the last, times their mean round trip; zero if not
+// known. The round trip is the whole of a slot's, from the send to the end of the response.
 func (a *adaptiveState) served() float64 {
-	rtt := a.round.min
-	if a.roundN == 0 || a.last[0].min > 0 && a.last[0].min < rtt {
-		rtt = a.last[0].min
-	}
-	return max(a.rate[0], a.rate[1]) * float64(rtt)
+	return max(a.rate[0], a.rate[1]) * float64(a.srtt)
 }
 
 // slowed lowers the estimate for a slowed round that ended at end: a new decrease, by factor and

@@ -245,6 +245,7 @@ func TestAdaptiveLimitOptionsRejectBadValues(t *testing.T) {
 		{"initial over max", httpfutures.AdaptiveLimit{Max: 4, Initial: 5}},
 		{"backoff of 1", httpfutures.AdaptiveLimit{Max: 4, Backoff: 1}},
 		{"tolerance under 1", httpfutures.AdaptiveLimit{Max: 4, Tolerance: 0.5}},
+		{"negative slowdown", httpfutures.AdaptiveLimit{Max: 4, MinSlowdown: -time.Millisecond}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
