@@ -25,7 +25,7 @@ type capacityMode uint8
 
 const (
 	shedAtOnce capacityMode = iota // answers 503 at once
-	shedLate                       // answers 503 after the service time
+	shedLate                       // answers 503 after the service time, taking a place meanwhile
 	slowsDown                      // serves them all more slowly: the service time times the requests in progress over the capacity
 )
 
@@ -34,7 +34,9 @@ func (m capacityMode) String() string {
 }
 
 // capacityServer serves up to capacity requests at once, each in its service time. Beyond it, it
-// sheds them or slows down, as its mode says.
+// sheds them or slows down, as its mode says. Every request in progress counts against the
+// capacity, one that is to be refused after the service time too, as on a server that takes as
+// long to fail a request as to serve it.
 type capacityServer struct {
 	*httptest.Server
 	service  time.Duration
