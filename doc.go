@@ -87,7 +87,8 @@
 // its window: a slow start, then a 429 or 503, a timeout or a connection reset multiplies the
 // limit by 0.9, takes a slot at least and takes it down to the capacity the host shows; the limit
 // grows back toward the one refused and probes it at a cost of one response in 40, and a refusal
-// that comes back at once holds its slot for a round trip. Round trips that slow down in earnest,
+// that lowers nothing holds its slot for a round trip, so that a server refusing at once is not
+// asked again at once. Round trips that slow down in earnest,
 // over both 1.5 times the host's baseline and the baseline plus 20 ms, are an overload too; the
 // queueing in the Scheduler, loopback jitter and a busy client are not. The limit stays between 1
 // and the maximum, does not grow while the host uses less than half of it, and the lower of it
