@@ -88,9 +88,9 @@
 // limit by 0.9, takes a slot at least and takes it down to the capacity the host shows; the limit
 // grows back toward the one refused and probes it at a cost of one response in 40, and a refusal
 // that lowers nothing holds its slot for a round trip, so that a server refusing at once is not
-// asked again at once. Round trips that slow down in earnest,
-// over both 1.5 times the host's baseline and the baseline plus 20 ms, are an overload too; the
-// queueing in the Scheduler, loopback jitter and a busy client are not. The limit stays between 1
+// asked again at once. Round trips that slow down in earnest, over both 1.5 times the host's
+// baseline and the baseline plus 20 ms, are an overload too; the queueing in the Scheduler,
+// loopback jitter and a busy client are not. The limit stays between 1
 // and the maximum, does not grow while the host uses less than half of it, and the lower of it
 // and WithHostLimit applies; a RateLimit-Policy with a "concurrent-requests" quota sets it.
 // HostStats shows each host's limit and why it last changed, and WithLimitChanged tells each
