@@ -5,66 +5,100 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"syscall"
 	"time"
 )
 
-// Adaptive concurrency: each host's limit found by AIMD from the outcomes of its requests, as
-// TCP finds a connection's window.
+// Adaptive concurrency: each host's limit found from the outcomes of its requests, as TCP finds
+// a connection's window: by what the server refuses, and by how much its round trips slow down.
 
-// AdaptiveLimit tunes the per-host concurrency limits of WithAdaptiveHostLimitConfig. Each host's
-// limit starts at Initial and moves between 1 and Max: an overload (a 429 or 503 response, a
-// timeout, a connection reset) multiplies it by Backoff, and each success adds 1/limit to it, so
-// that a round trip's worth of successes adds one. Until the first overload, each success adds
-// one (a slow start: the limit doubles each round trip). The limit does not grow while the host
-// uses less than half of it. Only requests sent after the last decrease can decrease it again, so
-// that a burst of failures from one moment costs one decrease and one outlier costs a tenth.
+// AdaptiveLimit tunes the per-host concurrency limits of WithAdaptiveHostLimitConfig.
+//
+// Each host's limit starts at Initial and moves between 1 and Max, as TCP's window does. An
+// overload is a 429 or 503 response, a timeout or a 504, or a connection reset. Until the first
+// overload, each success adds a slot: the limit doubles each round trip (the slow start). An
+// overload of a request sent after the last decrease is a decrease: the limit is multiplied by
+// Backoff and loses a slot at least, and goes down further to the capacity the host shows, if
+// lower: one over the concurrency it serves (its successes per second times their round trip),
+// or, at the end of the slow start, the concurrency the failed request was sent at. The
+// overloads of requests sent before a decrease are of its burst, and lower nothing more; an
+// overload that lowers nothing holds its slot until a success would have ended, so that a server
+// that refuses at once is not asked again at once, and at a limit of 1 each one in a row holds it
+// twice as long, up to a second.
+//
+// After a decrease, the limit grows back toward the one that failed, halving the distance each
+// round trip, then probes it: one slot for 40 successes for each overload that answered the last
+// decrease, so that probing costs the host one response in 40 whether it refuses at once or after
+// a round trip. Once a request sent at that limit succeeds, the capacity has risen, and the limit
+// grows by a slot the first round trip, then twice as many each round trip. It grows only while
+// the host uses at least half of it.
 //
 // The latency signal, on unless Tolerance is infinite, is for servers that slow down before they
-// fail: the short-term average round trip (of the last ten or so successes) is held against the
-// long-term baseline (the shortest round trip of the last Window or two, which the slow start
-// measures at a low concurrency), and a short-term average over Tolerance times the baseline
-// counts as an overload.
+// fail. The successes sent since the last decrease are taken in rounds of 16 or more, each
+// spanning a round trip and twice MinSlowdown at least, and a round's shortest round trip is
+// what all its requests paid at least: a server's queue raises it, where jitter, and the
+// client's own stalls, raise only some round trips. The baseline is the lowest, over the last
+// Window or two, of the rounds' shortest round trips averaged over eight rounds or so. A round is
+// slowed when it is over Tolerance times the baseline and over the baseline by MinSlowdown or
+// more: a floor under what counts, so that loopback jitter and a busy client do not. Two slowed
+// rounds in a row (one while the slow start grows the limit, or right after such a decrease)
+// multiply the limit by what brings the round trip back to that target by Little's law, Backoff
+// at most and a half at least, and the limit does not grow until a round is not slowed. Round
+// trips are timed from the send to the end of the response: the time a request waits in the
+// Scheduler is not the server's. A slowdown the limit does not cause (a client starved of
+// processors, say) lowers it too, until the baseline, renewed each Window, takes it for the
+// host's round trip.
 //
 // A zero field means its default, as documented on it; the zero AdaptiveLimit, with no Max,
 // turns adaptive limits off.
 type AdaptiveLimit struct {
-	Max       int           // the highest limit; zero turns adaptive limits off
-	Initial   int           // the limit a host starts at; zero means 8, or Max if lower
-	Backoff   float64       // what a decrease multiplies the limit by, in (0, 1); zero means 0.9
-	Tolerance float64       // how much slower than the baseline is an overload, over 1; zero means 1.5; math.Inf(1) turns the latency signal off
-	Window    time.Duration // how long a round trip stays in the baseline; zero means 10s
+	Max         int           // the highest limit; zero turns adaptive limits off
+	Initial     int           // the limit a host starts at; zero means 8, or Max if lower
+	Backoff     float64       // what a decrease multiplies the limit by at most, in (0, 1); zero means 0.9
+	Tolerance   float64       // how much slower than the baseline is an overload, over 1; zero means 1.5; math.Inf(1) turns the latency signal off
+	Window      time.Duration // how long a round stays in the baseline; zero means 10s
+	MinSlowdown time.Duration // how much slower than the baseline, at least, is an overload; zero means 20ms
 }
 
 // The defaults of an AdaptiveLimit, for its zero fields.
 const (
-	defaultInitial   = 8
-	defaultBackoff   = 0.9
-	defaultTolerance = 1.5
-	defaultRTTWindow = 10 * time.Second
+	defaultInitial     = 8
+	defaultBackoff     = 0.9
+	defaultTolerance   = 1.5
+	defaultRTTWindow   = 10 * time.Second
+	defaultMinSlowdown = 20 * time.Millisecond
 )
 
-// shortSamples is how many successes the short-term average round trip mostly weighs, and how
-// many a host needs before its latency counts.
-const shortSamples = 10
+// roundSamples is how many successes a round of the latency signal takes at least, and how many
+// successes at least add a slot after the slow start.
+const roundSamples = 16
+
+// probeCost is how many successes, for each failure that answered the last probe, a slot costs
+// near the limit that last failed: probes cost a host one response in 40 or fewer, whether it
+// refuses at once (a failure each) or takes a round trip to (a round trip's worth).
+const probeCost = 40
+
+// maxHold is the longest a failure holds its slot.
+const maxHold = time.Second
 
 // WithAdaptiveHostLimit makes each host's concurrency limit adapt between 1 and max, with the
 // defaults of AdaptiveLimit: see there. It composes with WithHostLimit (the lower of the two
 // applies), with Retry-After pauses, and with a RateLimit-Policy field whose quota unit is
 // "concurrent-requests", which sets the host's limit and caps it. Zero, the default, means a
-// static limit.
+// static limit. It configures a Scheduler.
 func WithAdaptiveHostLimit(max int) Option {
 	return WithAdaptiveHostLimitConfig(AdaptiveLimit{Max: max})
 }
 
-// WithAdaptiveHostLimitConfig is WithAdaptiveHostLimit with every knob of AdaptiveLimit.
+// WithAdaptiveHostLimitConfig is WithAdaptiveHostLimit with every knob of AdaptiveLimit. It
+// configures a Scheduler.
 func WithAdaptiveHostLimitConfig(a AdaptiveLimit) Option {
 	nonNegative("WithAdaptiveHostLimit Max", int64(a.Max))
 	nonNegative("WithAdaptiveHostLimit Initial", int64(a.Initial))
 	nonNegative("WithAdaptiveHostLimit Window", int64(a.Window))
+	nonNegative("WithAdaptiveHostLimit MinSlowdown", int64(a.MinSlowdown))
 	if a.Backoff != 0 && !(a.Backoff > 0 && a.Backoff < 1) {
 		panic(fmt.Sprintf("httpfutures: WithAdaptiveHostLimit Backoff: %v is not in (0, 1)", a.Backoff))
 	}
@@ -79,27 +113,36 @@ func WithAdaptiveHostLimitConfig(a AdaptiveLimit) Option {
 			c.adaptive = nil
 			return
 		}
-		if a.Initial == 0 {
-			a.Initial = min(a.Max, defaultInitial)
-		}
-		if a.Backoff == 0 {
-			a.Backoff = defaultBackoff
-		}
-		if a.Tolerance == 0 {
-			a.Tolerance = defaultTolerance
-		}
-		if a.Window == 0 {
-			a.Window = defaultRTTWindow
-		}
 		c.adaptive = &a
 	})
+}
+
+// withDefaults returns a with its zero fields set to their defaults.
+func (a AdaptiveLimit) withDefaults() AdaptiveLimit {
+	if a.Initial == 0 {
+		a.Initial = min(a.Max, defaultInitial)
+	}
+	if a.Backoff == 0 {
+		a.Backoff = defaultBackoff
+	}
+	if a.Tolerance == 0 {
+		a.Tolerance = defaultTolerance
+	}
+	if a.Window == 0 {
+		a.Window = defaultRTTWindow
+	}
+	if a.MinSlowdown == 0 {
+		a.MinSlowdown = defaultMinSlowdown
+	}
+	return a
 }
 
 // WithLimitChanged makes the Scheduler call fn each time a host's adaptive limit changes, so
 // that it can be exported to metrics. fn runs in a worker, with no lock held, and should return
 // quickly; calls for different hosts, or from different workers, may come concurrently and out
 // of order (a LimitChange tells what it went from and to). A panic in fn is recovered and
-// ignored. It has no effect without WithAdaptiveHostLimit.
+// ignored. It has no effect without WithAdaptiveHostLimit. It configures a Scheduler; it is an
+// Observer's LimitChanged (see WithObserver).
 func WithLimitChanged(fn func(LimitChange)) Option {
 	return schedOption("WithLimitChanged", func(c *config) { c.observer = c.observer.and(Observer{LimitChanged: fn}) })
 }
@@ -154,6 +197,22 @@ const (
 type observation struct {
 	start instant // when the round trip was sent
 	sig   signal
+	sent  sendState // the host as it was sent
+}
+
+// A sendState is what an observation notes of its host as the attempt is taken.
+type sendState struct {
+	load int    // the requests in flight to the host, the attempt's included
+	done uint64 // the host's successes so far
+}
+
+// sendStateLocked returns what an attempt of h taken now notes of it; nothing if h has no
+// adaptive limit. It requires s.mu held.
+func (h *host) sendStateLocked() sendState {
+	if h.adapt == nil {
+		return sendState{}
+	}
+	return sendState{load: h.inflight, done: h.adapt.done}
 }
 
 // classify turns an attempt's end into an observation. canceled tells that the attempt's caller
@@ -183,158 +242,4 @@ func classify(resp *http.Response, err error, start instant, canceled bool) obse
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// adaptiveState is a host's adaptive limit. It is made only when the Scheduler has adaptive
-// limits, and is guarded by Scheduler.mu.
-type adaptiveState struct {
-	limit   float64     // the AIMD estimate, in [1, ceiling]
-	cur     int         // the limit in force: limit's whole part, and no more than WithHostLimit
-	ceiling int         // Max, or the server's concurrency quota if lower
-	reason  LimitReason // why cur last changed
-	cut     instant     // the last decrease: attempts sent before it decrease it no more
-
-	short   time.Duration    // the short-term average round trip of successes
-	samples int              // successes averaged, up to shortSamples
-	base    [2]time.Duration // the shortest round trip of this window and the one before; zero if none
-	baseAt  instant          // when this window began
-}
-
-// newAdaptiveState returns the adaptive limit of a new host. It requires s.adaptive set.
-func (s *Scheduler) newAdaptiveState() *adaptiveState {
-	a := &adaptiveState{limit: float64(s.adaptive.Initial), ceiling: s.adaptive.Max}
-	a.cur = s.capLimit(a.limit)
-	return a
-}
-
-// capLimit returns the limit in force for the estimate limit.
-func (s *Scheduler) capLimit(limit float64) int {
-	n := max(int(limit), 1)
-	if s.hostLimit > 0 {
-		n = min(n, s.hostLimit)
-	}
-	return n
-}
-
-// hostLimitOf returns the number of slots of h; zero if there is no limit.
-func (s *Scheduler) hostLimitOf(h *host) int {
-	if h.adapt != nil {
-		return h.adapt.cur
-	}
-	return s.hostLimit
-}
-
-// adaptLocked moves h's adaptive limit by what an attempt of it that ended at end observed, and
-// reports the change, if the limit in force changed. It requires s.mu held, and the attempt's
-// slot not yet given back.
-func (s *Scheduler) adaptLocked(h *host, o observation, end instant) (LimitChange, bool) {
-	a, cfg := h.adapt, s.adaptive
-	if a == nil || o.sig == sigNone {
-		return LimitChange{}, false
-	}
-	reason := LimitUnchanged
-	switch o.sig {
-	case sigSuccess:
-		a.sample(time.Duration(end-o.start), end, cfg.Window)
-		if a.slowed(cfg.Tolerance) {
-			if o.start <= a.cut {
-				return LimitChange{}, false // slow, but sent before the last decrease: no growth
-			}
-			reason = LimitSlowed
-		} else if h.inflight*2 >= a.cur {
-			step := 1 / a.limit
-			if a.cut == 0 {
-				step = 1 // slow start
-			}
-			a.limit = min(a.limit+step, float64(a.ceiling))
-		}
-	case sigOverload:
-		reason = LimitOverloaded
-	case sigTimeout:
-		reason = LimitTimedOut
-	case sigReset:
-		reason = LimitReset
-	}
-	if reason != LimitUnchanged {
-		if o.start <= a.cut {
-			return LimitChange{}, false // sent before the last decrease, which counted it
-		}
-		a.limit = max(a.limit*cfg.Backoff, 1)
-		a.cut = end
-	}
-	if reason == LimitUnchanged {
-		reason = LimitGrew
-	}
-	limit := s.capLimit(a.limit)
-	if limit == a.cur {
-		return LimitChange{}, false
-	}
-	return s.setLimitLocked(h, limit, reason, s.at(end))
-}
-
-// sample adds a success's round trip to the averages.
-func (a *adaptiveState) sample(rtt time.Duration, now instant, window time.Duration) {
-	if a.samples < shortSamples {
-		a.samples++
-	}
-	a.short += (rtt - a.short) / time.Duration(a.samples)
-	if time.Duration(now-a.baseAt) > window {
-		a.base[1], a.base[0], a.baseAt = a.base[0], rtt, now
-	} else if a.base[0] == 0 || rtt < a.base[0] {
-		a.base[0] = rtt
-	}
-}
-
-// slowed reports whether the short-term round trip is over tolerance times the baseline.
-func (a *adaptiveState) slowed(tolerance float64) bool {
-	if a.samples < shortSamples || math.IsInf(tolerance, 1) {
-		return false
-	}
-	base := a.base[0]
-	if a.base[1] > 0 && a.base[1] < base {
-		base = a.base[1]
-	}
-	return float64(a.short) > tolerance*float64(base)
-}
-
-// setLimitLocked puts limit in force for h, and reports the change if there was one. A slot
-// freed by a higher limit is offered to h's queue. It requires s.mu held.
-func (s *Scheduler) setLimitLocked(h *host, limit int, reason LimitReason, now time.Time) (LimitChange, bool) {
-	a := h.adapt
-	old := a.cur
-	if limit == old {
-		return LimitChange{}, false
-	}
-	a.cur, a.reason = limit, reason
-	if s.tracksFull {
-		if h.inflight < limit {
-			s.hostsFull += h.full.drain(now) // the host's slots are full no more
-		} else if h.full.since.IsZero() {
-			h.full.fill(now) // a lower limit filled them
-		}
-	}
-	if limit > old {
-		s.pushRingLocked(h)
-		s.wakeLocked()
-	}
-	return LimitChange{Host: h.key, From: old, To: limit, Reason: reason, At: now}, true
-}
-
-// seedLocked sets h's adaptive limit to the concurrency quota a server announced, and caps it
-// there until another quota is announced. It requires s.mu held.
-func (s *Scheduler) seedLocked(h *host, quota int, now time.Time) (LimitChange, bool) {
-	a := h.adapt
-	ceiling := max(min(quota, s.adaptive.Max), 1)
-	if ceiling == a.ceiling && a.limit <= float64(ceiling) {
-		return LimitChange{}, false
-	}
-	a.ceiling, a.limit = ceiling, float64(ceiling)
-	return s.setLimitLocked(h, s.capLimit(a.limit), LimitPolicy, now)
-}
-
-// limitChanged tells the Observers of c. It requires s.mu not held.
-func (s *Scheduler) limitChanged(c LimitChange) {
-	if fn := s.obs.LimitChanged; fn != nil {
-		tell(fn, c) // the callback cannot crash the worker; it has no Future to fail
-	}
 }

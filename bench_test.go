@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -763,6 +764,54 @@ func BenchmarkAdaptiveLimit(b *testing.B) {
 			tr := httpfutures.NewTransport(noopTransport{}, c.opt)
 			defer tr.Close()
 			inWindows(b, func() *httpfutures.Future { return tr.StartRoundTrip(req) })
+		})
+	}
+}
+
+// BenchmarkAdaptiveLoopback is GETs to a healthy loopback server answering 24 bytes of JSON, 64
+// at a time through 64 workers, with an adaptive limit of up to 64 beside a static limit of 64:
+// what adaptive limits cost where there is nothing to find, the case of a healthy server
+// talking the limit down. "decreases" counts the adaptive limit's falls, which must be none: it
+// stays at the concurrency in use once it gets there.
+func BenchmarkAdaptiveLoopback(b *testing.B) {
+	ts := httptest.NewServer(jsonHandler)
+	defer ts.Close()
+	req, err := http.NewRequest(http.MethodGet, ts.URL+"/get", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		opt  httpfutures.Option
+	}{
+		{"static", httpfutures.WithHostLimit(64)},
+		{"adaptive", httpfutures.WithAdaptiveHostLimit(64)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var decreases atomic.Int64
+			var why atomic.Value
+			tr := httpfutures.NewTransport(nil, httpfutures.WithWorkers(64), c.opt,
+				httpfutures.WithLimitChanged(func(lc httpfutures.LimitChange) {
+					if lc.To < lc.From {
+						decreases.Add(1)
+						why.Store(lc)
+					}
+				}))
+			defer tr.Close()
+			slide(b, 64, func() func() {
+				f := tr.StartRoundTrip(req)
+				return func() {
+					resp, err := f.Result()
+					if err != nil {
+						b.Fatal(err)
+					}
+					resp.Body.Close()
+				}
+			})
+			b.ReportMetric(float64(decreases.Load()), "decreases")
+			if n := decreases.Load(); n > 0 {
+				b.Errorf("the limit of a healthy server fell %d times, last %+v", n, why.Load())
+			}
 		})
 	}
 }

@@ -112,7 +112,7 @@ func (s *Scheduler) takeableLocked(h *host) bool {
 // hostSlotFreeLocked reports whether h has a slot that no redirect waits for.
 func (s *Scheduler) hostSlotFreeLocked(h *host) bool {
 	if h.adapt != nil {
-		return h.inflight < h.adapt.cur && h.waiters == nil
+		return h.inflight+h.adapt.held < h.adapt.cur && h.waiters == nil
 	}
 	return s.hostLimit == 0 || h.inflight < s.hostLimit && h.waiters == nil
 }

@@ -105,6 +105,10 @@ func newConfig(opts []Option) *config {
 		p := c.retry.withDefaults()
 		c.retry = &p
 	}
+	if c.adaptive != nil {
+		a := c.adaptive.withDefaults()
+		c.adaptive = &a
+	}
 	if c.hedgeMax > 0 && c.hedgePercentile == 0 {
 		c.hedgePercentile = defaultHedgePercentile
 	}

@@ -16,6 +16,7 @@ import (
 type timetable struct {
 	timers     indexedHeap[*host, byWake]    // hosts waiting for a time: a pause to end or a token due
 	delayed    indexedHeap[*Future, byRetry] // requests waiting to be tried again (WithRetry)
+	holds      indexedHeap[*host, byHold]    // hosts holding slots for failures (adaptive limits)
 	pacerAt    time.Time                     // when the pacer wakes next; zero if it is not running
 	stalledAt  instant                       // when requests began to wait on slots held only by bodies; 0 if not
 	collectIn  time.Duration                 // how long such a wait lasts before a collection is asked for
@@ -71,7 +72,7 @@ func (s *Scheduler) pace() {
 			return
 		}
 		collect, stallAt := s.stallLocked()
-		for _, at := range []time.Time{s.nextTimerLocked(), s.nextRetryLocked(), stallAt} {
+		for _, at := range []time.Time{s.nextTimerLocked(), s.nextRetryLocked(), s.releaseHoldsLocked(now), stallAt} {
 			if !at.IsZero() && at.Before(next) {
 				next = at
 			}

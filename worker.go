@@ -87,8 +87,10 @@ func (s *Scheduler) worker(gen uint32) {
 			clock = 0
 		}
 		r.f = f
+		sent := f.host.sendStateLocked() // for the host's adaptive limit
 		s.mu.Unlock()
 		out := f.t.run(f, clock)
+		out.obs.sent = sent
 		clock = out.end
 		var end instant // when the attempt ended, if its host's adaptive limit learns from it
 		if out.obs.sig != sigNone {
