@@ -185,7 +185,7 @@ func streamed(resp *http.Response, t *AsyncTransport, slot *host, ctx context.Co
 func (b *streamBody) Read(p []byte) (int, error) {
 	n, err := b.hold.rc.Read(p)
 	if err == io.EOF {
-		b.hold.release(false)
+		b.hold.release(byCaller)
 	}
 	return n, err
 }
@@ -194,7 +194,7 @@ func (b *streamBody) Read(p []byte) (int, error) {
 func (b *streamBody) Close() error {
 	b.cleanup.Stop()
 	err := b.hold.close()
-	b.hold.release(false)
+	b.hold.release(byCaller)
 	return err
 }
 
@@ -206,35 +206,44 @@ func (h *bodyHold) close() error {
 	return nil
 }
 
-// release gives back the slots and ends the attempt's context, the first time it is called, and
-// reports whether it did. watched tells that the watch on the context calls it.
-func (h *bodyHold) release(watched bool) bool {
+// How a body's slots go back: from its caller (closed, or read to the end), from the watch on
+// its context, or from the collector.
+const (
+	byCaller = iota
+	byWatch
+	byCollector
+)
+
+// release gives back the slots and ends the attempt's context, the first time it is called. by
+// tells who calls it: the collector's release counts the body as leaked, before the body is
+// counted out, so that Stats never show it gone and not leaked.
+func (h *bodyHold) release(by int) {
 	if !h.released.CompareAndSwap(false, true) {
-		return false
+		return
 	}
-	if h.stop != nil && !watched {
+	if h.stop != nil && by != byWatch {
 		h.stop() // before cancel, which would set the watch off
+	}
+	if by == byCollector {
+		h.t.countLeak()
 	}
 	h.t.sched.release(h.slot)
 	h.t.countBodies(-1)
 	h.cancel()
-	return true
 }
 
 // abandon ends the body of a request whose context ended: it is closed (a Read in progress
 // fails) and its slots go back at once, as net/http gives back a connection.
 func (h *bodyHold) abandon() {
 	h.close()
-	h.release(true)
+	h.release(byWatch)
 }
 
 // collected ends a body that was collected unclosed: it is closed, which ends its connection's
 // wait for it, and its slots go back. It counts as leaked if it still held them.
 func (h *bodyHold) collected() {
 	h.close()
-	if h.release(false) {
-		h.t.countLeak()
-	}
+	h.release(byCollector)
 }
 
 func closeBody(req *http.Request) {

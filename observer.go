@@ -31,7 +31,8 @@ type Observer struct {
 	Redirected func(f *Future, req *http.Request)
 	// Hedged: a copy of f's round trip was sent (WithHedge).
 	Hedged func(f *Future)
-	// Resolved: f resolved, with outcome o. Its Result, Timing and Attempts are final.
+	// Resolved: f resolved, with outcome o. Its Result, Timing and Attempts are final. It is
+	// called once the Future has resolved: its caller may see the result first.
 	Resolved func(f *Future, o Outcome)
 
 	// HostPaused: the server of host asked it to pause (Retry-After, an exhausted RateLimit

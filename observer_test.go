@@ -127,6 +127,8 @@ func TestObserverIsToldEachEvent(t *testing.T) {
 	f := s.Get("http://127.0.0.1:1/refused")
 	_, err = f.Result()
 	require.Error(t, err)
+	require.Eventually(t, func() bool { return e.count("resolved /refused") == 1 }, 5*time.Second, time.Millisecond,
+		"told once the Future has resolved")
 
 	lines := e.all()
 	t.Logf("%q", lines)
