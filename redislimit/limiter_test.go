@@ -77,6 +77,83 @@ func TestUnusedTokensLapse(t *testing.T) {
 	assert.Positive(t, lim.Stats().Lapsed)
 }
 
+// TestLapsedTokensGoBack has one process lease a lease span's worth of tokens and then stall,
+// as a process on a busy machine does, past the time they could be used: they lapse, and go back
+// with its next lease, so that another process sharing the quota has them at once rather than
+// after them.
+func TestLapsedTokensGoBack(t *testing.T) {
+	rdb, addrs := connect(t, false)
+	const quota = 1000 // a token a millisecond
+	key := uniqueKey(t)
+	ctx := context.Background()
+	slow := redislimit.New(rdb, key, quota, 1)
+	t.Cleanup(func() { slow.Close() })
+	now := time.Now()
+	for range 3 { // the first lease is of a token, the next of a span: 50 ms of tokens, all due ahead
+		_, err := slow.Reserve(ctx, "a.test", now)
+		require.NoError(t, err)
+	}
+	st := slow.Stats()
+	held := st.Leased - st.Admitted
+	require.GreaterOrEqual(t, held, uint64(40), "%+v", st)
+	// Asked again 100 ms later by its clock: every token it held has lapsed.
+	_, err := slow.Reserve(ctx, "a.test", now.Add(100*time.Millisecond))
+	require.NoError(t, err)
+	st = slow.Stats()
+	assert.Equal(t, held, st.Lapsed, "%+v", st)
+	assert.Equal(t, held, st.Returned, "%+v", st)
+
+	other := redislimit.New(newClient(t, addrs), key, quota, 1)
+	t.Cleanup(func() { other.Close() })
+	asked := time.Now()
+	due, err := other.Reserve(ctx, "a.test", asked)
+	require.NoError(t, err)
+	wait := due.Sub(asked)
+	assert.Less(t, wait, 10*time.Millisecond, "the other process's first token waits for %d tokens that lapsed", held)
+	t.Logf("%d tokens lapsed and given back; the other process's first token is due %v after it asks", st.Returned, wait)
+}
+
+// TestPassedTokensStillLent leases from a quota whose timeline every process sharing it let pass
+// unleased a little while ago, as a fleet all slowed by a busy machine does: the tokens of the
+// last lapse (half a lease span) are still lent, so the fleet loses none; those of longer ago are
+// not, and the quota starts again from now, with its burst.
+func TestPassedTokensStillLent(t *testing.T) {
+	rdb, _ := connect(t, false)
+	const quota = 100 // a token every 10 ms
+	tests := []struct {
+		name   string
+		passed time.Duration // how long ago the quota's timeline was last leased up to
+		atOnce int           // tokens due at once
+	}{
+		{"within the lapse", 20 * time.Millisecond, 3}, // 20 ms ago, 10 ms ago, now
+		{"longer ago", 100 * time.Millisecond, 1},      // now: the burst of 1
+	}
+	setTAT := redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('SET', KEYS[1], string.format('%.0f', now - tonumber(ARGV[1])), 'PX', 10000)
+return 1`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := uniqueKey(t)
+			require.NoError(t, setTAT.Run(context.Background(), rdb, []string{redislimit.DefaultPrefix + "{" + key + "}"},
+				tt.passed.Microseconds()).Err())
+			lim := redislimit.New(rdb, key, quota, 1)
+			t.Cleanup(func() { lim.Close() })
+			now := time.Now()
+			atOnce := 0
+			for range 5 {
+				due, err := lim.Reserve(context.Background(), "a.test", now)
+				require.NoError(t, err)
+				if due.Before(now.Add(5 * time.Millisecond)) {
+					atOnce++
+				}
+			}
+			assert.Equal(t, tt.atOnce, atOnce, "tokens due at once, the timeline passed %v ago", tt.passed)
+		})
+	}
+}
+
 func later(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
