@@ -22,6 +22,11 @@ import (
 // its own. Meanwhile the failure policy decides at once, without waiting for the deadline.
 const retryEvery = 100 * time.Millisecond
 
+// minProbeWait is how long a probe waits for its answer at least. Nothing waits for a probe,
+// and a busy machine may take longer than the deadline to open a connection to a server back
+// from an outage: a probe given only the deadline would keep the failure policy deciding.
+const minProbeWait = 250 * time.Millisecond
+
 // downLocked records that a call for the quota at key failed with err: the failure policy
 // decides until the probe, started here if it is not running, finds the quota's node answering.
 // It requires l.mu held.
@@ -76,7 +81,7 @@ func (l *Limiter) probe() {
 		key := l.probeKey
 		l.stats.Calls++
 		l.mu.Unlock()
-		ctx, cancel := context.WithTimeout(l.ctx, l.o.deadline)
+		ctx, cancel := context.WithTimeout(l.ctx, max(l.o.deadline, minProbeWait))
 		err := probeScript.Run(ctx, l.rdb, []string{key}).Err()
 		cancel()
 		l.mu.Lock()
