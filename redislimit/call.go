@@ -109,17 +109,33 @@ func (l *Limiter) finishLeaseLocked(ls *lease, lk string, c *leaseCall, k keys, 
 	ls.add(newBatch(g, l.interval, l.o.lapse(), later(got, now)))
 }
 
-// waitLocked waits for c to be applied, without l.mu, until the deadline at, or ctx ends. It
-// reports whether c was applied; if not, and ctx has not ended, c is overdue from then on. It
-// requires l.mu held.
+// wokeLate is how late a wait's timer may fire before the wait counts the process as not having
+// run meanwhile, and waitGrace how much longer it then waits: the answer may have come while the
+// process did not run, and the goroutine that reads it not have run yet.
+const (
+	wokeLate  = 5 * time.Millisecond
+	waitGrace = 10 * time.Millisecond
+)
+
+// waitLocked waits for c to be applied, without l.mu, until the deadline at, or ctx ends; if the
+// process did not run at the deadline, a little longer. It reports whether c was applied; if
+// not, and ctx has not ended, c is overdue from then on. It requires l.mu held.
 func (l *Limiter) waitLocked(ctx context.Context, c *leaseCall, at time.Time) bool {
 	t := time.NewTimer(time.Until(at))
 	defer t.Stop()
 	l.mu.Unlock()
 	select {
 	case <-c.done:
-	case <-t.C:
 	case <-ctx.Done():
+	case <-t.C:
+		if time.Since(at) > wokeLate {
+			t.Reset(waitGrace)
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+			case <-t.C:
+			}
+		}
 	}
 	l.mu.Lock()
 	select {
