@@ -154,10 +154,11 @@ func TestFailover(t *testing.T) {
 			}
 			holds := func(from, to time.Time, when string) float64 {
 				t.Helper()
-				got := rate(all, from, to)
-				assert.LessOrEqual(t, got, quota*1.02+burst/to.Sub(from).Seconds(), "combined rate %s", when)
-				assert.GreaterOrEqual(t, got, quota*0.9*ran(from, to), "combined rate %s", when)
-				return got
+				n := float64(countIn(all, from, to))
+				least, most := sendBounds(quota, 2*burst, 0.05, report, from, to)
+				assert.LessOrEqual(t, n, most, "requests %s", when)
+				assert.GreaterOrEqual(t, n, least, "requests %s", when)
+				return rate(all, from, to)
 			}
 			// Before the kill, and from 2 s after the failover: the quota, shared.
 			rBefore := holds(t0.Add(200*time.Millisecond), killed, "before the kill")

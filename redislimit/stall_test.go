@@ -1,6 +1,10 @@
 package redislimit_test
 
-import "time"
+import (
+	"time"
+
+	"github.com/httpfutures/httpfutures/redislimit"
+)
 
 // A machine busy enough may give a process no core at all for a while, or too seldom: no limiter
 // sends then, so the tests that measure a rate on a busy machine leave that time out, and say
@@ -71,4 +75,22 @@ func intersect(a, b [][2]int64) [][2]int64 {
 		}
 	}
 	return both
+}
+
+// sendBounds returns how many requests a quota of r per second with burst lets the processes of
+// reports send in [from, to): within a share within of the rate for the time they all ran, at
+// least; at most the rate's share above it and the burst, and a lapse's worth more if one of them
+// stalled meanwhile or just before, whose tokens may then go that late.
+func sendBounds(r float64, burst int, within float64, reports []fleetReport, from, to time.Time) (least, most float64) {
+	d := to.Sub(from).Seconds()
+	least = r * (d - stalledTogether(reports, from, to).Seconds()) * (1 - within)
+	most = r*d*(1+within) + float64(burst)
+	lapse := redislimit.DefaultLeaseSpan / 2
+	for _, rep := range reports {
+		if len(intersect([][2]int64{{from.Add(-lapse).UnixNano(), to.UnixNano()}}, rep.Stalls)) > 0 {
+			most += r * lapse.Seconds()
+			break
+		}
+	}
+	return least, most
 }
