@@ -257,7 +257,7 @@ func TestRedisKilledMidRun(t *testing.T) {
 					}
 				}
 				most := maxInWindow(afterUp, 100*time.Millisecond)
-				assert.LessOrEqual(t, most, quota/10+burst+int(quota*lease.Seconds()),
+				assert.LessOrEqual(t, most, quota/10+2*burst+int(quota*lease.Seconds()),
 					"requests in any 100 ms, a second after the restart")
 				st := lim.Stats()
 				assert.Positive(t, st.Failures)

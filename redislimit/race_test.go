@@ -9,12 +9,13 @@ package redislimit_test
 // raceDetector reports whether the tests run under the race detector.
 const raceDetector = true
 
-// fleetQuota is the quota the fleet tests share: half what they share without the detector.
-const fleetQuota = 1000
+// fleetQuota is the quota the fleet tests share: a quarter of what they share without the
+// detector, a quarter of what the processes send with no limit.
+const fleetQuota = 500
 
-// fleetCallsPerRequest bounds the Redis calls per request of the fleet tests: at half the quota
-// a lease of 50 ms of a fair share holds half as many tokens, 13, which makes 0.08.
-const fleetCallsPerRequest = 0.12
+// fleetCallsPerRequest bounds the Redis calls per request of the fleet tests: at a quarter of
+// the quota a lease of 50 ms of a fair share holds 7 tokens, which makes 0.14.
+const fleetCallsPerRequest = 0.2
 
 // processQuota is the quota of the tests that run their Limiters, their transports and the
 // server they send to in one process: half what it is without the detector.
