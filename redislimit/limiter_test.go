@@ -165,7 +165,9 @@ func TestHostQuota(t *testing.T) {
 	rdb, _ := connect(t, true)
 	key := uniqueKey(t)
 	const quota = 200
-	lim := redislimit.New(rdb, key, quota, 1, redislimit.WithHostQuota(), redislimit.WithPrefix("hf-test:"))
+	// A deadline a busy machine keeps: a call slower than the default's 50 ms would fail requests.
+	lim := redislimit.New(rdb, key, quota, 1, redislimit.WithHostQuota(), redislimit.WithPrefix("hf-test:"),
+		redislimit.WithDeadline(time.Second))
 	srv := newCountingServer(t, nil)
 	tr := httpfutures.NewTransport(nil, httpfutures.WithLimiter(lim))
 	// Two hosts, the same loopback server: by address and by name, each with its own quota.
