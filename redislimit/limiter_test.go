@@ -212,9 +212,11 @@ func TestPaceIsShared(t *testing.T) {
 		}
 		return false
 	})
-	// Two Limiters on two clients, as two processes would have; only the first hears the pace.
-	limA := redislimit.New(rdb, key, 1000, 1)
-	limB := redislimit.New(newClient(t, addrs), key, 1000, 1)
+	// Two Limiters on two clients, as two processes would have; only the first hears the pace. A
+	// deadline a busy machine keeps: the first, failing closed on a slow answer, would stop
+	// hearing the pace, and the pace lapse.
+	limA := redislimit.New(rdb, key, 1000, 1, redislimit.WithDeadline(time.Second))
+	limB := redislimit.New(newClient(t, addrs), key, 1000, 1, redislimit.WithDeadline(time.Second))
 	trA := httpfutures.NewTransport(nil, httpfutures.WithLimiter(limA))
 	trB := httpfutures.NewTransport(nil, httpfutures.WithLimiter(limB))
 	send := func(tr *httpfutures.AsyncTransport, child int) *httpfutures.Future {
