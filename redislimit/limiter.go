@@ -32,8 +32,9 @@ var ErrClosed = errors.New("redislimit: limiter closed")
 // it lapses, and goes back to the quota with the next lease, for any process to lease again.
 // Redis lends a token whose time passed unleased as late, the processes having all been slow to
 // ask. So the processes sharing a quota send, in any window, no more than the quota's rate allows
-// in the window, plus twice the burst, plus a lease, which leaves room for the jitter of the
-// network and of the machine.
+// in the window, plus twice the burst, plus a lease (and half a lease more after a spell in which
+// the machine ran none of them), which leaves room for the jitter of the network and of the
+// machine.
 const minLapse = 10 * time.Millisecond
 
 // A Limiter is an httpfutures.Limiter whose quota is kept in Redis, and so shared by every
