@@ -30,8 +30,12 @@ func (l *Limiter) noticeLocked(host string, now time.Time) notice {
 	}
 	delete(l.notices, host)
 	if ls := l.leases[host]; ls != nil && !l.o.perHost {
-		// The host's pace has lapsed: its requests take the tokens of all hosts again.
+		// The host's pace has lapsed: its requests take the tokens of all hosts again, and the
+		// tokens it held go back to the quota with the next lease of all hosts.
 		l.stats.Lapsed += uint64(ls.unused())
+		if all := l.leases[""]; all != nil {
+			all.owed += ls.unused() + ls.owed
+		}
 		delete(l.leases, host)
 	}
 	return notice{}
@@ -93,7 +97,7 @@ func (l *Limiter) ObserveBackpressure(host string, bp httpfutures.Backpressure) 
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closing || l.knownLocked(h, now) {
+	if l.closed || l.knownLocked(h, now) {
 		return
 	}
 	l.applyLocked(h, now)

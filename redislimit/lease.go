@@ -53,17 +53,22 @@ func (b *batch) drop(t time.Time) int {
 // A lease is the tokens a Limiter holds for one quota (or one paced host): the batch it hands
 // out, and the next, leased ahead once the first is half spent, so that the process is never
 // without a token while it asks Redis for more, nor the quota's timeline idle meanwhile. It
-// keeps what sizes the next batch: the demand since the last was asked. Its zero value holds no
-// token. It is guarded by the Limiter's mu.
+// keeps what sizes the next batch (the demand since the last was asked) and what goes back with
+// it (the tokens that lapsed unused, which the processes that can spend them lease again). Its
+// zero value holds no token. It is guarded by the Limiter's mu.
 type lease struct {
 	cur, next batch
 
-	asked time.Time // when the last batch was asked for; zero before the first
-	calls int       // reservations since then
+	asked time.Time  // when the last batch was asked for; zero before the first
+	calls int        // reservations since then
+	owed  int        // tokens that lapsed unused since then: given back with the next batch
+	call  *leaseCall // the call for the next batch, while it runs; nil if none
 }
 
-// take hands out the next token that has not lapsed at now, as batch.take does.
+// take hands out the next token that has not lapsed at now, as batch.take does, and owes back
+// the tokens that lapsed.
 func (ls *lease) take(now time.Time) (due time.Time, ok bool, lapsed int) {
+	defer func() { ls.owed += lapsed }()
 	for {
 		due, ok, k := ls.cur.take(now)
 		lapsed += k
@@ -78,6 +83,19 @@ func (ls *lease) take(now time.Time) (due time.Time, ok bool, lapsed int) {
 // current one is half spent.
 func (ls *lease) low() bool {
 	return ls.next.n == 0 && ls.cur.n-ls.cur.used <= ls.cur.n/2
+}
+
+// needed returns when the tokens not handed out are due to be spent: by then the next batch is
+// needed.
+func (ls *lease) needed() time.Time {
+	b := &ls.cur
+	if ls.next.n > 0 {
+		b = &ls.next
+	}
+	if b.used >= b.n {
+		return time.Time{}
+	}
+	return b.dueOf(b.n - 1)
 }
 
 // add takes b in, as the current batch if that is spent, else as the next.

@@ -27,15 +27,14 @@ var ErrUnavailable = errors.New("redislimit: Redis is unavailable")
 // ErrClosed is returned by Reserve after Close.
 var ErrClosed = errors.New("redislimit: limiter closed")
 
-// retryEvery is how often a Limiter tries Redis again while it is unavailable, in a goroutine of
-// its own. Meanwhile the failure policy decides at once, without waiting for the deadline.
-const retryEvery = 100 * time.Millisecond
-
 // minLapse is how late a leased token may still be used at least. A token may be used as late
 // as half the lease span (a process busy elsewhere for a while loses none), and no later: then
-// it lapses. So the processes sharing a quota send, in any window, no more than the quota's
-// rate allows in the window, plus twice the burst, plus half a lease, which leaves room within
-// one lease for the jitter of the network and of the machine.
+// it lapses, and goes back to the quota with the next lease, for any process to lease again.
+// Redis lends a token whose time passed unleased as late, the processes having all been slow to
+// ask. So the processes sharing a quota send, in any window, no more than the quota's rate allows
+// in the window, plus twice the burst, plus a lease (and half a lease more after a spell in which
+// the machine ran none of them), which leaves room for the jitter of the network and of the
+// machine.
 const minLapse = 10 * time.Millisecond
 
 // A Limiter is an httpfutures.Limiter whose quota is kept in Redis, and so shared by every
@@ -47,19 +46,27 @@ const minLapse = 10 * time.Millisecond
 // a Scheduler waits on its own timer, never in Redis. To make few round trips at high rates, it
 // leases tokens in batches sized to about 50 ms of its process's recent demand (WithLeaseSpan),
 // cut to a fair share when several Limiters lease at once, and hands them out on their
-// schedule; a token not used within half a lease span of its time lapses, and tokens unused are
-// given back on Close, so that the processes together keep the quota's rate in every window
-// (give or take the burst and one lease). Stats counts the calls to Redis per request.
+// schedule, asking for the next batch, without waiting for it, once one is half spent. A token
+// not used within half a lease span of its time lapses, and goes back to the quota with the next
+// lease, so that a process slowed by a busy machine leaves its tokens to the others rather than
+// take them from the fleet; a token whose time passed while every process was slow to lease it
+// is still lent for as long; tokens unused are given back on Close. So the processes together
+// keep the quota's rate in every window, give or take the burst and a lease. Stats counts the
+// calls to Redis per request.
 //
 // Redis being down, or slower than the deadline (WithDeadline), never hangs a request. By
 // default the Limiter fails closed: Reserve returns an error matching ErrUnavailable after at
 // most the deadline (the Scheduler fails the request with an *httpfutures.LimiterError); it
 // can fail open instead (WithFailOpen), or pace locally at a share of the quota
-// (WithFallback). Once a call has failed, Redis counts as unavailable, and the policy decides
-// at once, until a probe, every 100 ms, finds it answering; then the Limiter starts again
-// without a burst, whatever Redis remembers. (After a long outage a go-redis client stops
-// dialing once PoolSize dials in a row have failed, and tries again once a second: Redis may
-// then be back a second before the Limiter sees it.)
+// (WithFallback). Once a call has failed, or kept a Reserve waiting the whole deadline, Redis
+// counts as unavailable, and the policy decides at once, until the call answers or a probe,
+// every 100 ms, finds the quota's node answering; then the Limiter starts again without a
+// burst, whatever Redis remembers. The probe asks the node that holds the quota's key, and a
+// Redis Cluster client is told to reload its map of slots at each failure, so that the quota is
+// back within a probe of a failover; a client of Sentinel (redis.NewFailoverClient) asks the
+// sentinels for the master at each dial. (After a long outage a go-redis client stops dialing
+// once PoolSize dials in a row have failed, and tries again once a second: Redis may then be
+// back a second before the Limiter sees it.)
 //
 // A Limiter is also an httpfutures.BackpressureObserver: a pause (429 or 503 with Retry-After)
 // or a pace (RateLimit fields) that one process hears from a server is kept in Redis and
@@ -83,17 +90,19 @@ type Limiter struct {
 	ps   *redis.PubSub
 	wg   sync.WaitGroup
 
+	// mu guards the tokens, what is known of the hosts, the state of Redis and the counts.
 	mu        sync.Mutex
 	leases    map[string]*lease    // by host, or "" for the quota of all hosts
 	notices   map[string]notice    // the backpressure heard for each host
 	fallback  map[string]*fallback // by host, or "": the local limit while down
-	down      bool                 // the last call to Redis failed: probe runs
-	slow      chan struct{}        // closed when a call that passed the deadline returns; nil if none
-	closing   bool                 // Close has begun: no call starts
-	observing int                  // calls sharing backpressure running
-	recover   bool                 // the next lease starts without a burst
+	down      bool                 // the last call to Redis failed: the policy decides
+	probing   bool                 // the probe runs
+	probeKey  string               // the key of the quota whose call failed: the probe asks its node
 	lastErr   error                // the failure of the last call, if down
-	closed    bool
+	recover   bool                 // the next lease starts without a burst
+	overdue   int                  // calls past the deadline still running: no other starts
+	observing int                  // calls sharing backpressure running
+	closed    bool                 // Close has begun: no call starts, Reserve refuses
 	stats     Stats
 }
 
@@ -102,8 +111,8 @@ type Stats struct {
 	Admitted  uint64 // tokens handed out by Reserve, from Redis or by the failure policy
 	Leased    uint64 // tokens leased from Redis
 	Lapsed    uint64 // leased tokens that lapsed unused
-	Returned  uint64 // leased tokens given back to Redis by Close
-	Calls     uint64 // calls to Redis: leases, backpressure and returns
+	Returned  uint64 // leased tokens given back to Redis: lapsed ones with the next lease, unused ones by Close
+	Calls     uint64 // calls to Redis: leases, probes, backpressure and returns
 	Failures  uint64 // calls to Redis that failed or passed the deadline
 	Unhandled uint64 // reservations decided by the failure policy while Redis was unavailable
 }
@@ -155,8 +164,8 @@ func New(rdb redis.UniversalClient, key string, r rate.Limit, burst int, opts ..
 var _ httpfutures.BackpressureObserver = (*Limiter)(nil)
 
 // Reserve implements httpfutures.Limiter: it takes a token for one request to host at now and
-// returns when the request may go. It calls Redis only when its lease is spent, for at most the
-// deadline. While Redis is unavailable the failure policy decides: an error matching
+// returns when the request may go. It waits for Redis only when its lease is spent, for at most
+// the deadline. While Redis is unavailable the failure policy decides: an error matching
 // ErrUnavailable, now, or the local limiter's time.
 func (l *Limiter) Reserve(ctx context.Context, host string, now time.Time) (time.Time, error) {
 	l.mu.Lock()
@@ -167,11 +176,70 @@ func (l *Limiter) Reserve(ctx context.Context, host string, now time.Time) (time
 	if l.o.perHost && strings.ContainsAny(host, "{}") {
 		return time.Time{}, fmt.Errorf("redislimit: host %q holds a brace", host)
 	}
-	n := l.noticeLocked(host, now)
-	lk := ""
-	if l.o.perHost || n.paced(now) {
-		lk = host
+	var waitEnd time.Time // when this reservation stops waiting for Redis
+	for first := true; ; first = false {
+		// Looked up again after a wait: meanwhile a pace may have lapsed, and its lease gone.
+		n := l.noticeLocked(host, now)
+		lk := ""
+		if l.o.perHost || n.paced(now) {
+			lk = host
+		}
+		ls := l.leaseLocked(lk, now)
+		if first {
+			ls.calls++
+		}
+		due, ok, lapsed := ls.take(now)
+		l.stats.Lapsed += uint64(lapsed)
+		if ok {
+			if first && ls.call == nil && ls.low() && !l.down && l.o.span > 0 {
+				// Lease the next batch ahead, without waiting (unless a batch has just come: the
+				// next reservation sees the demand since). If that fails, this token still holds,
+				// and the failure policy decides for the requests after it.
+				_, _ = l.startLeaseLocked(ls, lk, n, now)
+			}
+			l.stats.Admitted++
+			return later(due, n.pauseEnd), nil
+		}
+		c, err := l.callForLocked(ls, lk, n, now)
+		if err != nil {
+			return l.decideLocked(ctx, lk, now, err)
+		}
+		if waitEnd.IsZero() {
+			waitEnd = time.Now().Add(l.o.deadline)
+		}
+		if !l.waitLocked(ctx, c, waitEnd) {
+			err := ctx.Err()
+			if err == nil {
+				err = errSlow(l.o.deadline)
+			}
+			return l.decideLocked(ctx, lk, now, err)
+		}
+		if l.closed {
+			return time.Time{}, ErrClosed
+		}
+		// The call has answered: a fresh batch, whose first token has not lapsed, or a failure.
 	}
+}
+
+// callForLocked returns the call for the next batch of ls, the lease of host lk, starting it if
+// none runs, or why Redis counts as unavailable: a call failed, or one has kept a reservation
+// waiting the whole deadline and still runs. It requires l.mu held.
+func (l *Limiter) callForLocked(ls *lease, lk string, n notice, now time.Time) (*leaseCall, error) {
+	switch c := ls.call; {
+	case l.down:
+		return nil, l.lastErr
+	case c == nil:
+		return l.startLeaseLocked(ls, lk, n, now)
+	case c.overdue:
+		return nil, errSlow(l.o.deadline)
+	default:
+		return c, nil
+	}
+}
+
+// leaseLocked returns the lease of host lk ("" for all hosts), made if there is none. It
+// requires l.mu held.
+func (l *Limiter) leaseLocked(lk string, now time.Time) *lease {
 	ls := l.leases[lk]
 	if ls == nil {
 		if len(l.leases) >= maxHosts {
@@ -180,90 +248,7 @@ func (l *Limiter) Reserve(ctx context.Context, host string, now time.Time) (time
 		ls = &lease{}
 		l.leases[lk] = ls
 	}
-	ls.calls++
-	due, ok, lapsed := ls.take(now)
-	l.stats.Lapsed += uint64(lapsed)
-	switch {
-	case !ok:
-		if err := l.leaseLocked(ctx, ls, lk, n, now); err != nil {
-			if due, err = l.failLocked(ctx, lk, now, err); err != nil {
-				return time.Time{}, err
-			}
-			break
-		}
-		due, _, _ = ls.take(now) // a fresh batch: its first token has not lapsed
-	case ls.low() && !l.down && l.o.span > 0:
-		// Lease the next batch ahead. If that fails, this token still holds, and the failure
-		// policy decides for the requests after it.
-		_ = l.leaseLocked(ctx, ls, lk, n, now)
-	}
-	l.stats.Admitted++
-	return later(due, n.pauseEnd), nil
-}
-
-// leaseLocked asks Redis for a batch of tokens for ls, the lease of host lk ("" for all hosts).
-// It requires l.mu held.
-func (l *Limiter) leaseLocked(ctx context.Context, ls *lease, lk string, n notice, now time.Time) error {
-	if l.down {
-		return l.lastErr
-	}
-	interval := l.interval
-	if n.paced(now) {
-		interval = max(interval, n.interval)
-	}
-	size := ls.nextSize(now, l.o.span, interval)
-	k, a := l.keysFor(lk), ask{
-		n: size, noBurst: l.recover, perHost: l.o.perHost, id: l.id,
-		span: l.o.span, window: max(4*l.o.span, 100*time.Millisecond),
-	}
-	// The call may outlive the wait: it reads only these copies, and writes only g and lerr,
-	// which are read only if it returned in time.
-	var g grant
-	var lerr error
-	err := l.callLocked(ctx, func(ctx context.Context) {
-		g, lerr = callLease(ctx, l.rdb, k, lk, l.interval, l.burst, a)
-	})
-	if err == nil && lerr != nil {
-		err = lerr
-		l.stats.Failures++
-	}
-	if err != nil {
-		l.down, l.recover, l.lastErr = true, true, err
-		l.wg.Add(1)
-		go l.probe()
-		return err
-	}
-	l.down, l.recover, l.lastErr = false, false, nil
-	clear(l.fallback)
-	got := time.Now()
-	for _, h := range g.hosts {
-		l.applyLocked(h, got)
-	}
-	l.stats.Leased += uint64(g.n)
-	ls.add(newBatch(g, l.interval, max(l.o.span/2, minLapse), got))
-	return nil
-}
-
-// failLocked decides a reservation while Redis is unavailable, by the failure policy. It
-// requires l.mu held.
-func (l *Limiter) failLocked(ctx context.Context, lk string, now time.Time, err error) (time.Time, error) {
-	l.stats.Unhandled++
-	switch l.o.policy {
-	case failOpen:
-		return now, nil
-	case fallBack:
-		fl := l.fallback[lk]
-		if fl == nil {
-			share := rate.Limit(l.o.share * float64(time.Second) / float64(l.interval))
-			fl = newFallback(share, int(math.Ceil(l.o.share*float64(l.burst))))
-			l.fallback[lk] = fl
-		}
-		return fl.reserve(now), nil
-	}
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		err = errSlow(l.o.deadline)
-	}
-	return time.Time{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return ls
 }
 
 // maxHosts is how many hosts' leases a Limiter keeps before it forgets those idle.
@@ -273,7 +258,7 @@ const maxHosts = 1024
 // now, and the backpressure that has lapsed. It requires l.mu held.
 func (l *Limiter) sweepLocked(now time.Time) {
 	for lk, ls := range l.leases {
-		if ls.unused() == 0 && now.Sub(ls.asked) > time.Second {
+		if ls.unused() == 0 && ls.call == nil && now.Sub(ls.asked) > time.Second {
 			delete(l.leases, lk)
 		}
 	}
@@ -310,8 +295,9 @@ func (l *Limiter) Stats() Stats {
 // Close gives the unused tokens of its leases back to Redis, if no one has leased since, and
 // stops the Limiter's goroutines; then Reserve fails with ErrClosed. Close does not close the
 // Redis client. It returns when the goroutines have stopped, with the error of giving back, if
-// any. A call to Redis still running past its deadline is waited for: a client made with
-// ContextTimeoutEnabled ends it at once, others at their ReadTimeout.
+// any. Giving back takes at most the deadline; a call to Redis still running past its deadline
+// is waited for: a client made with ContextTimeoutEnabled ends it at once, others at their
+// ReadTimeout.
 func (l *Limiter) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -319,29 +305,33 @@ func (l *Limiter) Close() error {
 		return nil
 	}
 	l.closed = true
-	var errs []error
-	for lk, ls := range l.leases {
-		k, end := ls.last()
-		if k == 0 || l.down {
-			continue
-		}
-		var ok int
-		var err error
-		if cerr := l.callLocked(context.Background(), func(ctx context.Context) {
-			ok, err = returnScript.Run(ctx, l.rdb, []string{l.keysFor(lk).quota}, end, k, micros(l.interval)).Int()
-		}); cerr != nil {
-			break // Redis is slow: the tokens lapse
-		}
-		switch {
-		case err != nil:
-			l.stats.Failures++
-			errs = append(errs, err)
-		case ok == 1:
-			l.stats.Returned += uint64(k)
+	var backs []giveBack
+	if !l.down && l.overdue == 0 {
+		for lk, ls := range l.leases {
+			if k, end := ls.last(); k > 0 {
+				backs = append(backs, giveBack{key: l.keysFor(lk).quota, n: k, end: end})
+			}
 		}
 	}
-	l.closing = true
-	l.mu.Unlock()
+	var errs []error
+	if len(backs) > 0 {
+		done := make(chan struct{})
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			defer close(done)
+			l.giveBack(backs, &errs)
+		}()
+		t := time.NewTimer(l.o.deadline)
+		l.mu.Unlock()
+		select {
+		case <-done:
+		case <-t.C: // Redis is slow: the tokens lapse
+		}
+		t.Stop()
+	} else {
+		l.mu.Unlock()
+	}
 	l.stop()
 	err := l.ps.Close()
 	l.wg.Wait()
@@ -354,32 +344,35 @@ func (l *Limiter) Close() error {
 	return nil
 }
 
-// probe pings Redis every 100 ms until it answers, then lets leases be taken again, or until
-// Close. It runs while l.down, and holds no lock while it waits.
-func (l *Limiter) probe() {
-	defer l.wg.Done()
-	t := time.NewTimer(retryEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.ctx.Done():
-			return
-		case <-t.C:
-		}
+// giveBack is the unused tokens of a lease, to give back to the quota at key if its TAT is
+// still end.
+type giveBack struct {
+	key, end string
+	n        int
+}
+
+// giveBack gives backs back in turn, each within the deadline, until one fails to answer in
+// time or Close ends them, and appends the errors to errs.
+func (l *Limiter) giveBack(backs []giveBack, errs *[]error) {
+	for _, b := range backs {
 		ctx, cancel := context.WithTimeout(l.ctx, l.o.deadline)
-		err := l.rdb.Ping(ctx).Err()
+		ok, err := returnScript.Run(ctx, l.rdb, []string{b.key}, b.end, b.n, micros(l.interval)).Int()
 		cancel()
 		l.mu.Lock()
 		l.stats.Calls++
-		if err == nil {
-			l.down = false
-			l.mu.Unlock()
+		switch {
+		case err != nil:
+			l.stats.Failures++
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				*errs = append(*errs, err)
+			}
+		case ok == 1:
+			l.stats.Returned += uint64(b.n)
+		}
+		l.mu.Unlock()
+		if err != nil {
 			return
 		}
-		l.stats.Failures++
-		l.lastErr = err
-		l.mu.Unlock()
-		t.Reset(retryEvery)
 	}
 }
 

@@ -77,6 +77,83 @@ func TestUnusedTokensLapse(t *testing.T) {
 	assert.Positive(t, lim.Stats().Lapsed)
 }
 
+// TestLapsedTokensGoBack has one process lease a lease span's worth of tokens and then stall,
+// as a process on a busy machine does, past the time they could be used: they lapse, and go back
+// with its next lease, so that another process sharing the quota has them at once rather than
+// after them.
+func TestLapsedTokensGoBack(t *testing.T) {
+	rdb, addrs := connect(t, false)
+	const quota = 1000 // a token a millisecond
+	key := uniqueKey(t)
+	ctx := context.Background()
+	slow := redislimit.New(rdb, key, quota, 1)
+	t.Cleanup(func() { slow.Close() })
+	now := time.Now()
+	for range 3 { // the first lease is of a token, the next of a span: 50 ms of tokens, all due ahead
+		_, err := slow.Reserve(ctx, "a.test", now)
+		require.NoError(t, err)
+	}
+	st := slow.Stats()
+	held := st.Leased - st.Admitted
+	require.GreaterOrEqual(t, held, uint64(40), "%+v", st)
+	// Asked again 100 ms later by its clock: every token it held has lapsed.
+	_, err := slow.Reserve(ctx, "a.test", now.Add(100*time.Millisecond))
+	require.NoError(t, err)
+	st = slow.Stats()
+	assert.Equal(t, held, st.Lapsed, "%+v", st)
+	assert.Equal(t, held, st.Returned, "%+v", st)
+
+	other := redislimit.New(newClient(t, addrs), key, quota, 1)
+	t.Cleanup(func() { other.Close() })
+	asked := time.Now()
+	due, err := other.Reserve(ctx, "a.test", asked)
+	require.NoError(t, err)
+	wait := due.Sub(asked)
+	assert.Less(t, wait, 10*time.Millisecond, "the other process's first token waits for %d tokens that lapsed", held)
+	t.Logf("%d tokens lapsed and given back; the other process's first token is due %v after it asks", st.Returned, wait)
+}
+
+// TestPassedTokensStillLent leases from a quota whose timeline every process sharing it let pass
+// unleased a little while ago, as a fleet all slowed by a busy machine does: the tokens of the
+// last lapse (half a lease span) are still lent, so the fleet loses none; those of longer ago are
+// not, and the quota starts again from now, with its burst.
+func TestPassedTokensStillLent(t *testing.T) {
+	rdb, _ := connect(t, false)
+	const quota = 100 // a token every 10 ms
+	tests := []struct {
+		name   string
+		passed time.Duration // how long ago the quota's timeline was last leased up to
+		atOnce int           // tokens due at once
+	}{
+		{"within the lapse", 20 * time.Millisecond, 3}, // 20 ms ago, 10 ms ago, now
+		{"longer ago", 100 * time.Millisecond, 1},      // now: the burst of 1
+	}
+	setTAT := redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('SET', KEYS[1], string.format('%.0f', now - tonumber(ARGV[1])), 'PX', 10000)
+return 1`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := uniqueKey(t)
+			require.NoError(t, setTAT.Run(context.Background(), rdb, []string{redislimit.DefaultPrefix + "{" + key + "}"},
+				tt.passed.Microseconds()).Err())
+			lim := redislimit.New(rdb, key, quota, 1)
+			t.Cleanup(func() { lim.Close() })
+			now := time.Now()
+			atOnce := 0
+			for range 5 {
+				due, err := lim.Reserve(context.Background(), "a.test", now)
+				require.NoError(t, err)
+				if due.Before(now.Add(5 * time.Millisecond)) {
+					atOnce++
+				}
+			}
+			assert.Equal(t, tt.atOnce, atOnce, "tokens due at once, the timeline passed %v ago", tt.passed)
+		})
+	}
+}
+
 func later(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
@@ -88,7 +165,9 @@ func TestHostQuota(t *testing.T) {
 	rdb, _ := connect(t, true)
 	key := uniqueKey(t)
 	const quota = 200
-	lim := redislimit.New(rdb, key, quota, 1, redislimit.WithHostQuota(), redislimit.WithPrefix("hf-test:"))
+	// A deadline a busy machine keeps: a call slower than the default's 50 ms would fail requests.
+	lim := redislimit.New(rdb, key, quota, 1, redislimit.WithHostQuota(), redislimit.WithPrefix("hf-test:"),
+		redislimit.WithDeadline(time.Second))
 	srv := newCountingServer(t, nil)
 	tr := httpfutures.NewTransport(nil, httpfutures.WithLimiter(lim))
 	// Two hosts, the same loopback server: by address and by name, each with its own quota.
@@ -133,9 +212,11 @@ func TestPaceIsShared(t *testing.T) {
 		}
 		return false
 	})
-	// Two Limiters on two clients, as two processes would have; only the first hears the pace.
-	limA := redislimit.New(rdb, key, 1000, 1)
-	limB := redislimit.New(newClient(t, addrs), key, 1000, 1)
+	// Two Limiters on two clients, as two processes would have; only the first hears the pace. A
+	// deadline a busy machine keeps: the first, failing closed on a slow answer, would stop
+	// hearing the pace, and the pace lapse.
+	limA := redislimit.New(rdb, key, 1000, 1, redislimit.WithDeadline(time.Second))
+	limB := redislimit.New(newClient(t, addrs), key, 1000, 1, redislimit.WithDeadline(time.Second))
 	trA := httpfutures.NewTransport(nil, httpfutures.WithLimiter(limA))
 	trB := httpfutures.NewTransport(nil, httpfutures.WithLimiter(limB))
 	send := func(tr *httpfutures.AsyncTransport, child int) *httpfutures.Future {

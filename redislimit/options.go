@@ -42,6 +42,10 @@ type options struct {
 	share    float64 // of the quota, for fallBack
 }
 
+// lapse returns how late a leased token may still be used: half the lease span, and minLapse at
+// least.
+func (o options) lapse() time.Duration { return max(o.span/2, minLapse) }
+
 func newOptions(opts []Option) options {
 	o := options{prefix: DefaultPrefix, deadline: DefaultDeadline, span: DefaultLeaseSpan}
 	for _, opt := range opts {
@@ -62,9 +66,11 @@ func WithPrefix(prefix string) Option {
 	return optionFunc(func(o *options) { o.prefix = prefix })
 }
 
-// WithDeadline bounds each call to Redis to d instead of DefaultDeadline. A call that takes
-// longer counts as Redis being unavailable, and the failure policy decides. New panics if d is
-// not positive.
+// WithDeadline bounds how long a reservation waits for Redis to d instead of DefaultDeadline:
+// a call that has not answered within d of a reservation needing its tokens counts as Redis
+// being unavailable, and the failure policy decides. A batch leased ahead may take longer
+// unnoticed, as long as it comes before the tokens held are spent. New panics if d is not
+// positive.
 func WithDeadline(d time.Duration) Option {
 	if d <= 0 {
 		panic(fmt.Sprintf("redislimit: WithDeadline(%v): the deadline must be positive", d))

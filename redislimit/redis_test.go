@@ -86,16 +86,29 @@ func uniqueKey(t testing.TB) string {
 	return name + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 }
 
-// redisProcess is a redis-server of a test's own, on a port of its own, to kill and restart.
+// redisProcess is a redis-server of a test's own, on a port of its own, to kill and restart: a
+// standalone server, a node of a cluster, a replica or a sentinel, as its arguments make it.
 type redisProcess struct {
 	t    testing.TB
 	addr string
 	dir  string
+	conf string   // a configuration file to start from (a sentinel's, which it rewrites); "" if none
+	args []string // after the port, the address, the directory and the log
 	cmd  *exec.Cmd
+	rdb  *redis.Client // of this server alone, made by admin
 }
 
-// startRedis starts a redis-server on a free loopback port, stopped when the test ends.
-func startRedis(t testing.TB) *redisProcess {
+// startRedis starts a redis-server with args on a free loopback port, stopped when the test ends.
+func startRedis(t testing.TB, args ...string) *redisProcess {
+	t.Helper()
+	p := newRedisProcess(t, args...)
+	p.start()
+	return p
+}
+
+// newRedisProcess returns a redis-server with args on a free loopback port, not yet started,
+// stopped when the test ends.
+func newRedisProcess(t testing.TB, args ...string) *redisProcess {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		unavailable(t, "no redis-server on PATH: install it with `apt-get install redis-server`")
@@ -104,18 +117,27 @@ func startRedis(t testing.TB) *redisProcess {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
-	p := &redisProcess{t: t, addr: addr, dir: t.TempDir()}
-	p.start()
+	p := &redisProcess{t: t, addr: addr, dir: t.TempDir(), args: args}
 	t.Cleanup(p.kill)
 	return p
+}
+
+// port returns the port the server listens on.
+func (p *redisProcess) port() string {
+	_, port, _ := net.SplitHostPort(p.addr)
+	return port
 }
 
 // start runs the server and waits until it answers.
 func (p *redisProcess) start() {
 	p.t.Helper()
-	_, port, _ := net.SplitHostPort(p.addr)
-	p.cmd = exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--dir", p.dir, "--logfile", filepath.Join(p.dir, "redis.log"))
+	var argv []string
+	if p.conf != "" {
+		argv = append(argv, p.conf)
+	}
+	argv = append(argv, "--port", p.port(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", p.dir, "--logfile", filepath.Join(p.dir, "redis.log"))
+	p.cmd = exec.Command("redis-server", append(argv, p.args...)...)
 	require.NoError(p.t, p.cmd.Start())
 	rdb := redis.NewClient(&redis.Options{Addr: p.addr, MaxRetries: -1})
 	defer rdb.Close()
@@ -136,6 +158,24 @@ func (p *redisProcess) start() {
 func (p *redisProcess) signal(sig os.Signal) {
 	p.t.Helper()
 	require.NoError(p.t, p.cmd.Process.Signal(sig))
+}
+
+// admin returns a client of this server alone, closed when the test ends.
+func (p *redisProcess) admin() *redis.Client {
+	if p.rdb == nil {
+		p.rdb = redis.NewClient(&redis.Options{Addr: p.addr, MaxRetries: -1})
+		p.t.Cleanup(func() { p.rdb.Close() })
+	}
+	return p.rdb
+}
+
+// log returns the end of the server's log, for a failure's message.
+func (p *redisProcess) log() string {
+	b, _ := os.ReadFile(filepath.Join(p.dir, "redis.log"))
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
 }
 
 // kill stops the server at once, as a crash would.

@@ -22,7 +22,14 @@ import (
 // the quota's state may have been lost), "1" if the quota is the host's own, so that a pause
 // moves the quota's timeline to its end rather than delay the tokens of other hosts, the
 // Limiter's id, the lease span and the window (µs) within which a Limiter that leased counts as
-// active.
+// active, the tokens the Limiter gives back first (leased before, they lapsed unused), and the
+// lapse (µs), how late a token may be used.
+//
+// A token's time on the quota's timeline may pass before it is leased: every process sharing the
+// quota was slow to ask, on a busy machine, or Redis slow to answer. It is still lent as long as
+// a leased token could still be used, for the lapse after its time; past that, the quota was idle,
+// and the timeline starts again from now. Tokens given back move the quota's TAT back by their
+// intervals, as far as the tokens that may still be lent.
 //
 // The lease is cut to a fair share, the span's tokens divided among the active Limiters kept in
 // the sorted set KEYS[3]: every Limiter asks for its next lease as soon as its last is spent,
@@ -32,11 +39,11 @@ import (
 // since the lease is taken whatever its wait. Under a pace the host's own timeline, from pfirst
 // by pinterval, applies too, and a pause delays every token to its end.
 //
-// It returns {now, first, pfirst, pinterval, pause, end, n, entries...}, n being the tokens
-// granted, instants as offsets from
-// now (µs), end being the quota's TAT after the lease as stored, for giving tokens back, and
-// entries the hash's live fields as flat host, pause, pace interval, pace end quadruples (the
-// host's own pause among them).
+// It returns {now, first, pfirst, pinterval, pause, end, n, back, entries...}, n being the
+// tokens granted, back those given back that the timeline held, instants as offsets from now
+// (µs), end being the quota's TAT after the lease as stored, for giving tokens back, and entries
+// the hash's live fields as flat host, pause, pace interval, pace end quadruples (the host's own
+// pause among them).
 var leaseScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -65,19 +72,26 @@ redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
 redis.call('PEXPIRE', KEYS[3], math.ceil(window / 1000))
 n = math.max(1, math.min(n, math.ceil(span / iv / redis.call('ZCARD', KEYS[3]))))
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-local base = math.max(tat, now)
+local since = now - tonumber(ARGV[11])
+local back = 0
+if tat > since then
+	back = math.min(tonumber(ARGV[10]), math.floor((tat - since) / iv))
+	tat = tat - back * iv
+end
+local base = tat
+if base < since then base = now end
 if ARGV[5] == '1' then base = math.max(base, now + (burst - 1) * iv) end
 if ARGV[6] == '1' and pe > now then base = math.max(base, pe + (burst - 1) * iv) end
 local newtat = base + n * iv
 local stored = string.format('%.0f', newtat)
-redis.call('SET', KEYS[1], stored, 'PX', math.ceil((newtat - now) / 1000) + 1000)
+redis.call('SET', KEYS[1], stored, 'PX', math.max(math.ceil((newtat - now) / 1000), 0) + 1000)
 local pfirst, piv = 0, 0
 if pt > now and pi > 0 then
 	local pb = math.max(ptat, now, pe)
 	pfirst, piv = pb - now, pi
 	redis.call('HSET', KEYS[2], host, string.format('%.0f %.0f %.0f %.0f', pe, pi, pt, pb + n * pi))
 end
-local res = {now, base - (burst - 1) * iv - now, pfirst, piv, math.max(pe - now, 0), stored, n}
+local res = {now, base - (burst - 1) * iv - now, pfirst, piv, math.max(pe - now, 0), stored, n, back}
 for i = 1, #out do res[#res + 1] = out[i] end
 return res
 `)
@@ -105,6 +119,10 @@ redis.call('PUBLISH', ARGV[5], msg)
 return 1
 `)
 
+// probeScript answers from the node that holds the quota in KEYS[1]: a script, so that a cluster
+// client sends it to the slot's master, never to a replica.
+var probeScript = redis.NewScript(`return redis.call('EXISTS', KEYS[1])`)
+
 // returnScript gives ARGV[2] unused tokens of interval ARGV[3] back to the quota in KEYS[1],
 // if no one has taken tokens since the lease that ended at ARGV[1].
 var returnScript = redis.NewScript(`
@@ -124,6 +142,7 @@ type grant struct {
 	pinterval time.Duration // the pace's interval; zero if none
 	end       string        // the quota's TAT after the lease, as stored
 	n         int           // the tokens granted
+	back      int           // the tokens given back that the quota's timeline held
 	hosts     []hostNotice  // the backpressure live on the key's hosts
 }
 
@@ -138,23 +157,25 @@ type hostNotice struct {
 // ask is what a Limiter asks of leaseScript besides the quota.
 type ask struct {
 	n       int           // tokens wanted
+	back    int           // tokens given back first
 	noBurst bool          // start without a burst
 	perHost bool          // the quota is the host's own
 	id      string        // the Limiter's
 	span    time.Duration // its lease span
 	window  time.Duration // how long a Limiter counts as active after a lease
+	lapse   time.Duration // how late a token may be used
 }
 
 // callLease runs leaseScript and converts its answer to local time, taking the server's now as
 // the moment the answer arrived: the tokens are due no earlier than Redis says.
 func callLease(ctx context.Context, rdb redis.Scripter, k keys, host string, interval time.Duration, burst int, a ask) (grant, error) {
 	res, err := leaseScript.Run(ctx, rdb, []string{k.quota, k.bp, k.active}, micros(interval), burst, a.n, host,
-		flag(a.noBurst), flag(a.perHost), a.id, micros(a.span), micros(a.window)).Slice()
+		flag(a.noBurst), flag(a.perHost), a.id, micros(a.span), micros(a.window), a.back, micros(a.lapse)).Slice()
 	if err != nil {
 		return grant{}, err
 	}
 	at := time.Now()
-	if len(res) < 7 || (len(res)-7)%4 != 0 {
+	if len(res) < 8 || (len(res)-8)%4 != 0 {
 		return grant{}, fmt.Errorf("unexpected answer of %d values from the lease script", len(res))
 	}
 	num := func(i int) time.Duration { v, _ := res[i].(int64); return time.Duration(v) * time.Microsecond }
@@ -164,8 +185,9 @@ func callLease(ctx context.Context, rdb redis.Scripter, k keys, host string, int
 	}
 	g.end, _ = res[5].(string)
 	n, _ := res[6].(int64)
-	g.n = int(n)
-	for i := 7; i+3 < len(res); i += 4 {
+	back, _ := res[7].(int64)
+	g.n, g.back = int(n), int(back)
+	for i := 8; i+3 < len(res); i += 4 {
 		h, _ := res[i].(string)
 		g.hosts = append(g.hosts, hostNotice{host: h, pause: num(i + 1), interval: num(i + 2), pace: num(i + 3)})
 	}
