@@ -261,3 +261,49 @@ func TestObserverContextReachesTheRoundTripper(t *testing.T) {
 	assert.Equal(t, "span of /a", <-seen)
 	assert.Nil(t, f.Request().Context().Value(spanKey{}), "the caller's request is left as it was")
 }
+
+// An Observer is told once of each Scheduler it observes, before any request, and may read the
+// Scheduler's Stats from then on: a Scheduler of its own, a transport's, and one shared.
+func TestObserverAttached(t *testing.T) {
+	ts, g := newGateServer(t)
+	var mu sync.Mutex
+	var scheds []*httpfutures.Scheduler
+	var queuedAt []httpfutures.Stats
+	o := httpfutures.Observer{
+		Attached: func(s *httpfutures.Scheduler) {
+			st := s.Stats() // the Scheduler is set up: its methods may be called
+			mu.Lock()
+			defer mu.Unlock()
+			scheds = append(scheds, s)
+			queuedAt = append(queuedAt, st)
+		},
+	}
+	attached := func() []*httpfutures.Scheduler {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]*httpfutures.Scheduler(nil), scheds...)
+	}
+
+	shared := httpfutures.NewScheduler(httpfutures.WithObserver(o), httpfutures.WithObserver(httpfutures.Observer{}))
+	defer shared.Close()
+	require.Equal(t, []*httpfutures.Scheduler{shared}, attached(), "told by NewScheduler, once")
+	on := newTransport(t, nil, httpfutures.WithScheduler(shared))
+	require.Len(t, attached(), 1, "a transport on a shared Scheduler attaches nothing more")
+
+	own := newTransport(t, nil, httpfutures.WithObserver(o))
+	got := attached()
+	require.Len(t, got, 2, "a transport of its own Scheduler attaches it")
+	f := own.StartRoundTrip(get(t, ts.URL+"/own"))
+	require.Equal(t, "/own", <-g.arrived)
+	assert.Equal(t, 1, got[1].Stats().InFlight, "the transport's own Scheduler runs its requests")
+	for _, st := range queuedAt {
+		assert.Zero(t, st.Queued+st.InFlight, "told before any request")
+	}
+	g.open()
+	_, err := f.Result()
+	require.NoError(t, err)
+	_, err = on.StartRoundTrip(get(t, ts.URL+"/shared")).Result()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), got[0].Stats().Completed)
+	assert.Len(t, attached(), 2, "once per Scheduler")
+}
