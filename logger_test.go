@@ -65,8 +65,20 @@ func (r *logRecords) with(t *testing.T, msg string) []map[string]any {
 	return out
 }
 
+// at returns the records whose message is msg, at level.
+func (r *logRecords) at(t *testing.T, level slog.Level, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, m := range r.with(t, msg) {
+		if m["level"] == level.String() {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // A host paused by its server is logged at Info when the pause begins and when it ends, once
-// however many responses extend it; a pace once while it holds, whatever the requests told it.
+// however many responses extend it; a pace once however many responses tell it.
 func TestLoggerPausedResumedPaced(t *testing.T) {
 	ts := eventServer(t)
 	host := strings.TrimPrefix(ts.URL, "http://")
@@ -83,6 +95,7 @@ func TestLoggerPausedResumedPaced(t *testing.T) {
 	assert.Equal(t, "INFO", paced[0]["level"])
 	assert.Equal(t, host, paced[0]["host"])
 	assert.Equal(t, 5.0, paced[0]["per_second"])
+	assert.Equal(t, 0.0, paced[0]["folded"])
 	assert.Contains(t, paced[0], "until")
 
 	resp, err := tr.StartRoundTrip(get(t, ts.URL+"/pause")).Result()
@@ -126,9 +139,35 @@ func TestLoggerPauseExtended(t *testing.T) {
 		require.NoError(t, httpfutures.WaitAll(t.Context(), fs...))
 		time.Sleep(4 * time.Second)
 		synctest.Wait()
-		assert.Len(t, records.with(t, "httpfutures: host paused"), 1, "%v", records.all(t))
-		assert.Len(t, records.with(t, "httpfutures: host pause extended"), 2, "%v", records.all(t))
-		assert.Len(t, records.with(t, "httpfutures: host resumed"), 1)
+		assert.Len(t, records.at(t, slog.LevelInfo, "httpfutures: host paused"), 1, "%v", records.all(t))
+		assert.Len(t, records.at(t, slog.LevelDebug, "httpfutures: host pause extended"), 2, "%v", records.all(t))
+		assert.Len(t, records.at(t, slog.LevelInfo, "httpfutures: host resumed"), 1)
+		assert.Len(t, records.all(t), 4)
+	})
+}
+
+// A host paused again and again is logged at Info once every 10 seconds, with the pauses folded
+// since; its resumptions only where its pause was.
+func TestLoggerFoldsPauses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &sendRecorder{respond: func(*http.Request, int) *http.Response {
+			return memResponse(http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}})
+		}}
+		log, records := newLogRecords(slog.LevelInfo)
+		tr := newTransport(t, rec, httpfutures.WithLogger(log))
+		for range 25 { // a pause a second, each request after the one before has ended
+			_, err := tr.StartRoundTrip(get(t, "http://a.test/")).Result()
+			require.NoError(t, err)
+			time.Sleep(time.Second)
+			synctest.Wait()
+		}
+		paused := records.with(t, "httpfutures: host paused")
+		require.Len(t, paused, 3, "at 0, 10 and 20 seconds: %v", records.all(t))
+		for i, folded := range []float64{0, 9, 9} {
+			assert.Equal(t, folded, paused[i]["folded"], "line %d", i)
+		}
+		assert.Len(t, records.with(t, "httpfutures: host resumed"), 3)
+		assert.Len(t, records.all(t), 6)
 	})
 }
 
@@ -143,12 +182,14 @@ func TestLoggerLimitChanged(t *testing.T) {
 			require.NoError(t, err)
 			resp.Body.Close()
 		}
+		require.NoError(t, tr.Close()) // its workers have told all
 		fell := rec.with(t, "httpfutures: host limit fell")
-		require.NotEmpty(t, fell, "the 503s lowered the limit: %v", rec.all(t))
+		require.Len(t, fell, 1, "the 503s lowered the limit, again and again, in a line: %v", rec.all(t))
 		assert.Equal(t, "INFO", fell[0]["level"])
 		assert.Equal(t, "overloaded", fell[0]["reason"])
+		assert.Equal(t, 0.0, fell[0]["folded"])
 		assert.Less(t, fell[0]["to"], fell[0]["from"])
-		assert.Equal(t, len(fell), len(rec.all(t)), "nothing else is logged")
+		assert.Len(t, rec.all(t), 1, "nothing else is logged")
 	})
 	t.Run("grew", func(t *testing.T) {
 		for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
@@ -165,6 +206,7 @@ func TestLoggerLimitChanged(t *testing.T) {
 					fs = append(fs, tr.StartRoundTrip(get(t, "http://a.test/")))
 				}
 				require.NoError(t, httpfutures.WaitAll(t.Context(), fs...))
+				require.NoError(t, tr.Close()) // its workers have told all
 				grew := records.with(t, "httpfutures: host limit grew")
 				if level == slog.LevelInfo {
 					assert.Empty(t, records.all(t), "growth is not logged at Info")
@@ -180,7 +222,7 @@ func TestLoggerLimitChanged(t *testing.T) {
 }
 
 // A failing Limiter is logged at Warn at most once per host every 10 seconds: the line after
-// says how many failures were folded since.
+// says how many failures were folded since; each is logged at Debug.
 func TestLoggerFoldsLimiterFailures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		log, records := newLogRecords(slog.LevelDebug)
@@ -191,16 +233,18 @@ func TestLoggerFoldsLimiterFailures(t *testing.T) {
 				_, err := tr.StartRoundTrip(get(t, "http://"+host+"/")).Result()
 				require.ErrorIs(t, err, refused)
 			}
+			synctest.Wait() // the failure is told after the request has failed
 		}
 		fail("a.test", 50)
 		fail("b.test", 3)
 		time.Sleep(9 * time.Second)
 		fail("a.test", 10)
-		lines := records.with(t, "httpfutures: limiter failed")
+		lines := records.at(t, slog.LevelWarn, "httpfutures: limiter failed")
 		require.Len(t, lines, 2, "a line per host: %v", records.all(t))
+		assert.Len(t, records.at(t, slog.LevelDebug, "httpfutures: limiter failed"), 49+2+10, "the others at Debug")
 		time.Sleep(time.Second)
 		fail("a.test", 1)
-		lines = records.with(t, "httpfutures: limiter failed")
+		lines = records.at(t, slog.LevelWarn, "httpfutures: limiter failed")
 		require.Len(t, lines, 3, "the next line after 10 seconds")
 		for i, want := range []struct {
 			host   string

@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -240,4 +242,15 @@ func TestMetricsLetSchedulersGo(t *testing.T) {
 		runtime.GC()
 		return otelfutures.Schedulers(tel) == 1
 	}, 5*time.Second, 10*time.Millisecond, "the dropped ones are collected")
+}
+
+// The package httpfutures imports no OpenTelemetry: only programs that import otelfutures build it.
+func TestRootImportsNoOpenTelemetry(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/httpfutures/httpfutures").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	deps := strings.Fields(string(out))
+	require.Contains(t, deps, "golang.org/x/time/rate", "the list is the package's dependencies")
+	for _, d := range deps {
+		assert.NotContains(t, d, "opentelemetry", "the package httpfutures imports %s", d)
+	}
 }
