@@ -74,23 +74,23 @@ func (s *hostSet) all() []*hostSeries {
 }
 
 func newHostSeries(key string, u *url.URL) *hostSeries {
-	h := &hostSeries{key: key, kv: serverAttrs(u)}
+	h := &hostSeries{key: key, kv: appendServerAttrs(nil, u)}
 	h.set = attribute.NewSet(h.kv...)
 	return h
 }
 
-// serverAttrs returns server.address and server.port of u, the port its scheme's default if it
-// names none.
-func serverAttrs(u *url.URL) []attribute.KeyValue {
-	kv := []attribute.KeyValue{semconv.ServerAddress(strings.ToLower(u.Hostname()))}
-	port, err := strconv.Atoi(u.Port())
-	if err != nil {
-		switch u.Scheme {
-		case "https":
-			port = 443
-		case "http":
-			port = 80
-		}
+// appendServerAttrs appends server.address and server.port of u to kv, the port its scheme's
+// default if it names none.
+func appendServerAttrs(kv []attribute.KeyValue, u *url.URL) []attribute.KeyValue {
+	kv = append(kv, semconv.ServerAddress(strings.ToLower(u.Hostname())))
+	port := 0
+	switch p := u.Port(); {
+	case p != "":
+		port, _ = strconv.Atoi(p)
+	case u.Scheme == "https":
+		port = 443
+	case u.Scheme == "http":
+		port = 80
 	}
 	if port > 0 {
 		kv = append(kv, semconv.ServerPort(port))

@@ -62,7 +62,7 @@ func (t *traces) start(f *httpfutures.Future) trace.Span {
 	}
 	if req.URL != nil {
 		attrs = append(attrs, semconv.URLFull(req.URL.Redacted()))
-		attrs = append(attrs, serverAttrs(req.URL)...)
+		attrs = appendServerAttrs(attrs, req.URL)
 	}
 	_, span := t.tracer.Start(ctx, "httpfutures "+m, trace.WithTimestamp(f.Timing().Queued),
 		trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
