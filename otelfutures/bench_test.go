@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"testing"
-	"time"
 
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -25,7 +24,8 @@ import (
 //	go test -run '^$' -bench Telemetry -count 10 ./otelfutures
 
 // telemetryCases are what is measured: no Observer, the metrics, the metrics with a series per
-// host, and the metrics and the spans (every one sampled, none exported).
+// host, the spans (every one sampled, none exported; or every one dropped by the sampler), and
+// the metrics and the spans.
 func telemetryCases(b *testing.B) []struct {
 	name string
 	opts func() []httpfutures.Option
@@ -42,9 +42,11 @@ func telemetryCases(b *testing.B) []struct {
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	dropped := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
 	b.Cleanup(func() {
 		mp.Shutdown(context.Background())
 		tp.Shutdown(context.Background())
+		dropped.Shutdown(context.Background())
 	})
 	return []struct {
 		name string
@@ -55,6 +57,7 @@ func telemetryCases(b *testing.B) []struct {
 		{"metrics+hosts", tel(otelfutures.WithMeterProvider(mp), otelfutures.WithTracerProvider(tracenoop.NewTracerProvider()),
 			otelfutures.WithHosts(10))},
 		{"traces", tel(otelfutures.WithMeterProvider(metricnoop.NewMeterProvider()), otelfutures.WithTracerProvider(tp))},
+		{"traces-dropped", tel(otelfutures.WithMeterProvider(metricnoop.NewMeterProvider()), otelfutures.WithTracerProvider(dropped))},
 		{"metrics+traces", tel(otelfutures.WithMeterProvider(mp), otelfutures.WithTracerProvider(tp))},
 	}
 }
@@ -132,5 +135,3 @@ type answerNothing struct{}
 func (answerNothing) RoundTrip(req *http.Request) (*http.Response, error) {
 	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: req}, nil
 }
-
-var _ = time.Second

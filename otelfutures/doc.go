@@ -78,9 +78,13 @@
 //
 // # Cost
 //
-// With no Observer, a Scheduler pays nothing: see BenchmarkObserver in the package httpfutures.
-// Telemetry costs a few map lookups and the OpenTelemetry SDK's own work per request; see
-// BenchmarkTelemetry.
+// A Scheduler with no Observer pays nothing for them. With Telemetry's metrics, a request costs
+// about 1.2 µs more on a RoundTripper that does nothing (BenchmarkTelemetryOverhead), and a
+// Session streaming GETs to a loopback server spends 1.02 times the CPU per request it spends
+// without them (BenchmarkTelemetry; medians of alternating rounds on 2 cores). A span per Future
+// costs what the OpenTelemetry SDK makes of it: about 8 µs and 23 allocations more a request with
+// every span sampled (none exported), 3.3 µs and 17 allocations with every span dropped by the
+// sampler, which still starts it, for the round trips' spans to know.
 //
 // # One module
 //
