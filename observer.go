@@ -21,7 +21,9 @@ import (
 // dropped: an Observer cannot crash the process nor fail a request. The zero Observer observes
 // nothing.
 type Observer struct {
-	// Queued: f was submitted and waits in its host's queue.
+	// Queued: f was submitted and waits in its host's queue. The submitter tells it once f is
+	// queued, where a worker may already have taken f: it may come after Started, even after
+	// Resolved.
 	Queued func(f *Future)
 	// Started: a worker took f and starts its attempt-th attempt (1 for the first).
 	Started func(f *Future, attempt int)

@@ -127,6 +127,7 @@ func TestObserverIsToldEachEvent(t *testing.T) {
 	f := s.Get("http://127.0.0.1:1/refused")
 	_, err = f.Result()
 	require.Error(t, err)
+	require.NoError(t, s.Close()) // a worker tells a Future's end after it resolved: Close waits for it
 
 	lines := e.all()
 	t.Logf("%q", lines)
@@ -139,7 +140,10 @@ func TestObserverIsToldEachEvent(t *testing.T) {
 	} {
 		assert.Contains(t, lines, want)
 	}
-	assert.Less(t, indexOf(lines, "queued /flaky"), indexOf(lines, "started /flaky 1"))
+	// Queued is told by the submitter once the request is queued, where a worker may have taken it
+	// already: it may come after Started. A Future's events from its workers come in order.
+	assert.Less(t, indexOf(lines, "started /flaky 1"), indexOf(lines, "retried /flaky attempt=1 status=503"))
+	assert.Less(t, indexOf(lines, "retried /flaky attempt=1 status=503"), indexOf(lines, "started /flaky 2"))
 	assert.Less(t, indexOf(lines, "started /flaky 2"), indexOf(lines, "resolved /flaky completed false"))
 }
 
@@ -173,6 +177,7 @@ func TestObserverOutcomes(t *testing.T) {
 	assert.Equal(t, uint64(1), st.Canceled)
 	assert.Equal(t, uint64(1), st.Shed)
 	assert.Zero(t, st.Failed)
+	require.NoError(t, tr.Close()) // a worker tells a Future's end after it resolved: Close waits for it
 	assert.Equal(t, 1, e.count("resolved /shed shed true"))
 	assert.Equal(t, 1, e.count("resolved /queued canceled true"))
 	assert.Equal(t, 1, e.count("resolved /running completed false"))
@@ -195,6 +200,7 @@ func TestObserverHedgesLimitsAndLimiters(t *testing.T) {
 		for range 30 {
 			tr.StartRoundTrip(get(t, ts.URL+"/shed")).Result()
 		}
+		require.NoError(t, tr.Close()) // a change may be told after its request resolved
 		assert.Positive(t, e.count("limit "), "the 503s lowered the limit: %q", e.all())
 	})
 	t.Run("limiter failed", func(t *testing.T) {
@@ -203,6 +209,7 @@ func TestObserverHedgesLimitsAndLimiters(t *testing.T) {
 		tr := newTransport(t, nil, httpfutures.WithObserver(e.observer()), httpfutures.WithLimiter(failingLimiter{refused}))
 		_, err := tr.StartRoundTrip(get(t, ts.URL+"/ok")).Result()
 		require.ErrorIs(t, err, refused)
+		require.NoError(t, tr.Close()) // the failure is told after the request has failed: Close waits for it
 		assert.Equal(t, 1, e.count("limiter failed no quota"))
 	})
 }
@@ -237,6 +244,7 @@ func TestObserversComposeAndCannotCrash(t *testing.T) {
 	resp, err := tr.StartRoundTrip(get(t, ts.URL+"/ok")).Result()
 	require.NoError(t, err)
 	assert.Equal(t, "ok", body(t, resp))
+	require.NoError(t, tr.Close()) // a worker tells a Future's end after it resolved: Close waits for it
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, []string{"first", "second"}, order, "a panic stops the Observers after it, for that event only")
