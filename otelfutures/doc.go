@@ -89,8 +89,7 @@
 // # One module
 //
 // otelfutures is a package of the module github.com/httpfutures/httpfutures, not a module of its
-// own: Go's pruned module graphs build and download OpenTelemetry only for programs that import
-// otelfutures (a program that does not finds only their go.mod lines in its go.sum, as it does
-// for redislimit's Redis client), and one module keeps one go test ./... and one version to
-// release.
+// own: Go's pruned module graphs leave OpenTelemetry out of programs that do not import
+// otelfutures, which find none of its modules in their builds nor in their go.sum (as for
+// redislimit's Redis client), and one module keeps one go test ./... and one version to release.
 package otelfutures
