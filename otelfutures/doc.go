@@ -16,17 +16,20 @@
 // counter adds _total; each series also has the labels otel_scope_name (ScopeName),
 // otel_scope_version and otel_scope_schema_url.
 //
-//	OpenTelemetry                 Prometheus                            kind            attributes
-//	http.client.request.duration  http_client_request_duration_seconds  histogram       http.request.method, http.response.status_code, error.type
+//	OpenTelemetry                 Prometheus                            instrument            attributes
+//	http.client.request.duration  http_client_request_duration_seconds  histogram             http.request.method, http.response.status_code, error.type
 //	httpfutures.queue.duration    httpfutures_queue_duration_seconds    histogram
-//	httpfutures.queue.size        httpfutures_queue_size                gauge (sum)
-//	http.client.active_requests   http_client_active_requests           gauge (sum)
-//	httpfutures.requests          httpfutures_requests_total            counter         httpfutures.outcome
-//	httpfutures.retries           httpfutures_retries_total             counter         http.response.status_code or error.type
+//	httpfutures.queue.size        httpfutures_queue_size                async up-down counter
+//	http.client.active_requests   http_client_active_requests           async up-down counter
+//	httpfutures.requests          httpfutures_requests_total            counter               httpfutures.outcome
+//	httpfutures.retries           httpfutures_retries_total             counter               http.response.status_code or error.type
 //	httpfutures.hedges            httpfutures_hedges_total              counter
 //	httpfutures.redirects         httpfutures_redirects_total           counter
-//	httpfutures.host.limit        httpfutures_host_limit                gauge           server.address, server.port (WithHosts only)
-//	httpfutures.host.paused       httpfutures_host_paused               gauge           server.address, server.port (WithHosts)
+//	httpfutures.host.limit        httpfutures_host_limit                async gauge           server.address, server.port; only with WithHosts
+//	httpfutures.host.paused       httpfutures_host_paused               async gauge           server.address, server.port
+//
+// The up-down counters and gauges are gauges in Prometheus. With WithHosts, the histograms and
+// counters carry server.address and server.port too.
 //
 // http.client.request.duration follows the semantic convention of that name, for a Future: the
 // time from its first attempt's start to its resolution (Timing.RoundTrip), retries included, as

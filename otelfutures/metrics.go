@@ -27,7 +27,9 @@ const (
 var queueBuckets = []float64{0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
 // metrics holds the instruments. The synchronous ones are told of each request by the Observer;
-// the gauges are read from the Schedulers attached, when the MeterProvider collects them.
+// the gauges are read from the Schedulers attached, when the MeterProvider collects them. An
+// instrument more is a field here, made in newMetrics, and either a method for the event that
+// counts it (wired in Telemetry.Observer) or a line in observe.
 type metrics struct {
 	// Set by newMetrics, read-only after.
 	duration  httpconv.ClientRequestDuration // http.client.request.duration: a request's round trip

@@ -22,8 +22,9 @@ const ScopeName = "github.com/httpfutures/httpfutures/otelfutures"
 //	defer tel.Close()
 //	s := httpfutures.NewSession(tel.Option())
 //
-// One Telemetry may observe any number of Schedulers: its gauges add theirs up. The zero
-// Telemetry reports nothing. A Telemetry is safe for concurrent use.
+// One Telemetry may observe any number of Schedulers: its gauges add theirs up. Give it once to
+// each: given twice, it counts each request twice. The zero Telemetry reports nothing. A
+// Telemetry is safe for concurrent use.
 type Telemetry struct {
 	metrics *metrics // nil if metrics are off
 	traces  *traces  // nil if traces are off
