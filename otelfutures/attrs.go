@@ -45,9 +45,36 @@ func (c *attrCache) get(k attrKey) *attrOpts {
 	if v, ok := c.m.Load(k); ok {
 		return v.(*attrOpts)
 	}
-	opt := metric.WithAttributeSet(k.set())
-	v, _ := c.m.LoadOrStore(k, &attrOpts{add: []metric.AddOption{opt}, record: []metric.RecordOption{opt}})
+	v, _ := c.m.LoadOrStore(k, newAttrOpts(k))
 	return v.(*attrOpts)
+}
+
+// seriesOpts are the options of the measurements that name a host (or none) and at most an
+// outcome: made once with the host, they cost no lookup.
+type seriesOpts struct {
+	plain    *attrOpts
+	outcomes [4]*attrOpts // by Outcome
+}
+
+func newSeriesOpts(h *hostSeries) seriesOpts {
+	s := seriesOpts{plain: newAttrOpts(attrKey{host: h})}
+	for o := range s.outcomes {
+		s.outcomes[o] = newAttrOpts(attrKey{host: h, outcome: httpfutures.Outcome(o) + 1})
+	}
+	return s
+}
+
+// outcome returns the options of a measurement of outcome o, made once for the outcomes known.
+func (s *seriesOpts) outcome(c *attrCache, h *hostSeries, o httpfutures.Outcome) *attrOpts {
+	if int(o) < len(s.outcomes) {
+		return s.outcomes[o]
+	}
+	return c.get(attrKey{host: h, outcome: o + 1})
+}
+
+func newAttrOpts(k attrKey) *attrOpts {
+	opt := metric.WithAttributeSet(k.set())
+	return &attrOpts{add: []metric.AddOption{opt}, record: []metric.RecordOption{opt}}
 }
 
 // set returns the attributes k names.

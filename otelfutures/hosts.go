@@ -16,9 +16,10 @@ import (
 // A hostSeries is a host with series of its own: its attributes, and the attributes of its
 // measurements.
 type hostSeries struct {
-	key string               // the host as HostStats names it: host and port, the default port left out
-	kv  []attribute.KeyValue // server.address and server.port
-	set attribute.Set        // kv as a set, for its gauges
+	key  string               // the host as HostStats names it: host and port, the default port left out
+	kv   []attribute.KeyValue // server.address and server.port
+	set  attribute.Set        // kv as a set, for its gauges
+	opts seriesOpts           // for its measurements that name no more than an outcome
 }
 
 // A hostSet holds the hosts with series of their own: the first max hosts seen, for good, as
@@ -76,6 +77,7 @@ func (s *hostSet) all() []*hostSeries {
 func newHostSeries(key string, u *url.URL) *hostSeries {
 	h := &hostSeries{key: key, kv: appendServerAttrs(nil, u)}
 	h.set = attribute.NewSet(h.kv...)
+	h.opts = newSeriesOpts(h)
 	return h
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"sync"
 	"weak"
 
@@ -43,8 +44,9 @@ type metrics struct {
 	limit     metric.Int64ObservableGauge // nil without WithHosts
 	paused    metric.Int64ObservableGauge
 	reg       metric.Registration
-	hosts     *hostSet // nil without WithHosts
-	attrs     attrCache
+	hosts     *hostSet   // nil without WithHosts
+	attrs     attrCache  // the options of measurements with attributes besides a host's
+	plain     seriesOpts // those of measurements of no host's
 
 	// mu guards scheds.
 	mu     sync.Mutex
@@ -54,7 +56,7 @@ type metrics struct {
 
 func newMetrics(m metric.Meter, hosts int) (*metrics, error) {
 	var errs [12]error
-	x := &metrics{}
+	x := &metrics{plain: newSeriesOpts(nil)}
 	if hosts > 0 {
 		x.hosts = newHostSet(hosts)
 	}
@@ -165,43 +167,54 @@ func (x *metrics) close() error {
 	return x.reg.Unregister()
 }
 
+// series returns the options of measurements of the host of u: its own if it has series, or
+// those of no host.
+func (x *metrics) series(u *url.URL) (*hostSeries, *seriesOpts) {
+	if h := x.hosts.of(u); h != nil {
+		return h, &h.opts
+	}
+	return nil, &x.plain
+}
+
 // resolved counts f, resolved with outcome o, and records its round trip and its time queued.
 func (x *metrics) resolved(f *httpfutures.Future, o httpfutures.Outcome) {
 	req := f.Request()
 	ctx := req.Context()
-	h := x.hosts.of(req.URL)
-	x.requests.Add(ctx, 1, x.attrs.get(attrKey{host: h, outcome: o + 1}).add...)
+	h, opts := x.series(req.URL)
+	x.requests.Add(ctx, 1, opts.outcome(&x.attrs, h, o).add...)
 	tm := f.Timing()
-	switch {
-	case !tm.Started.IsZero():
-		x.queue.Record(ctx, tm.QueueWait().Seconds(), x.attrs.get(attrKey{host: h}).record...)
-		resp, err := f.Result()
-		k := attrKey{host: h, method: method(req.Method)}
-		if resp != nil {
-			k.status = resp.StatusCode
-		}
-		k.errType = errorType(resp, err)
-		x.duration.Inst().Record(ctx, tm.RoundTrip().Seconds(), x.attrs.get(k).record...)
-	case o != httpfutures.OutcomeShed: // it left the queue unsent
-		x.queue.Record(ctx, tm.Total().Seconds(), x.attrs.get(attrKey{host: h}).record...)
+	if o != httpfutures.OutcomeShed { // a request shed was never queued
+		x.queue.Record(ctx, queueDuration(tm).Seconds(), opts.plain.record...)
 	}
+	if tm.Started.IsZero() {
+		return
+	}
+	resp, err := f.Result()
+	k := attrKey{host: h, method: method(req.Method), errType: errorType(resp, err)}
+	if resp != nil {
+		k.status = resp.StatusCode
+	}
+	x.duration.Inst().Record(ctx, tm.RoundTrip().Seconds(), x.attrs.get(k).record...)
 }
 
 // retried counts an attempt of f tried again.
 func (x *metrics) retried(f *httpfutures.Future, r httpfutures.Retry) {
 	req := f.Request()
-	k := attrKey{host: x.hosts.of(req.URL), status: r.StatusCode, errType: retryErrorType(r)}
+	h, _ := x.series(req.URL)
+	k := attrKey{host: h, status: r.StatusCode, errType: retryErrorType(r)}
 	x.retries.Add(req.Context(), 1, x.attrs.get(k).add...)
 }
 
 // hedged counts a copy of f sent.
 func (x *metrics) hedged(f *httpfutures.Future) {
 	req := f.Request()
-	x.hedges.Add(req.Context(), 1, x.attrs.get(attrKey{host: x.hosts.of(req.URL)}).add...)
+	_, opts := x.series(req.URL)
+	x.hedges.Add(req.Context(), 1, opts.plain.add...)
 }
 
 // redirected counts a redirect that f followed.
 func (x *metrics) redirected(f *httpfutures.Future, _ *http.Request) {
 	req := f.Request()
-	x.redirects.Add(req.Context(), 1, x.attrs.get(attrKey{host: x.hosts.of(req.URL)}).add...)
+	_, opts := x.series(req.URL)
+	x.redirects.Add(req.Context(), 1, opts.plain.add...)
 }
