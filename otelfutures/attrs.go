@@ -98,6 +98,18 @@ func (k attrKey) set() attribute.Set {
 	return attribute.NewSet(kv...)
 }
 
+// noRequest stands for the request of a Future made of none (StartRoundTrip(nil)). It is never
+// modified.
+var noRequest = &http.Request{Method: http.MethodGet, URL: &url.URL{}}
+
+// requestOf returns the request of f, or noRequest.
+func requestOf(f *httpfutures.Future) *http.Request {
+	if req := f.Request(); req != nil {
+		return req
+	}
+	return noRequest
+}
+
 // method returns m as http.request.method has it: one of the standard methods, or "_OTHER".
 func method(m string) string {
 	switch m {

@@ -37,7 +37,7 @@ func newHostSet(max int) *hostSet { return &hostSet{max: max} }
 
 // of returns the series of the host of u, which it adds if there is room; nil if there is none.
 func (s *hostSet) of(u *url.URL) *hostSeries {
-	if s == nil || u == nil {
+	if s == nil || u == nil || u.Host == "" {
 		return nil
 	}
 	key := hostKey(u.Scheme, u.Host)
@@ -82,8 +82,11 @@ func newHostSeries(key string, u *url.URL) *hostSeries {
 }
 
 // appendServerAttrs appends server.address and server.port of u to kv, the port its scheme's
-// default if it names none.
+// default if it names none; nothing if u names no host.
 func appendServerAttrs(kv []attribute.KeyValue, u *url.URL) []attribute.KeyValue {
+	if u == nil || u.Host == "" {
+		return kv
+	}
 	kv = append(kv, semconv.ServerAddress(strings.ToLower(u.Hostname())))
 	port := 0
 	switch p := u.Port(); {

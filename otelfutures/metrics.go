@@ -178,7 +178,7 @@ func (x *metrics) series(u *url.URL) (*hostSeries, *seriesOpts) {
 
 // resolved counts f, resolved with outcome o, and records its round trip and its time queued.
 func (x *metrics) resolved(f *httpfutures.Future, o httpfutures.Outcome) {
-	req := f.Request()
+	req := requestOf(f)
 	ctx := req.Context()
 	h, opts := x.series(req.URL)
 	x.requests.Add(ctx, 1, opts.outcome(&x.attrs, h, o).add...)
@@ -199,7 +199,7 @@ func (x *metrics) resolved(f *httpfutures.Future, o httpfutures.Outcome) {
 
 // retried counts an attempt of f tried again.
 func (x *metrics) retried(f *httpfutures.Future, r httpfutures.Retry) {
-	req := f.Request()
+	req := requestOf(f)
 	h, _ := x.series(req.URL)
 	k := attrKey{host: h, status: r.StatusCode, errType: retryErrorType(r)}
 	x.retries.Add(req.Context(), 1, x.attrs.get(k).add...)
@@ -207,14 +207,14 @@ func (x *metrics) retried(f *httpfutures.Future, r httpfutures.Retry) {
 
 // hedged counts a copy of f sent.
 func (x *metrics) hedged(f *httpfutures.Future) {
-	req := f.Request()
+	req := requestOf(f)
 	_, opts := x.series(req.URL)
 	x.hedges.Add(req.Context(), 1, opts.plain.add...)
 }
 
 // redirected counts a redirect that f followed.
 func (x *metrics) redirected(f *httpfutures.Future, _ *http.Request) {
-	req := f.Request()
+	req := requestOf(f)
 	_, opts := x.series(req.URL)
 	x.redirects.Add(req.Context(), 1, opts.plain.add...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/httpfutures/httpfutures"
@@ -252,5 +254,25 @@ func TestRootImportsNoOpenTelemetry(t *testing.T) {
 	require.Contains(t, deps, "golang.org/x/time/rate", "the list is the package's dependencies")
 	for _, d := range deps {
 		assert.NotContains(t, d, "opentelemetry", "the package httpfutures imports %s", d)
+	}
+}
+
+// Requests that fail before they are queued (no request, no host) are counted and traced like
+// any, and make no host's series.
+func TestInvalidRequests(t *testing.T) {
+	mp, r := meter(t)
+	x := newTraced(t, sdktrace.AlwaysSample())
+	tel := newTelemetry(t, otelfutures.WithMeterProvider(mp), otelfutures.WithTracerProvider(x.tp), otelfutures.WithHosts(10))
+	tr := httpfutures.NewTransport(nil, tel.Option())
+	_, err := tr.StartRoundTrip(nil).Result()
+	require.ErrorIs(t, err, httpfutures.ErrInvalidRequest)
+	_, err = tr.StartRoundTrip(&http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: "http", Path: "/no-host"}}).Result()
+	require.ErrorIs(t, err, httpfutures.ErrInvalidRequest)
+	require.NoError(t, tr.Close())
+	assert.Equal(t, points{"httpfutures.outcome=failed": 2}, collect(t, r)["httpfutures.requests"])
+	spans := x.rec.Ended()
+	require.Len(t, spans, 2)
+	for _, s := range spans {
+		assert.Equal(t, "invalid_request", attr(s, "error.type").AsString())
 	}
 }

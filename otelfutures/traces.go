@@ -3,6 +3,7 @@ package otelfutures
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -52,7 +53,7 @@ func (t *traces) span(f *httpfutures.Future) trace.Span {
 // start starts the span of f, as a child of the span in its request's context, at the time f
 // was queued.
 func (t *traces) start(f *httpfutures.Future) trace.Span {
-	req := f.Request()
+	req := requestOf(f)
 	ctx := req.Context()
 	m := method(req.Method)
 	attrs := make([]attribute.KeyValue, 0, 5)
@@ -60,7 +61,7 @@ func (t *traces) start(f *httpfutures.Future) trace.Span {
 	if m != req.Method && req.Method != "" {
 		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(req.Method))
 	}
-	if req.URL != nil {
+	if req.URL != nil && *req.URL != (url.URL{}) {
 		attrs = append(attrs, semconv.URLFull(req.URL.Redacted()))
 		attrs = appendServerAttrs(attrs, req.URL)
 	}
@@ -77,7 +78,7 @@ func (t *traces) started(f *httpfutures.Future, attempt int) {
 			return // its span is not kept: it does not record
 		}
 		span = t.start(f)
-		if !kept(span, f.Request().Context()) {
+		if !kept(span, requestOf(f).Context()) {
 			return
 		}
 		t.spans.Store(f, span)
