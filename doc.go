@@ -106,6 +106,15 @@
 // Stats.Hedges counts them. Against a server whose p99 is 100 times its p50, hedging after 10 ms
 // brings the caller's p99 from 101 ms to 12.5 ms for 2% more requests.
 //
+// # Observing
+//
+// Stats and HostStats tell where a Scheduler stands; an Observer (WithObserver) is told each
+// event as it happens: requests queued, started, retried, redirected, hedged and resolved with
+// their outcome, hosts paused, resumed and paced, adaptive limits changed, Limiters failing.
+// WithLogger logs the events of hosts to a slog.Logger, nothing per request above Debug. The
+// package otelfutures reports them as OpenTelemetry metrics and traces. With no Observer set,
+// none of this costs anything.
+//
 // # Cost
 //
 // Scheduling a request, on a RoundTripper that does nothing (8 workers, 2 cores, medians of

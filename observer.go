@@ -21,7 +21,9 @@ import (
 // dropped: an Observer cannot crash the process nor fail a request. The zero Observer observes
 // nothing.
 type Observer struct {
-	// Queued: f was submitted and waits in its host's queue.
+	// Queued: f was submitted and waits in its host's queue. The submitter tells it once f is
+	// queued, where a worker may already have taken f: it may come after Started, even after
+	// Resolved.
 	Queued func(f *Future)
 	// Started: a worker took f and starts its attempt-th attempt (1 for the first).
 	Started func(f *Future, attempt int)
@@ -50,6 +52,12 @@ type Observer struct {
 	// Context, if set, returns the context each attempt of f runs under, made from ctx: a tracer
 	// puts the request's span in it, so that the next RoundTripper's spans are its children.
 	Context func(ctx context.Context, f *Future) context.Context
+
+	// Attached: the Observer was given to s, which is now set up (NewScheduler, or the first use
+	// of a transport that makes its own). It is told once per Scheduler, before any request:
+	// an Observer that reports gauges (requests queued and in flight, hosts paused) keeps s, to
+	// read its Stats and HostStats when they are collected.
+	Attached func(s *Scheduler)
 }
 
 // A Retry is an attempt that failed and is to be tried again, as Observer.Retried tells it.
@@ -116,6 +124,7 @@ func (o Observer) and(p Observer) Observer {
 		LimitChanged:  both(o.LimitChanged, p.LimitChanged),
 		LimiterFailed: both2(o.LimiterFailed, p.LimiterFailed),
 		Context:       chain(o.Context, p.Context),
+		Attached:      both(o.Attached, p.Attached),
 	}
 }
 
@@ -158,6 +167,14 @@ func chain(f, g func(context.Context, *Future) context.Context) func(context.Con
 		return f
 	}
 	return func(ctx context.Context, fu *Future) context.Context { return g(f(ctx, fu), fu) }
+}
+
+// attached tells the Observers of s that they observe it. It requires s set up, and its once
+// not running: an Observer may call s's methods.
+func (s *Scheduler) attached() {
+	if fn := s.obs.Attached; fn != nil {
+		tell(fn, s)
+	}
 }
 
 // tell calls fn with a, recovering a panic: an Observer cannot crash the process.

@@ -88,12 +88,17 @@ func NewScheduler(opts ...Option) *Scheduler {
 
 // init sets s up with c, unless it is set up already; a nil c means the defaults.
 func (s *Scheduler) init(c *config) {
+	first := false
 	s.once.Do(func() {
 		if c == nil {
 			c = newConfig(nil)
 		}
 		s.setup(c)
+		first = true
 	})
+	if first {
+		s.attached()
+	}
 }
 
 func (s *Scheduler) setup(c *config) {
