@@ -58,9 +58,10 @@ type config struct {
 	noBackpressure bool
 	hostIdle       time.Duration
 	workerIdle     time.Duration
-	adaptive       *AdaptiveLimit // WithAdaptiveHostLimit; nil if off
-	observer       Observer       // WithObserver, WithLimitChanged: every one given, together
-	schedOpts      []string       // names of scheduler options given, to reject them beside WithScheduler
+	adaptive       *AdaptiveLimit  // WithAdaptiveHostLimit; nil if off
+	observer       Observer        // WithObserver, WithLimitChanged: every one given, together
+	breaker        *CircuitBreaker // WithCircuitBreaker, its defaults filled in; nil if off
+	schedOpts      []string        // names of scheduler options given, to reject them beside WithScheduler
 
 	// Transport.
 	scheduler       *Scheduler
