@@ -73,7 +73,9 @@ func DefaultIsFailure(resp *http.Response, err error) bool {
 
 // WithCircuitBreaker gives each host a circuit breaker configured by c; see CircuitBreaker. It
 // composes: Retry-After pauses, rate limits and adaptive limits still apply to a closed breaker's
-// host, and each attempt of a retried request counts. HostStats shows each host's state.
+// host, and each attempt of a retried request counts. The requests it refuses fail with
+// ErrCircuitOpen and count in Stats.Shed; HostStats shows each host's state, and
+// Observer.CircuitChanged is told each change. It configures a Scheduler.
 func WithCircuitBreaker(c CircuitBreaker) Option {
 	nonNegative("WithCircuitBreaker Cooldown", int64(c.Cooldown))
 	nonNegative("WithCircuitBreaker MinRequests", int64(c.MinRequests))
@@ -82,6 +84,11 @@ func WithCircuitBreaker(c CircuitBreaker) Option {
 	if c.FailureRatio != 0 && !(c.FailureRatio > 0 && c.FailureRatio <= 1) {
 		panic(fmt.Sprintf("httpfutures: WithCircuitBreaker FailureRatio: %v is not in (0, 1]", c.FailureRatio))
 	}
+	return schedOption("WithCircuitBreaker", func(cfg *config) { cfg.breaker = &c })
+}
+
+// withDefaults returns c with its zero fields set to their defaults.
+func (c CircuitBreaker) withDefaults() CircuitBreaker {
 	if c.Cooldown == 0 {
 		c.Cooldown = defaultCooldown
 	}
@@ -100,7 +107,7 @@ func WithCircuitBreaker(c CircuitBreaker) Option {
 	if c.IsFailure == nil {
 		c.IsFailure = DefaultIsFailure
 	}
-	return schedOption("WithCircuitBreaker", func(cfg *config) { cfg.breaker = &c })
+	return c
 }
 
 // A CircuitState is the state of a host's circuit breaker.
@@ -133,25 +140,30 @@ type CircuitChange struct {
 	Failures, Attempts int
 }
 
-// A circuit is a host's circuit breaker. It is made only when the Scheduler breaks circuits, and
-// is guarded by Scheduler.mu.
+// A circuit is a host's circuit breaker, part of its hostGuard. Its zero value is closed, and
+// needs init before it counts. It is guarded by Scheduler.mu.
 type circuit struct {
 	state   CircuitState
 	until   time.Time // when an open breaker lets probes through
-	probing int       // probes sent and not yet judged
+	probing int       // probes queued or sent, and not yet judged
 	passed  int       // probes that succeeded, this half-open spell
+	err     error     // the error of the requests it refuses, made as it opens; see refusal
 	counts  window    // failed (a) and succeeded (b) attempts, while closed
 }
 
-// newCircuit returns the closed breaker of a new host.
-func newCircuit(c *CircuitBreaker) *circuit {
-	b := &circuit{}
-	b.counts.init(c.Window)
-	return b
+// init readies a new host's closed breaker to count over c's window.
+func (b *circuit) init(c *CircuitBreaker) { b.counts.init(c.Window) }
+
+// unprobe gives back the place of a probe that leaves unjudged: canceled while queued or
+// running, or refused before it was sent.
+func (b *circuit) unprobe() {
+	if b.state == CircuitHalfOpen && b.probing > 0 {
+		b.probing--
+	}
 }
 
-// allow reports whether a request to the breaker's host may be sent at now, and whether it goes
-// as a probe; change is set if the breaker went from open to half-open.
+// allow reports whether a request to the breaker's host may be queued at now, to be sent, and
+// whether it goes as a probe; change is set if the breaker went from open to half-open.
 func (b *circuit) allow(c *CircuitBreaker, now time.Time) (ok, probe bool, change *CircuitChange) {
 	switch b.state {
 	case CircuitClosed:
@@ -170,18 +182,6 @@ func (b *circuit) allow(c *CircuitBreaker, now time.Time) (ok, probe bool, chang
 	return false, false, change
 }
 
-// refuses reports whether the breaker refuses requests at now without changing its state: it is
-// open and its cooldown runs, or it is half-open with every probe out.
-func (b *circuit) refuses(c *CircuitBreaker, now time.Time) bool {
-	switch b.state {
-	case CircuitOpen:
-		return now.Before(b.until)
-	case CircuitHalfOpen:
-		return b.probing+b.passed >= c.Probes
-	}
-	return false
-}
-
 // record counts an attempt that failed or not, sent as a probe or not, and returns the change of
 // state it caused, if any.
 func (b *circuit) record(c *CircuitBreaker, now time.Time, failed, probe bool) *CircuitChange {
@@ -189,7 +189,7 @@ func (b *circuit) record(c *CircuitBreaker, now time.Time, failed, probe bool) *
 		if b.state != CircuitHalfOpen {
 			return nil // a probe of an earlier spell
 		}
-		b.probing--
+		b.probing = max(b.probing-1, 0)
 		if failed {
 			return b.open(c, now, 0, 0)
 		}
@@ -234,4 +234,54 @@ func (b *circuit) move(to CircuitState, now time.Time) *CircuitChange {
 // counts.
 func circuitCanceled(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed)
+}
+
+// circuitAllowLocked decides whether h's breaker lets the request f be queued at now, as a probe
+// or not, and returns ErrCircuitOpen if not. It requires s.mu held.
+func (s *Scheduler) circuitAllowLocked(h *host, f *Future, now time.Time) error {
+	b := &h.guard.circuit
+	ok, probe, c := b.allow(s.breaker, now)
+	if c != nil {
+		s.circuitChangedLocked(h, c)
+	}
+	if !ok {
+		return b.err
+	}
+	f.probe = probe
+	return nil
+}
+
+// circuitChangedLocked leaves the change c of h's breaker to be told. A breaker that opens fails
+// the host's queued requests, retries waiting included, with its error. It requires s.mu held.
+func (s *Scheduler) circuitChangedLocked(h *host, c *CircuitChange) {
+	c.Host = h.key
+	if s.obs.CircuitChanged != nil {
+		s.changes = append(s.changes, *c)
+	}
+	if c.To != CircuitOpen {
+		return
+	}
+	b := &h.guard.circuit
+	b.err = fmt.Errorf("%w: %s, for %v", ErrCircuitOpen, h.key, s.breaker.Cooldown)
+	fs := h.queue.appendAll(nil)
+	if h.delayed > 0 {
+		for _, f := range s.delayed.items {
+			if f.host == h {
+				fs = append(fs, f)
+			}
+		}
+	}
+	s.failLocked(fs, b.err)
+}
+
+// circuitStats fills in st what h's breaker shows at now.
+func (s *Scheduler) circuitStats(h *host, st *HostStats) {
+	if s.breaker == nil {
+		return
+	}
+	b := &h.guard.circuit
+	st.Circuit = b.state
+	if b.state == CircuitOpen {
+		st.CircuitUntil = b.until
+	}
 }
