@@ -87,6 +87,9 @@ func (s *Scheduler) hasNewsLocked() bool {
 // takeNewsLocked returns the news to deliver, and leaves none: the requests to fail, and the
 // changes to tell unless another goroutine tells them. It requires s.mu held.
 func (s *Scheduler) takeNewsLocked() news {
+	if s.failing == nil && s.changes == nil {
+		return news{}
+	}
 	n := news{failing: s.failing, tell: s.changes != nil && !s.telling}
 	s.failing = nil
 	s.telling = s.telling || n.tell
@@ -96,6 +99,9 @@ func (s *Scheduler) takeNewsLocked() news {
 // deliver does what n says: it tells the circuit changes, then fails the requests. It requires
 // s.mu not held.
 func (s *Scheduler) deliver(n news) {
+	if n.failing == nil && !n.tell {
+		return
+	}
 	if n.tell {
 		s.tellChanges()
 	}
