@@ -186,3 +186,32 @@ func TestDeadlineFailureIsShed(t *testing.T) {
 	assert.Equal(t, uint64(1), st.Shed)
 	assert.Equal(t, uint64(0), st.Failed)
 }
+
+// A retry that comes due while its host is paused past the request's deadline fails then, not
+// at its deadline.
+func TestRetryDueDuringAPauseFailsAtOnce(t *testing.T) {
+	var hits atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.URL.Path == "/pause" {
+			w.Header().Set("Retry-After", "60")
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(ts.Close)
+	tr := newTransport(t, nil, httpfutures.WithRetry(httpfutures.RetryPolicy{MinWait: 300 * time.Millisecond, MaxWait: 300 * time.Millisecond}))
+	start := time.Now()
+	f := tr.StartRoundTrip(withDeadline(t, get(t, ts.URL+"/retried"), 5*time.Second)) // its retry due in 300 ms
+	require.Eventually(t, func() bool { return hits.Load() == 1 }, 5*time.Second, time.Millisecond)
+	pauser := tr.StartRoundTrip(get(t, ts.URL+"/pause")) // pauses the host for 60 s
+	require.Eventually(t, func() bool { return tr.HostStats(ts.URL).PausedUntil.After(time.Now()) }, 5*time.Second, time.Millisecond)
+	_, err := f.Result()
+	took := time.Since(start)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.ErrorContains(t, err, "paused by its server")
+	assert.Equal(t, 1, f.Attempts())
+	assert.Less(t, took, 2500*time.Millisecond, "at its retry's due time, not its deadline")
+	assert.Equal(t, int64(2), hits.Load())
+	pauser.Cancel()
+	t.Logf("a retry due at 300 ms, the host paused for 60 s, a 5 s deadline: failed after %v", took.Round(time.Millisecond))
+}
