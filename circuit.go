@@ -130,7 +130,8 @@ func (s CircuitState) String() string {
 	return fmt.Sprintf("CircuitState(%d)", uint8(s))
 }
 
-// A CircuitChange is a change of a host's circuit breaker, as an Observer is told of it.
+// A CircuitChange is a change of a host's circuit breaker, as an Observer is told of it. The zero
+// CircuitChange changes nothing: from closed to closed.
 type CircuitChange struct {
 	Host     string       // the host, as HostStats names it
 	From, To CircuitState // the state before and after

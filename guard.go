@@ -16,8 +16,9 @@ import (
 
 // A hostGuard is what refuses a host's requests before they are sent: its circuit breaker
 // (WithCircuitBreaker) and its adaptive throttle (WithAdaptiveThrottle). A host has one only
-// when its Scheduler has either, so that without them a host costs a nil pointer. It is guarded
-// by Scheduler.mu.
+// when its Scheduler has either, so that without them a host costs a nil pointer. Its zero value
+// has a closed breaker that needs init to count, and a throttle that needs its window's init. It
+// is guarded by Scheduler.mu.
 type hostGuard struct {
 	circuit   circuit // its breaker; closed, and never moved, if the Scheduler has none
 	throttle  window  // requests (a) and accepts (b), if the Scheduler throttles
@@ -45,7 +46,7 @@ func (s *Scheduler) newGuard(key string) *hostGuard {
 // for their first attempt, by priority, for a full queue to shed (WithQueueLimit), the requests
 // to fail once its lock is released, and the circuit changes to tell. Whoever makes news
 // delivers it before leaving the lock for good; the changes are told in order, by one goroutine
-// at a time. It is guarded by Scheduler.mu.
+// at a time. Its zero value has nothing queued nor to deliver. It is guarded by Scheduler.mu.
 type failFast struct {
 	shed    shedQueue       // kept only with WithQueueLimit
 	failing []failing       // requests taken out of their queues, to fail
@@ -54,7 +55,7 @@ type failFast struct {
 }
 
 // news is what a goroutine took to do once the Scheduler's lock is released: requests to fail,
-// and whether it tells the circuit changes.
+// and whether it tells the circuit changes. The zero news is nothing to do.
 type news struct {
 	failing []failing
 	tell    bool

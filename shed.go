@@ -23,7 +23,8 @@ type shedQueue struct {
 	levels []shedLevel // by priority, lowest first
 }
 
-// A shedLevel is the requests of one priority in a shedQueue.
+// A shedLevel is the requests of one priority in a shedQueue. The zero shedLevel is empty, of
+// priority 0.
 type shedLevel struct {
 	priority int
 	fs       []*Future // in the order queued; nil where one left; the last is not nil

@@ -238,6 +238,6 @@ func TestAdaptiveThrottleSparesAnOverloadedServer(t *testing.T) {
 		t.Logf("| %s | %.0f/s | %.0f/s | %.0f/s | %.0f/s |", r.name, r.r.offered, r.r.served, r.r.refused, r.r.throttled)
 	}
 	assert.Less(t, with.offered, 0.6*without.offered, "the server is sent far less")
-	assert.Greater(t, with.served, 0.8*without.served, "and serves as much")
+	assert.Greater(t, with.served, 0.7*without.served, "and serves nearly as much")
 	assert.Less(t, with.refused, 0.5*without.refused)
 }
