@@ -77,8 +77,9 @@ func (s *Scheduler) paced(h *host) bool {
 }
 
 // admitLocked reserves h's rate tokens if it has none, and reports whether its next request may
-// go now. If not, h waits on a timer, or is back in the round-robin. It requires s.mu held, and
-// releases it while calling the shared limiters.
+// go now. If not, h waits on a timer (and the requests at the head of its queue whose deadline
+// ends before it fail), or is back in the round-robin. It requires s.mu held, and releases it
+// while calling the shared limiters and while failing requests.
 func (s *Scheduler) admitLocked(h *host) bool {
 	if !h.reserved {
 		now := time.Now()
@@ -90,6 +91,7 @@ func (s *Scheduler) admitLocked(h *host) bool {
 		}
 		if h.ownDue.After(now) {
 			s.parkLocked(h, h.ownDue)
+			s.unmetHeadLocked(h)
 			return false
 		}
 		due := h.ownDue
@@ -111,6 +113,7 @@ func (s *Scheduler) admitLocked(h *host) bool {
 	}
 	if h.due.After(time.Now()) {
 		s.parkLocked(h, h.due)
+		s.unmetHeadLocked(h)
 		return false
 	}
 	if !s.takeableLocked(h) || s.inflight >= s.workers || s.closed {

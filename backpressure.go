@@ -81,8 +81,10 @@ func (s *Scheduler) observe(h *host, resp *http.Response) error {
 			change, changed = s.seedLocked(h, quota, now)
 		}
 	}
+	n := s.takeNewsLocked()
 	s.mu.Unlock()
 	s.toldAsked(h.key, before, after)
+	s.deliver(n)
 	if changed {
 		s.limitChanged(change)
 	}
@@ -138,7 +140,8 @@ func asksBackpressure(resp *http.Response) bool {
 	return len(h) > 0 && (h["Retry-After"] != nil || h["Ratelimit"] != nil || h["Ratelimit-Remaining"] != nil)
 }
 
-// pauseLocked stops h's queue for d, capped at the maximum the Scheduler allows.
+// pauseLocked stops h's queue for d, capped at the maximum the Scheduler allows, and fails the
+// requests queued whose deadline ends before the pause does; the caller delivers the news.
 func (s *Scheduler) pauseLocked(h *host, now time.Time, d time.Duration) {
 	if d <= 0 {
 		return
@@ -152,4 +155,5 @@ func (s *Scheduler) pauseLocked(h *host, now time.Time, d time.Duration) {
 		s.idle.remove(h)
 	}
 	s.parkLocked(h, until)
+	s.unmetPausedLocked(h, until, now)
 }

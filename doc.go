@@ -1,7 +1,7 @@
 // Package httpfutures runs HTTP requests asynchronously, as Python's requests-futures does, and
 // schedules them: a bounded pool of workers, rate limits for all hosts and for each, per-host
 // concurrency limits (static or adaptive), fair queues, priorities, cancellation, retries, hedged
-// requests, and the backpressure servers ask for.
+// requests, the backpressure servers ask for, and failing fast where waiting cannot help.
 //
 // It is an http.RoundTripper middleware. An AsyncTransport wraps any RoundTripper (nil:
 // http.DefaultTransport's settings): StartRoundTrip queues a request and returns a Future at
@@ -20,7 +20,7 @@
 // error. Errors are shifted into the Future: a bad URL, a refused connection, a full queue or a
 // closed transport do not make StartRoundTrip or Session.Get fail, Result returns them. Match
 // them with errors.Is: ErrClosed, ErrQueueFull, ErrBodyTooLarge, ErrInvalidRequest,
-// context.Canceled and context.DeadlineExceeded.
+// ErrCircuitOpen, ErrThrottled, context.Canceled and context.DeadlineExceeded.
 //
 // Unless a request streams, its response body is read into memory by the worker, bounded by
 // WithMaxBodySize: the connection goes back to the pool at once and a slow reader never holds
@@ -105,6 +105,20 @@
 // any request, so they obey the rate limits and slots, and the retry budget bounds them;
 // Stats.Hedges counts them. Against a server whose p99 is 100 times its p50, hedging after 10 ms
 // brings the caller's p99 from 101 ms to 12.5 ms for 2% more requests.
+//
+// # Failing fast
+//
+// Where waiting cannot help, a request fails at once, unsent, and counts in Stats.Shed.
+// WithCircuitBreaker gives each host a circuit breaker: once a share of its attempts over a
+// window, with a minimum of them, have failed (5xx, 429 without Retry-After, no response), its
+// queued and new requests fail with ErrCircuitOpen until a cooldown has passed and a probe has
+// succeeded. WithAdaptiveThrottle rejects requests to a host, with ErrThrottled, with the
+// probability the Google SRE book gives for client-side throttling, so that a server refusing
+// what it is sent is not sent every retry. A request whose deadline ends before its host may
+// send again (a pause its server asked for, a rate token) fails with an error matching
+// context.DeadlineExceeded, and a retry that would be due after the deadline is not waited for.
+// A full queue (WithQueueLimit) admits a request of higher priority than the lowest queued, and
+// sheds that one.
 //
 // # Observing
 //

@@ -39,6 +39,7 @@ type Future struct {
 	flags   futureFlags // set before the Future is shared, read-only after
 	sent    bool        // the attempt sent its first round trip; owned by the worker running it
 	ctxDone bool        // runCtx was canceled; guarded by mu
+	probe   bool        // its next or running attempt is its host's circuit probe; guarded by Scheduler.mu
 
 	// Owned by the worker running an attempt, and by the Scheduler between attempts.
 	more *moreState // nil until an attempt is to be tried again, or redirects
@@ -54,10 +55,11 @@ type Future struct {
 
 // A queueSlot is a Future's place in its Scheduler's queues. It is guarded by Scheduler.mu.
 type queueSlot struct {
-	host  *host       // its host; nil once it resolved and the Scheduler forgot it
-	index int         // position in the host's queue; -1 when not queued
-	stop  func() bool // stops watching the request's context while queued
-	seq   uint32      // for FIFO order within a priority
+	host    *host       // its host; nil once it resolved and the Scheduler forgot it
+	index   int         // position in the host's queue; -1 when not queued
+	stop    func() bool // stops watching the request's context while queued
+	seq     uint32      // for FIFO order within a priority
+	shedPos int32       // one past its position in the Scheduler's shedQueue; 0 when not in it
 }
 
 // A phase is where a Future is in its life. It moves only by the transitions below, each named

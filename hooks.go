@@ -132,8 +132,8 @@ func ContextWithHooks(ctx context.Context, h Hooks) context.Context {
 
 // ContextWithPriority returns a context whose requests have priority p. A request of higher
 // priority is sent before any queued request of lower priority to the same host; requests of
-// equal priority leave in the order they were submitted. The default priority is 0; negative
-// priorities are allowed.
+// equal priority leave in the order they were submitted; a full queue sheds the lowest first
+// (WithQueueLimit). The default priority is 0; negative priorities are allowed.
 func ContextWithPriority(ctx context.Context, p int) context.Context {
 	return withOptions(ctx, func(o *requestOptions) { o.priority = p })
 }

@@ -20,6 +20,7 @@ type host struct {
 	kept     int            // redirects on their way to it, and running requests redirected away: they keep it too
 	waiters  *slotQueue     // redirects waiting for a slot, handed one as it frees; nil if none
 	adapt    *adaptiveState // its adaptive concurrency limit (WithAdaptiveHostLimit); nil if off
+	guard    *hostGuard     // its circuit breaker and adaptive throttle; nil if the Scheduler has neither
 
 	// Its pace: the host's own rate limit, what its server asked for, and the tokens of its next
 	// request as they are reserved.
@@ -97,6 +98,7 @@ func (s *Scheduler) hostLocked(key string, now time.Time) *host {
 		if s.adaptive != nil {
 			h.adapt = s.newAdaptiveState()
 		}
+		h.guard = s.newGuard(key)
 		s.hosts[key] = h
 	} else if h.idleIdx >= 0 {
 		s.idle.remove(h)
@@ -144,6 +146,9 @@ func (s *Scheduler) maybeIdleLocked(h *host) {
 		keep = max(keep, time.Duration(float64(h.limiter.Burst())/float64(h.limiter.Limit())*float64(time.Second)))
 	}
 	h.evictAt = later(later(now.Add(keep), h.pausedTo), h.paceUntil)
+	if h.guard != nil {
+		h.evictAt = later(h.evictAt, h.guard.circuit.until) // forgetting it would close its breaker
+	}
 	s.idle.push(h)
 }
 
@@ -171,7 +176,8 @@ func (s *Scheduler) pausedLocked(now time.Time) int {
 	return n
 }
 
-// HostStats describes the state of one host in a Scheduler.
+// HostStats describes the state of one host in a Scheduler. Its zero value is that of a host the
+// Scheduler keeps no state for: nothing queued, no pause, its breaker closed.
 type HostStats struct {
 	Queued      int         // requests waiting in the host's queue
 	InFlight    int         // requests to the host holding a slot
@@ -179,6 +185,10 @@ type HostStats struct {
 	Pace        rate.Limit  // the pace asked by the server's RateLimit fields; zero if none
 	Limit       int         // its concurrency limit now: WithHostLimit, or the adaptive limit; zero if none
 	LimitReason LimitReason // why the adaptive limit last changed
+
+	Circuit      CircuitState // its circuit breaker's state (WithCircuitBreaker); closed if none
+	CircuitUntil time.Time    // when its open breaker lets probes through; zero unless open
+	Throttle     float64      // the probability that its adaptive throttle rejects a request now (WithAdaptiveThrottle)
 }
 
 // HostStats returns the state of the host name, given as in a URL (a host name with an optional port) or
@@ -214,6 +224,12 @@ func (s *Scheduler) HostStats(name string) HostStats {
 	}
 	if h.pace != nil && now.Before(h.paceUntil) {
 		st.Pace = h.pace.Limit()
+	}
+	if h.guard != nil {
+		s.circuitStats(h, &st)
+		if s.throttle != nil {
+			st.Throttle = s.rejection(h.guard, now)
+		}
 	}
 	return st
 }

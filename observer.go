@@ -11,7 +11,7 @@ import (
 
 // An Observer is told what a Scheduler sees, as it sees it: each request queued, started, tried
 // again, redirected, hedged and resolved; each host paused, resumed, paced, its adaptive limit
-// changed; each Limiter failing. It is what metrics, traces and logs are built on (the package
+// changed, its circuit breaker changed; each Limiter failing. It is what metrics, traces and logs are built on (the package
 // otelfutures builds OpenTelemetry metrics and traces on it), and costs nothing where it is not
 // set.
 //
@@ -48,6 +48,9 @@ type Observer struct {
 	LimitChanged func(c LimitChange)
 	// LimiterFailed: a Limiter refused a request to host with err (its Reserve failed).
 	LimiterFailed func(host string, err error)
+	// CircuitChanged: the circuit breaker of a host changed state (WithCircuitBreaker). Calls for
+	// one host may come out of order from different goroutines: c tells what it went from and to.
+	CircuitChanged func(c CircuitChange)
 
 	// Context, if set, returns the context each attempt of f runs under, made from ctx: a tracer
 	// puts the request's span in it, so that the next RoundTripper's spans are its children.
@@ -76,7 +79,7 @@ const (
 	OutcomeCompleted Outcome = iota // a response, whatever its status
 	OutcomeFailed                   // an error: the round trip, a hook, a decoder, a Limiter
 	OutcomeCanceled                 // Cancel, the end of its context, or Close
-	OutcomeShed                     // refused before it was sent, so that the queue or the host is spared: ErrQueueFull
+	OutcomeShed                     // refused before it was sent, or sent again, where waiting could not help: ErrQueueFull, ErrCircuitOpen, ErrThrottled, a deadline before its host may send
 )
 
 var outcomes = [...]string{"completed", "failed", "canceled", "shed"}
@@ -96,7 +99,8 @@ func outcomeOf(err error) Outcome {
 		return OutcomeCompleted
 	case errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed):
 		return OutcomeCanceled
-	case errors.Is(err, ErrQueueFull):
+	case errors.Is(err, ErrQueueFull) || errors.Is(err, ErrCircuitOpen) || errors.Is(err, ErrThrottled) ||
+		errors.Is(err, errUnmet):
 		return OutcomeShed
 	}
 	return OutcomeFailed
@@ -112,19 +116,20 @@ func WithObserver(o Observer) Option {
 // and returns an Observer that tells o, then p, each event.
 func (o Observer) and(p Observer) Observer {
 	return Observer{
-		Queued:        both(o.Queued, p.Queued),
-		Started:       both2(o.Started, p.Started),
-		Retried:       both2(o.Retried, p.Retried),
-		Redirected:    both2(o.Redirected, p.Redirected),
-		Hedged:        both(o.Hedged, p.Hedged),
-		Resolved:      both2(o.Resolved, p.Resolved),
-		HostPaused:    both2(o.HostPaused, p.HostPaused),
-		HostResumed:   both(o.HostResumed, p.HostResumed),
-		HostPaced:     both3(o.HostPaced, p.HostPaced),
-		LimitChanged:  both(o.LimitChanged, p.LimitChanged),
-		LimiterFailed: both2(o.LimiterFailed, p.LimiterFailed),
-		Context:       chain(o.Context, p.Context),
-		Attached:      both(o.Attached, p.Attached),
+		Queued:         both(o.Queued, p.Queued),
+		Started:        both2(o.Started, p.Started),
+		Retried:        both2(o.Retried, p.Retried),
+		Redirected:     both2(o.Redirected, p.Redirected),
+		Hedged:         both(o.Hedged, p.Hedged),
+		Resolved:       both2(o.Resolved, p.Resolved),
+		HostPaused:     both2(o.HostPaused, p.HostPaused),
+		HostResumed:    both(o.HostResumed, p.HostResumed),
+		HostPaced:      both3(o.HostPaced, p.HostPaced),
+		LimitChanged:   both(o.LimitChanged, p.LimitChanged),
+		LimiterFailed:  both2(o.LimiterFailed, p.LimiterFailed),
+		CircuitChanged: both(o.CircuitChanged, p.CircuitChanged),
+		Context:        chain(o.Context, p.Context),
+		Attached:       both(o.Attached, p.Attached),
 	}
 }
 

@@ -24,7 +24,7 @@ const (
 // it configures:
 //
 //   - A Scheduler's options (the workers, limits and limiters, backpressure, adaptive limits,
-//     idle timeouts, observers) configure the Scheduler that NewScheduler returns, or the one that
+//     circuit breakers and throttles, idle timeouts, observers) configure the Scheduler that NewScheduler returns, or the one that
 //     NewTransport and NewSession make for themselves. Given beside WithScheduler, which shares a
 //     Scheduler configured already, they panic, naming the option: the two would disagree.
 //   - A transport's options (hooks, body handling, streaming, retries, hedging, WithScheduler)
@@ -58,9 +58,11 @@ type config struct {
 	noBackpressure bool
 	hostIdle       time.Duration
 	workerIdle     time.Duration
-	adaptive       *AdaptiveLimit // WithAdaptiveHostLimit; nil if off
-	observer       Observer       // WithObserver, WithLimitChanged: every one given, together
-	schedOpts      []string       // names of scheduler options given, to reject them beside WithScheduler
+	adaptive       *AdaptiveLimit    // WithAdaptiveHostLimit; nil if off
+	observer       Observer          // WithObserver, WithLimitChanged: every one given, together
+	breaker        *CircuitBreaker   // WithCircuitBreaker; nil if off
+	throttle       *AdaptiveThrottle // WithAdaptiveThrottle; nil if off
+	schedOpts      []string          // names of scheduler options given, to reject them beside WithScheduler
 
 	// Transport.
 	scheduler       *Scheduler
@@ -109,6 +111,14 @@ func newConfig(opts []Option) *config {
 		a := c.adaptive.withDefaults()
 		c.adaptive = &a
 	}
+	if c.breaker != nil {
+		b := c.breaker.withDefaults()
+		c.breaker = &b
+	}
+	if c.throttle != nil {
+		t := c.throttle.withDefaults()
+		c.throttle = &t
+	}
 	if c.hedgeMax > 0 && c.hedgePercentile == 0 {
 		c.hedgePercentile = defaultHedgePercentile
 	}
@@ -142,9 +152,11 @@ func WithHostLimit(n int) Option {
 	return schedOption("WithHostLimit", func(c *config) { c.hostLimit = n })
 }
 
-// WithQueueLimit bounds the number of queued (not yet started) requests. A request submitted
-// while n are queued fails at once with ErrQueueFull. Zero, the default, means no bound.
-// It configures a Scheduler.
+// WithQueueLimit bounds the number of queued (not yet started) requests, retries waiting
+// included. A request submitted while n are queued fails at once with ErrQueueFull, unless its
+// priority (ContextWithPriority) is higher than that of a request queued for its first attempt:
+// then the newest of the lowest priority queued fails with ErrQueueFull instead, never sent, and
+// the new request takes its place. Zero, the default, means no bound. It configures a Scheduler.
 func WithQueueLimit(n int) Option {
 	nonNegative("WithQueueLimit", int64(n))
 	return schedOption("WithQueueLimit", func(c *config) { c.queueLimit = n })

@@ -63,12 +63,14 @@ func (s *Scheduler) pace() {
 		s.mu.Lock()
 		now := time.Now()
 		resumed := s.wakeDueLocked(now)
+		news := s.takeNewsLocked()
 		next, retire := s.idleCheckLocked(now)
 		if retire {
 			s.retireLocked()
 			s.goroutines--
 			s.mu.Unlock()
 			s.tellResumed(resumed)
+			s.deliver(news)
 			return
 		}
 		collect, stallAt := s.stallLocked()
@@ -80,6 +82,7 @@ func (s *Scheduler) pace() {
 		s.pacerAt = next
 		s.mu.Unlock()
 		s.tellResumed(resumed)
+		s.deliver(news)
 		if collect {
 			runtime.GC() // bodies dropped unclosed give their slots back, in their cleanups
 			continue
@@ -98,7 +101,8 @@ func (s *Scheduler) pace() {
 }
 
 // wakeDueLocked puts the hosts whose time has come back in the round-robin, and the retries that
-// are due in their hosts' queues, and wakes workers for them. It returns the hosts whose pause
+// are due in their hosts' queues (failing those whose deadline ends before their host, still
+// waiting, may send), and wakes workers for them. It returns the hosts whose pause
 // ended, if an Observer is to be told. It requires s.mu held.
 func (s *Scheduler) wakeDueLocked(now time.Time) (resumed []string) {
 	for s.timers.len() > 0 && !s.timers.peek().wakeAt.After(now) {
@@ -120,6 +124,10 @@ func (s *Scheduler) wakeDueLocked(now time.Time) (resumed []string) {
 		s.delayed.remove(f)
 		f.host.delayed--
 		f.host.queue.push(f)
+		if err := s.unmetLocked(f.host, f); err != nil {
+			s.failLocked([]*Future{f}, err) // due while its host waits past its deadline
+			continue
+		}
 		if s.pushRingLocked(f.host) {
 			s.wakeLocked()
 		}

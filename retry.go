@@ -13,7 +13,9 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 )
 
-// Why a failed attempt was not tried again. A *RetryError wraps one of them.
+// Why a failed attempt was not tried again. A *RetryError wraps one of them, or ErrThrottled, or
+// an error matching context.DeadlineExceeded if the retry would have been due after the
+// request's deadline.
 var (
 	// ErrRetriesExhausted: the request failed on every attempt the policy allows.
 	ErrRetriesExhausted = errors.New("httpfutures: retries exhausted")
@@ -209,7 +211,9 @@ func (r *retrier) after(t *AsyncTransport, f *Future, ctx context.Context, resp 
 	if checkErr != nil {
 		err = checkErr
 	}
-	if reason := r.refuse(f); reason != nil {
+	wait := r.Backoff(r.MinWait, r.MaxWait, attempts-1, resp)
+	wait = min(max(wait, 0), t.sched.maxRetryAfter)
+	if reason := r.refuse(t, f, ctx, wait); reason != nil {
 		return giveUp(resp, &RetryError{Attempts: attempts, Reason: reason, Err: err})
 	}
 	if hasBody(f.req) {
@@ -219,8 +223,6 @@ func (r *retrier) after(t *AsyncTransport, f *Future, ctx context.Context, resp 
 		}
 		f.moreState().nextBody = body
 	}
-	wait := r.Backoff(r.MinWait, r.MaxWait, attempts-1, resp)
-	wait = min(max(wait, 0), t.sched.maxRetryAfter)
 	if fn := t.sched.obs.Retried; fn != nil {
 		tell2(fn, f, retryOf(attempts, wait, resp, err))
 	}
@@ -247,8 +249,10 @@ func giveUp(resp *http.Response, err *RetryError) (verdict, error) {
 	return verdict{}, err
 }
 
-// refuse returns why f may not be tried again, or nil.
-func (r *retrier) refuse(f *Future) error {
+// refuse returns why f may not be tried again after wait, or nil. ctx is the request's own
+// context: a retry due after its deadline is not waited for. A retry its host's adaptive
+// throttle rejects is not either.
+func (r *retrier) refuse(t *AsyncTransport, f *Future, ctx context.Context, wait time.Duration) error {
 	switch {
 	case int(f.attempts.Load()) > r.MaxRetries:
 		return ErrRetriesExhausted
@@ -256,6 +260,10 @@ func (r *retrier) refuse(f *Future) error {
 		return ErrNotIdempotent
 	case hasBody(f.req) && f.req.GetBody == nil:
 		return ErrNotReplayable
+	case retryUnmet(ctx, wait):
+		return errRetryDeadline
+	case t.sched.throttle != nil && t.sched.throttleRetry(f.host):
+		return f.host.guard.throttled
 	case !r.budget.take(time.Now()):
 		return ErrRetryBudget // checked last: a retry allowed is spent at once
 	}

@@ -51,6 +51,7 @@ type Scheduler struct {
 	workerPool      // the workers, and the slots of the pool
 	hostTable       // the hosts, their round-robin and their eviction
 	timetable       // what waits for a time: hosts, retries, the pacer, stalls
+	failFast        // what fails requests before they are sent, and what it leaves to do
 	closed     bool // Close was called: no new request, and the goroutines end
 }
 
@@ -65,10 +66,12 @@ type settings struct {
 	maxRetryAfter time.Duration
 	backpressure  bool
 	hostIdle      time.Duration
-	workerIdle    time.Duration  // WithWorkerIdleTimeout: how long its goroutines wait for work
-	adaptive      *AdaptiveLimit // per-host adaptive limits, its defaults filled in; nil if off
-	obs           Observer       // WithObserver and WithLimitChanged, together
-	tracksFull    bool           // rate limiters are configured: account for the time slots are full
+	workerIdle    time.Duration     // WithWorkerIdleTimeout: how long its goroutines wait for work
+	adaptive      *AdaptiveLimit    // per-host adaptive limits, its defaults filled in; nil if off
+	breaker       *CircuitBreaker   // per-host circuit breakers, the defaults filled in; nil if off
+	throttle      *AdaptiveThrottle // per-host adaptive throttles, the defaults filled in; nil if off
+	obs           Observer          // WithObserver and WithLimitChanged, together
+	tracksFull    bool              // rate limiters are configured: account for the time slots are full
 }
 
 // ErrClosed is the error of a request whose transport, session or Scheduler was closed before it
@@ -111,6 +114,7 @@ func (s *Scheduler) setup(c *config) {
 	s.hostIdle = c.hostIdle
 	s.workerIdle = c.workerIdle
 	s.adaptive, s.obs = c.adaptive, c.observer
+	s.breaker, s.throttle = c.breaker, c.throttle
 	s.wake = make(chan struct{}, 1)
 	s.quit = make(chan struct{})
 	s.hosts = make(map[string]*host)
@@ -138,7 +142,9 @@ func (s *Scheduler) startLocked() {
 	go s.pace()
 }
 
-// submit queues f. It fails with ErrClosed or ErrQueueFull, leaving f untouched.
+// submit queues f. It fails with ErrClosed or ErrQueueFull, or as its host's guard or its
+// deadline refuses it, leaving f untouched. A full queue sheds a queued request of lower
+// priority than f's, if there is one, to make room for it.
 func (s *Scheduler) submit(f *Future) error {
 	key := hostKey(f.req.URL.Scheme, f.req.URL.Host)
 	tl := &f.t.tally
@@ -147,27 +153,48 @@ func (s *Scheduler) submit(f *Future) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
+	var shed *Future // the queued request f takes the place of
 	if s.queueLimit > 0 && s.queued >= s.queueLimit {
-		s.mu.Unlock()
-		return ErrQueueFull
+		if shed = s.shed.lowest(); shed == nil || shed.priority() >= f.priority() {
+			s.mu.Unlock()
+			return ErrQueueFull
+		}
+	}
+	now := s.at(f.queued)
+	h := s.hostLocked(key, now)
+	if h.guard != nil || h.timerIdx >= 0 {
+		if err := s.screenLocked(h, f, now); err != nil {
+			s.maybeIdleLocked(h)
+			n := s.takeNewsLocked()
+			s.mu.Unlock()
+			s.deliver(n)
+			return err
+		}
+	}
+	if shed != nil {
+		s.failLocked([]*Future{shed}, errShed)
 	}
 	s.startLocked()
 	s.lastActive = f.queued
-	h := s.hostLocked(key, s.at(f.queued))
 	f.host = h
 	f.seq = s.seq
 	s.seq++
 	h.queue.push(f)
+	if s.queueLimit > 0 {
+		s.shed.push(f)
+	}
 	s.queued++
 	tl.queued++
 	s.watchLocked(f)
 	s.pushRingLocked(h)
 	s.wakeLocked()
 	s.watchStallLocked()
+	n := s.takeNewsLocked()
 	s.mu.Unlock()
 	if fn := s.obs.Queued; fn != nil {
 		tell(fn, f)
 	}
+	s.deliver(n)
 	return nil
 }
 
@@ -184,8 +211,12 @@ func (s *Scheduler) submitAfter(f *Future, wait time.Duration) error {
 	if s.queueLimit > 0 && s.queued >= s.queueLimit {
 		return ErrQueueFull
 	}
-	s.startLocked()
 	h := s.hostLocked(key, time.Now())
+	if g := h.guard; g != nil && g.circuit.state != CircuitClosed {
+		s.maybeIdleLocked(h)
+		return g.circuit.err // a copy is no probe
+	}
+	s.startLocked()
 	f.host = h
 	f.seq = s.seq
 	s.seq++
@@ -236,6 +267,9 @@ func (s *Scheduler) dequeueLocked(f *Future) {
 	if f.stop != nil {
 		f.stop()
 		f.stop = nil
+	}
+	if f.probe || f.shedPos != 0 {
+		s.leftQueueLocked(f)
 	}
 	f.phase.dequeue()
 	s.maybeIdleLocked(h)

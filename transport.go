@@ -26,7 +26,7 @@ type Stats struct {
 	Completed uint64 // Futures resolved with a response, of any status
 	Failed    uint64 // Futures resolved with an error other than a cancellation or a refusal (Shed)
 	Canceled  uint64 // Futures canceled, by Cancel, their context or Close (ErrClosed)
-	Shed      uint64 // Futures refused before they were sent, to spare the queue: ErrQueueFull
+	Shed      uint64 // Futures refused before they were sent (or sent again) where waiting could not help: a full queue, an open circuit, a throttle, a deadline before the host may send
 	Retries   uint64 // attempts sent again after a failure (WithRetry)
 	Redirects uint64 // redirects a Session followed, each a round trip of the request it is part of
 	Hedges    uint64 // copies of slow requests sent (WithHedge)

@@ -847,6 +847,8 @@ func TestOptionsWhereTheyDoNotApply(t *testing.T) {
 		{"WithObserver", httpfutures.WithObserver(httpfutures.Observer{})},
 		{"WithWorkerIdleTimeout", httpfutures.WithWorkerIdleTimeout(time.Second)},
 		{"WithLimitChanged", httpfutures.WithLimitChanged(func(httpfutures.LimitChange) {})},
+		{"WithCircuitBreaker", httpfutures.WithCircuitBreaker(httpfutures.CircuitBreaker{})},
+		{"WithAdaptiveThrottle", httpfutures.WithAdaptiveThrottle(httpfutures.AdaptiveThrottle{})},
 	} {
 		assert.PanicsWithValue(t, "httpfutures: "+opt.name+" cannot be combined with WithScheduler: configure the shared Scheduler instead",
 			func() { httpfutures.NewTransport(nil, httpfutures.WithScheduler(sched), opt.opt) })

@@ -66,6 +66,7 @@ type outcome struct {
 	retry bool          // the attempt failed and is to be tried again after wait
 	wait  time.Duration // how long the next attempt waits, if retry
 	obs   observation   // what it says of its host's load, if hosts have adaptive limits
+	hl    health        // what it says of its host, if hosts have guards
 	end   instant       // when it resolved its Future; 0 if it did not (a retry)
 }
 
@@ -110,13 +111,17 @@ func (s *Scheduler) worker(gen uint32) {
 	}
 }
 
-// endLocked ends the attempt of f that left out at end: its host's adaptive limit learns from it,
-// the slots it holds go back (unless a streamed body keeps them), and it is queued again if it is
-// to be retried. It returns the change of the host's limit, if any, to be told with s.mu
-// released. It requires s.mu held, and releases it while resolving a retry that cannot be.
+// endLocked ends the attempt of f that left out at end: its host's adaptive limit and guard learn
+// from it, the slots it holds go back (unless a streamed body keeps them), and it is queued again
+// if it is to be retried. It returns the change of the host's limit, if any, to be told with s.mu
+// released. It requires s.mu held, and releases it while resolving a retry that cannot be, and
+// while delivering its guard's news.
 func (s *Scheduler) endLocked(f *Future, out outcome, end instant) (change LimitChange, changed bool) {
 	if end != 0 {
 		change, changed = s.adaptLocked(f.host, out.obs, end)
+	}
+	if f.host.guard != nil {
+		s.judgedLocked(f.host, f, out.hl, time.Now())
 	}
 	if out.end != 0 {
 		s.lastActive = out.end
@@ -142,6 +147,7 @@ func (s *Scheduler) endLocked(f *Future, out outcome, end instant) (change Limit
 	}
 	f.t.tally.running--
 	f.t.tally.checkDrained()
+	s.flushLocked()
 	return change, changed
 }
 
@@ -158,8 +164,14 @@ func (s *Scheduler) requeueLocked(f *Future, wait time.Duration) error {
 		f.phase.dequeue() // before s.mu is released: no one may take it for queued
 		return ErrClosed
 	}
-	s.startLocked() // the goroutines may have retired while f's attempt ended
 	h := f.host
+	if h.guard != nil || wait <= 0 && h.timerIdx >= 0 {
+		if err := s.screenRetryLocked(h, f, wait); err != nil {
+			f.phase.dequeue()
+			return err
+		}
+	}
+	s.startLocked() // the goroutines may have retired while f's attempt ended
 	if h.idleIdx >= 0 {
 		s.idle.remove(h)
 	}
@@ -210,10 +222,14 @@ func (s *Scheduler) takeLocked(gen uint32) (f *Future, waited bool) {
 		if s.paced(h) {
 			waited = waited || len(s.shared.limiters) > 0 // admitLocked releases s.mu to reserve
 			if !s.admitLocked(h) {
+				waited = true // it may have released s.mu to fail requests whose deadline ends first
 				continue
 			}
 		}
 		f = h.queue.pop()
+		if f.shedPos != 0 {
+			s.shed.remove(f)
+		}
 		s.queued--
 		f.t.tally.queued--
 		f.t.tally.running++
