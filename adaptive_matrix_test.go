@@ -86,6 +86,18 @@ func (m *matrixTable) log(t *testing.T) {
 	t.Log(b.String())
 }
 
+// maxShed is the share of 503s a cell allows, goal: the goal itself, and under the race detector
+// half as much again. The race detector slows the client several times over, and on a busy
+// machine a stall of the client's process bunches its requests: at a capacity of 2 a second
+// measures about 100 responses, and one stall's 503s are a point or two. The run without it,
+// which CI makes too, holds the goal.
+func maxShed(goal float64) float64 {
+	if raceDetector {
+		return 1.5 * goal
+	}
+	return goal
+}
+
 // serviceFor is the service time of a server of capacity c: 20 ms, and longer for large
 // capacities, so that no cell asks more than about 1,600 requests a second of the machine.
 func serviceFor(c int) time.Duration {
@@ -325,7 +337,7 @@ func shedCell(t *testing.T, c int, mode capacityMode) []matrixRow {
 		goodput: got.goodput() / (float64(c) / srv.meanService().Seconds()), vsStatic: got.goodput() / want.goodput(),
 		limitMin: lo, limitMax: hi, note: fmt.Sprintf("%d ok, %d 503", got.ok, got.shed)}
 	assert.Zero(t, got.other+want.other+want.shed)
-	assert.LessOrEqual(t, row.shed, 0.05, "share of 503s after learning")
+	assert.LessOrEqual(t, row.shed, maxShed(0.05), "share of 503s after learning")
 	assert.GreaterOrEqual(t, row.vsStatic, 0.85, "goodput after learning, as a share of a static limit's at the capacity")
 	return []matrixRow{row}
 }
@@ -383,7 +395,7 @@ func stepCell(t *testing.T, mode capacityMode) []matrixRow {
 		goodput: after.goodput() / (4 / srv.meanService().Seconds()), limitMin: lo, limitMax: hi,
 		note: "1-2 s after the drop"}
 	assert.Zero(t, after.other)
-	assert.LessOrEqual(t, down.shed, 0.10, "share of 503s one second after the drop")
+	assert.LessOrEqual(t, down.shed, maxShed(0.10), "share of 503s one second after the drop")
 	back, ok := w.firstAt(host, run.start.Add(rise), func(l int) bool { return l >= 14 })
 	took := back.Sub(run.start.Add(rise))
 	assert.True(t, ok && took <= max(2*time.Second, 100*srv.meanService()), "the limit is back at 14 within 2 s of the rise: %v", took)
@@ -449,7 +461,7 @@ func twoHostsCell(t *testing.T) []matrixRow {
 			goodput: got.goodput() / (float64(h.c) / h.srv.meanService().Seconds()), limitMin: lo, limitMax: hi,
 			note: fmt.Sprintf("%d decreases", len(w.decreases(hostOf(t, h.srv.URL))))})
 	}
-	assert.LessOrEqual(t, rows[0].shed, 0.05, "share of 503s of the overloaded host after learning")
+	assert.LessOrEqual(t, rows[0].shed, maxShed(0.05), "share of 503s of the overloaded host after learning")
 	assert.Zero(t, rows[1].shed)
 	assert.Empty(t, w.decreases(hostOf(t, strong.URL)), "the healthy host's limit never falls")
 	return rows

@@ -225,8 +225,9 @@ func TestAdaptiveLimitSignals(t *testing.T) {
 				time.AfterFunc(20*time.Millisecond, func() { f.Cancel() })
 			}
 			f.Result()
-			// The worker learns from the attempt once it has resolved the Future.
-			require.Eventually(t, func() bool { return tr.Stats().InFlight == 0 }, 5*time.Second, time.Millisecond)
+			// The worker learns from the attempt once it has resolved the Future, then gives the
+			// host's slot back.
+			require.Eventually(t, func() bool { return tr.HostStats(ts.URL).InFlight == 0 }, 5*time.Second, time.Millisecond)
 			st := tr.HostStats(ts.URL)
 			assert.Equal(t, tt.reason, st.LimitReason)
 			if tt.reason == httpfutures.LimitUnchanged {

@@ -132,10 +132,10 @@ func (s *Scheduler) refuseLocked(h *host, err error) {
 	if f := h.queue.peek(); f != nil {
 		s.dequeueLocked(f)
 		s.mu.Unlock()
-		s.abortAll([]*Future{f}, &LimiterError{Host: h.key, Err: err})
 		if fn := s.obs.LimiterFailed; fn != nil {
-			tell2(fn, h.key, err)
+			tell2(fn, h.key, err) // before the request it failed resolves
 		}
+		s.abortAll([]*Future{f}, &LimiterError{Host: h.key, Err: err})
 		s.mu.Lock()
 	}
 	s.pushRingLocked(h)

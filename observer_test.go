@@ -191,6 +191,7 @@ func TestObserverHedgesLimitsAndLimiters(t *testing.T) {
 		tr := newTransport(t, nil, httpfutures.WithObserver(e.observer()), httpfutures.WithHedge(5*time.Millisecond, 1))
 		_, err := tr.StartRoundTrip(get(t, ts.URL+"/slow")).Result()
 		require.NoError(t, err)
+		require.NoError(t, tr.Close()) // a Future's end is told once it resolved: Close waits for it
 		assert.Equal(t, 1, e.count("hedged /slow"))
 		assert.Equal(t, 1, e.count("resolved /slow"), "a copy is not a Future the caller sees")
 	})

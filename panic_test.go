@@ -125,8 +125,8 @@ func TestWorkerLivesOnAfterAPanic(t *testing.T) {
 	st := tr.Stats()
 	assert.Equal(t, uint64(1), st.Failed)
 	assert.Equal(t, uint64(1), st.Completed)
-	require.Eventually(t, func() bool { return tr.Stats().InFlight == 0 }, 5*time.Second, time.Millisecond,
-		"the worker came back")
+	require.Eventually(t, func() bool { return tr.HostStats(ts.URL).InFlight == 0 }, 5*time.Second, time.Millisecond,
+		"the worker came back, and gave the host's slot back")
 }
 
 // panickingObserver is a Limiter that lets every request go and panics when told of

@@ -106,7 +106,8 @@ func TestRedirectChainsFinish(t *testing.T) {
 	st := s.Stats()
 	assert.Equal(t, uint64(100), st.Completed, "a request is counted once, however it redirected")
 	assert.Equal(t, uint64(500), st.Redirects, "each hop counts as a redirect")
-	require.Eventually(t, func() bool { return s.Stats().InFlight == 0 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return s.HostStats(ts.URL).InFlight == 0 }, 5*time.Second, time.Millisecond,
+		"every slot the redirects took came back")
 }
 
 // A redirect to another host waits for that host's slot: its limit holds.
