@@ -17,7 +17,8 @@ import (
 //
 //   - Info: a host paused by its server (Retry-After, an exhausted RateLimit quota), and resumed;
 //     a pace its server asked for (the RateLimit fields); a host's adaptive limit falling, and why.
-//   - Warn: a Limiter failing (its Reserve returned an error).
+//   - Warn: a Limiter failing (its Reserve returned an error); a host's circuit breaker opening
+//     (WithCircuitBreaker), and Info when it closes again.
 //   - Debug: every event of those not logged above Debug, a pause extended, an adaptive limit
 //     growing, and each request retried.
 //
@@ -61,6 +62,7 @@ type hostLogState struct {
 	paced       fold
 	fell        fold // the adaptive limit falling
 	failed      fold // a Limiter failing
+	opened      fold // its circuit breaker opening
 }
 
 // A fold is a kind of event of a host, logged above Debug at most once every logFold: those in
@@ -92,12 +94,13 @@ func newHostLog(l *slog.Logger, now func() time.Time) *hostLog {
 // observer returns the Observer that logs.
 func (g *hostLog) observer() Observer {
 	return Observer{
-		HostPaused:    g.hostPaused,
-		HostResumed:   g.hostResumed,
-		HostPaced:     g.hostPaced,
-		LimitChanged:  g.limitChanged,
-		LimiterFailed: g.limiterFailed,
-		Retried:       g.retried,
+		HostPaused:     g.hostPaused,
+		HostResumed:    g.hostResumed,
+		HostPaced:      g.hostPaced,
+		LimitChanged:   g.limitChanged,
+		LimiterFailed:  g.limiterFailed,
+		CircuitChanged: g.circuitChanged,
+		Retried:        g.retried,
 	}
 }
 
@@ -120,7 +123,7 @@ func (g *hostLog) stateLocked(host string, now time.Time) *hostLogState {
 func (g *hostLog) sweepLocked(now time.Time) {
 	for host, st := range g.hosts {
 		if !st.pausedUntil.After(now) && !st.paused.recent(now) && !st.paced.recent(now) &&
-			!st.fell.recent(now) && !st.failed.recent(now) {
+			!st.fell.recent(now) && !st.failed.recent(now) && !st.opened.recent(now) {
 			delete(g.hosts, host)
 		}
 	}
@@ -203,6 +206,21 @@ func (g *hostLog) limitChanged(c LimitChange) {
 func (g *hostLog) limiterFailed(host string, err error) {
 	g.event(host, func(st *hostLogState) *fold { return &st.failed }, slog.LevelWarn, "httpfutures: limiter failed",
 		slog.String("host", host), slog.Any("error", err))
+}
+
+func (g *hostLog) circuitChanged(c CircuitChange) {
+	attrs := []slog.Attr{slog.String("host", c.Host), slog.String("from", c.From.String())}
+	switch c.To {
+	case CircuitOpen:
+		if c.Attempts > 0 {
+			attrs = append(attrs, slog.Int("failures", c.Failures), slog.Int("attempts", c.Attempts))
+		}
+		g.event(c.Host, func(st *hostLogState) *fold { return &st.opened }, slog.LevelWarn, "httpfutures: host circuit opened", attrs...)
+	case CircuitClosed:
+		g.log(slog.LevelInfo, "httpfutures: host circuit closed", attrs...)
+	default:
+		g.log(slog.LevelDebug, "httpfutures: host circuit half-open", attrs...)
+	}
 }
 
 func (g *hostLog) retried(f *Future, r Retry) {

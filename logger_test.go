@@ -302,3 +302,36 @@ func TestLoggerNil(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "ok", body(t, resp))
 }
+
+// A host's circuit breaker opening is a warning, with what it counted; its closing again is
+// Info, and the half-open spell between is Debug.
+func TestLoggerCircuitChanged(t *testing.T) {
+	log, records := newLogRecords(slog.LevelDebug)
+	var fail atomic.Bool
+	fail.Store(true)
+	next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if fail.Load() {
+			return &http.Response{StatusCode: http.StatusInternalServerError, Body: http.NoBody, Request: r}, nil
+		}
+		return noopTransport{}.RoundTrip(r)
+	})
+	tr := newTransport(t, next, httpfutures.WithLogger(log),
+		httpfutures.WithCircuitBreaker(httpfutures.CircuitBreaker{MinRequests: 4, Cooldown: 50 * time.Millisecond}))
+	for range 4 {
+		tr.StartRoundTrip(get(t, "http://a.test/")).Result()
+	}
+	_, err := tr.StartRoundTrip(get(t, "http://a.test/")).Result()
+	require.ErrorIs(t, err, httpfutures.ErrCircuitOpen)
+	fail.Store(false)
+	time.Sleep(60 * time.Millisecond)
+	_, err = tr.StartRoundTrip(get(t, "http://a.test/")).Result() // the probe
+	require.NoError(t, err)
+	require.NoError(t, tr.Close()) // a change is told by the worker, after its Future resolved
+	opened := records.at(t, slog.LevelWarn, "httpfutures: host circuit opened")
+	require.Len(t, opened, 1, "%v", records.all(t))
+	assert.Equal(t, "a.test", opened[0]["host"])
+	assert.Equal(t, float64(4), opened[0]["failures"])
+	assert.Equal(t, float64(4), opened[0]["attempts"])
+	assert.Len(t, records.at(t, slog.LevelDebug, "httpfutures: host circuit half-open"), 1)
+	assert.Len(t, records.at(t, slog.LevelInfo, "httpfutures: host circuit closed"), 1)
+}

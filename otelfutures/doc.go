@@ -25,7 +25,9 @@
 //	httpfutures.retries           httpfutures_retries_total             counter               http.response.status_code or error.type
 //	httpfutures.hedges            httpfutures_hedges_total              counter
 //	httpfutures.redirects         httpfutures_redirects_total           counter
+//	httpfutures.circuit.changes   httpfutures_circuit_changes_total     counter               httpfutures.circuit.state; server.address, server.port
 //	httpfutures.host.limit        httpfutures_host_limit                async gauge           server.address, server.port; only with WithHosts
+//	httpfutures.host.circuit      httpfutures_host_circuit              async gauge           server.address, server.port; only with WithHosts
 //	httpfutures.host.paused       httpfutures_host_paused               async gauge           server.address, server.port
 //
 // The up-down counters and gauges are gauges in Prometheus. With WithHosts, the histograms and
@@ -55,7 +57,10 @@
 // without WithHosts. With WithHosts(n), the first n hosts that requests go to have series of
 // their own: their requests' metrics carry server.address and server.port (the scheme's default
 // port if the URL names none), httpfutures.host.limit gives each one's concurrency limit
-// (WithHostLimit, or its adaptive limit) and httpfutures.host.paused 1 while it is paused.
+// (WithHostLimit, or its adaptive limit), httpfutures.host.circuit its circuit breaker's state (0
+// closed, 1 open, 2 half-open; closed without WithCircuitBreaker) and httpfutures.host.paused 1
+// while it is paused. httpfutures.circuit.changes counts the breakers' changes by the state they
+// changed to (open, half-open, closed), with the host's attributes if it has series.
 //
 // # Traces
 //

@@ -52,6 +52,9 @@ func newServer(t *testing.T) *server {
 		case "/missing":
 			http.NotFound(w, r)
 			return
+		case "/broken":
+			w.WriteHeader(http.StatusInternalServerError)
+			return
 		case "/slow":
 			time.Sleep(100 * time.Millisecond)
 		case "/pause":

@@ -35,6 +35,18 @@ type hostSet struct {
 
 func newHostSet(max int) *hostSet { return &hostSet{max: max} }
 
+// byKey returns the series of the host named key, as HostStats names it, if it has some; it adds
+// none.
+func (s *hostSet) byKey(key string) *hostSeries {
+	if s == nil {
+		return nil
+	}
+	if v, ok := s.hosts.Load(key); ok {
+		return v.(*hostSeries)
+	}
+	return nil
+}
+
 // of returns the series of the host of u, which it adds if there is room; nil if there is none.
 func (s *hostSet) of(u *url.URL) *hostSeries {
 	if s == nil || u == nil || u.Host == "" {

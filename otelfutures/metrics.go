@@ -21,6 +21,7 @@ import (
 const (
 	keyOutcome = attribute.Key("httpfutures.outcome")
 	keyAttempt = attribute.Key("httpfutures.attempt")
+	keyCircuit = attribute.Key("httpfutures.circuit.state")
 )
 
 // Bucket boundaries of httpfutures.queue.duration, in seconds: from 100µs, as a request that
@@ -39,9 +40,11 @@ type metrics struct {
 	retries   metric.Int64Counter            // httpfutures.retries: attempts tried again
 	hedges    metric.Int64Counter            // httpfutures.hedges: copies sent
 	redirects metric.Int64Counter            // httpfutures.redirects: redirects followed
+	circuits  metric.Int64Counter            // httpfutures.circuit.changes: breakers' changes of state
 	queued    metric.Int64ObservableUpDownCounter
 	active    metric.Int64ObservableUpDownCounter
 	limit     metric.Int64ObservableGauge // nil without WithHosts
+	circuit   metric.Int64ObservableGauge // httpfutures.host.circuit; nil without WithHosts
 	paused    metric.Int64ObservableGauge
 	reg       metric.Registration
 	hosts     *hostSet   // nil without WithHosts
@@ -55,7 +58,7 @@ type metrics struct {
 }
 
 func newMetrics(m metric.Meter, hosts int) (*metrics, error) {
-	var errs [12]error
+	var errs [14]error
 	x := &metrics{plain: newSeriesOpts(nil)}
 	if hosts > 0 {
 		x.hosts = newHostSet(hosts)
@@ -72,6 +75,8 @@ func newMetrics(m metric.Meter, hosts int) (*metrics, error) {
 		metric.WithDescription("Copies of slow requests sent (WithHedge)."))
 	x.redirects, errs[5] = m.Int64Counter("httpfutures.redirects", metric.WithUnit("{request}"),
 		metric.WithDescription("Redirects a Session followed."))
+	x.circuits, errs[11] = m.Int64Counter("httpfutures.circuit.changes", metric.WithUnit("{change}"),
+		metric.WithDescription("Changes of state of hosts' circuit breakers (WithCircuitBreaker), by the state changed to: open, half-open, closed."))
 	x.queued, errs[6] = m.Int64ObservableUpDownCounter("httpfutures.queue.size", metric.WithUnit("{request}"),
 		metric.WithDescription("Requests waiting to start, in all queues."))
 	x.active, errs[7] = m.Int64ObservableUpDownCounter(httpconv.ClientActiveRequests{}.Name(),
@@ -83,7 +88,9 @@ func newMetrics(m metric.Meter, hosts int) (*metrics, error) {
 	if x.hosts != nil {
 		x.limit, errs[9] = m.Int64ObservableGauge("httpfutures.host.limit", metric.WithUnit("{request}"),
 			metric.WithDescription("A host's concurrency limit now: WithHostLimit, or its adaptive limit."))
-		observed = append(observed, x.limit)
+		x.circuit, errs[12] = m.Int64ObservableGauge("httpfutures.host.circuit", metric.WithUnit("{state}"),
+			metric.WithDescription("A host's circuit breaker now: 0 closed, 1 open, 2 half-open (WithCircuitBreaker)."))
+		observed = append(observed, x.limit, x.circuit)
 	}
 	x.reg, errs[10] = m.RegisterCallback(x.observe, observed...)
 	return x, errors.Join(errs[:]...)
@@ -130,6 +137,7 @@ func (x *metrics) observe(_ context.Context, o metric.Observer) error {
 	o.ObserveInt64(x.active, int64(active))
 	for _, h := range x.hosts.all() {
 		var limit, hostPaused int
+		circuit := httpfutures.CircuitClosed
 		known := false
 		for _, s := range scheds {
 			st := s.HostStats(h.key)
@@ -137,6 +145,9 @@ func (x *metrics) observe(_ context.Context, o metric.Observer) error {
 			limit = max(limit, st.Limit)
 			if !st.PausedUntil.IsZero() {
 				hostPaused++
+			}
+			if st.Circuit == httpfutures.CircuitOpen || st.Circuit == httpfutures.CircuitHalfOpen && circuit == httpfutures.CircuitClosed {
+				circuit = st.Circuit // the worst state of the Schedulers'
 			}
 		}
 		if !known {
@@ -146,6 +157,7 @@ func (x *metrics) observe(_ context.Context, o metric.Observer) error {
 		if limit > 0 {
 			o.ObserveInt64(x.limit, int64(limit), set)
 		}
+		o.ObserveInt64(x.circuit, int64(circuit), set)
 		o.ObserveInt64(x.paused, int64(hostPaused), set)
 		paused -= hostPaused
 	}
@@ -210,6 +222,16 @@ func (x *metrics) hedged(f *httpfutures.Future) {
 	req := requestOf(f)
 	_, opts := x.series(req.URL)
 	x.hedges.Add(req.Context(), 1, opts.plain.add...)
+}
+
+// circuitChanged counts a change of a host's circuit breaker, under the host's series if it has
+// one (it makes none).
+func (x *metrics) circuitChanged(c httpfutures.CircuitChange) {
+	kv := []attribute.KeyValue{keyCircuit.String(c.To.String())}
+	if h := x.hosts.byKey(c.Host); h != nil {
+		kv = append(kv, h.kv...)
+	}
+	x.circuits.Add(context.Background(), 1, metric.WithAttributes(kv...))
 }
 
 // redirected counts a redirect that f followed.

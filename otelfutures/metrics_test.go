@@ -175,6 +175,27 @@ func TestMetricsHosts(t *testing.T) {
 	assert.Contains(t, m["http.client.request.duration"], "http.request.method=GET,http.response.status_code=200")
 }
 
+// A host's circuit breaker shows as a gauge of its state, and each change it makes is counted by
+// the state it changed to.
+func TestMetricsCircuit(t *testing.T) {
+	broken, healthy := newServer(t), newServer(t)
+	mp, r := meter(t)
+	tel := newTelemetry(t, otelfutures.WithMeterProvider(mp), otelfutures.WithHosts(2))
+	s := newSession(t, tel.Option(), httpfutures.WithCircuitBreaker(httpfutures.CircuitBreaker{MinRequests: 4, Cooldown: time.Hour}))
+	for range 6 {
+		s.Get(broken.URL + "/broken").Result()
+	}
+	resp, err := s.Get(healthy.URL + "/ok").Result()
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.NoError(t, s.Close()) // a change is told by the worker, after its Future resolved
+	m := collect(t, r)
+	bad, good := hostOf(broken.Server), hostOf(healthy.Server)
+	assert.Equal(t, points{"httpfutures.circuit.state=open," + bad: 1}, m["httpfutures.circuit.changes"])
+	assert.Equal(t, points{bad: 1}, m["httpfutures.host.circuit"], "open for the broken host")
+	assert.NotContains(t, m["httpfutures.host.circuit"], good, "a host the Scheduler holds nothing of has no point")
+}
+
 // A host's series names it by the URL's host name and port, the scheme's default if it names
 // none; the default port given or not is the same host.
 func TestMetricsHostNames(t *testing.T) {

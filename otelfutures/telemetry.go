@@ -102,7 +102,7 @@ func (t *Telemetry) Observer() httpfutures.Observer {
 	}
 	if m := t.metrics; m != nil {
 		o.Retried, o.Redirected, o.Hedged, o.Resolved = m.retried, m.redirected, m.hedged, m.resolved
-		o.Attached = m.attached
+		o.Attached, o.CircuitChanged = m.attached, m.circuitChanged
 	}
 	if tr := t.traces; tr != nil {
 		o.Started, o.Context = tr.started, tr.context
