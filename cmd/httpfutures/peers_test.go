@@ -240,19 +240,19 @@ func TestRunPrometheus(t *testing.T) {
 			return false
 		}
 		fams = toDTO(f)
-		c := fams["httpfutures_requests_total"]
+		c := fams["httpfutures_attack_requests_total"]
 		return c != nil && c.sum >= 50
 	}, 1800*time.Millisecond, 20*time.Millisecond, "the figures are served during the run")
 	require.Equal(t, exitOK, <-done, errb.String())
 
-	reqs := fams["httpfutures_requests_total"]
+	reqs := fams["httpfutures_attack_requests_total"]
 	assert.Positive(t, reqs.by[`code="200",error=""`])
 	assert.Positive(t, reqs.by[`code="502",error="502 Bad Gateway"`])
 	assert.InDelta(t, 0.1, reqs.by[`code="502",error="502 Bad Gateway"`]/reqs.sum, 0.05)
-	assert.Equal(t, reqs.sum, fams["httpfutures_request_duration_seconds"].count, "a latency a request")
-	assert.Equal(t, reqs.sum, fams["httpfutures_send_lag_seconds"].count, "a send lag a request")
-	assert.Equal(t, 200.0, fams["httpfutures_target_rate"].sum)
-	assert.Contains(t, fams, "httpfutures_requests_in_flight")
+	assert.Equal(t, reqs.sum, fams["httpfutures_attack_latency_seconds"].count, "a latency a request")
+	assert.Equal(t, reqs.sum, fams["httpfutures_attack_send_lag_seconds"].count, "a send lag a request")
+	assert.Equal(t, 200.0, fams["httpfutures_attack_target_rate"].sum)
+	assert.Contains(t, fams, "httpfutures_attack_in_flight")
 
 	_, err = http.Get("http://" + addr + "/metrics")
 	assert.Error(t, err, "the endpoint is gone with the run")

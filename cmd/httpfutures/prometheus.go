@@ -39,16 +39,16 @@ func startPrometheus(addr string, cfg loadgen.Config) (*promExporter, error) {
 		served: make(chan error, 1),
 		open:   cfg.Rate != nil,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "httpfutures_requests_total",
+			Name: "httpfutures_attack_requests_total",
 			Help: "Requests that ended, by status code (0: no response) and kind of error (empty: none).",
 		}, []string{"code", "error"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "httpfutures_request_duration_seconds",
+			Name:    "httpfutures_attack_latency_seconds",
 			Help:    "Latency of each request, from its due time (open model) or queueing (closed model) to the end of its body.",
 			Buckets: promBuckets,
 		}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "httpfutures_send_lag_seconds",
+			Name:    "httpfutures_attack_send_lag_seconds",
 			Help:    "How late each request of the open model was sent after its due time.",
 			Buckets: promBuckets,
 		}),
@@ -64,15 +64,15 @@ func startPrometheus(addr string, cfg loadgen.Config) (*promExporter, error) {
 	}
 	reg.MustRegister(p.requests, p.latency,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "httpfutures_requests_in_flight",
+			Name: "httpfutures_attack_in_flight",
 			Help: "Requests sent or queued and not yet ended.",
 		}, progress(func(pr loadgen.Progress) float64 { return float64(pr.InFlight) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "httpfutures_target_rate",
+			Name: "httpfutures_attack_target_rate",
 			Help: "The rate the timetable asks for now, requests per second (0: the closed model).",
 		}, progress(func(pr loadgen.Progress) float64 { return pr.TargetRate })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "httpfutures_elapsed_seconds",
+			Name: "httpfutures_attack_elapsed_seconds",
 			Help: "Time since the run started.",
 		}, progress(func(pr loadgen.Progress) float64 { return pr.Elapsed.Seconds() })),
 	)
