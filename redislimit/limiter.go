@@ -99,6 +99,7 @@ type Limiter struct {
 	probing   bool                 // the probe runs
 	probeKey  string               // the key of the quota whose call failed: the probe asks its node
 	lastErr   error                // the failure of the last call, if down
+	downAt    time.Time            // when Redis became unavailable, if down
 	recover   bool                 // the next lease starts without a burst
 	overdue   int                  // calls past the deadline still running: no other starts
 	observing int                  // calls sharing backpressure running

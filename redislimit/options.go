@@ -2,6 +2,7 @@ package redislimit
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -39,7 +40,8 @@ type options struct {
 	deadline time.Duration
 	span     time.Duration
 	policy   policy
-	share    float64 // of the quota, for fallBack
+	share    float64      // of the quota, for fallBack
+	log      *slog.Logger // WithLogger; nil if none
 }
 
 // lapse returns how late a leased token may still be used: half the lease span, and minLapse at
@@ -100,4 +102,25 @@ func WithFallback(share float64) Option {
 		panic(fmt.Sprintf("redislimit: WithFallback(%v): the share must be in (0, 1]", share))
 	}
 	return optionFunc(func(o *options) { o.policy, o.share = fallBack, share })
+}
+
+// WithLogger makes the Limiter log to l what an operator wants to know of Redis: that it became
+// unavailable and the failure policy decides meanwhile (Warn, with the policy: requests refused,
+// let go unlimited, or paced locally at a share of the quota), that it answers again and leases
+// resume (Info, with how long it was away), and each probe that failed meanwhile (Debug). A line
+// is logged as the state changes, with the Limiter's lock held: give it a quick handler. A nil l
+// logs nothing.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(o *options) { o.log = l })
+}
+
+// describe says what the policy does while Redis is unavailable, for a log line.
+func (o options) describe() string {
+	switch o.policy {
+	case failOpen:
+		return "fail open: requests go unlimited"
+	case fallBack:
+		return fmt.Sprintf("fall back: requests paced locally at %g of the quota", o.share)
+	}
+	return "fail closed: requests fail with ErrUnavailable"
 }

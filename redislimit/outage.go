@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"time"
 
@@ -31,6 +32,11 @@ const minProbeWait = 250 * time.Millisecond
 // decides until the probe, started here if it is not running, finds the quota's node answering.
 // It requires l.mu held.
 func (l *Limiter) downLocked(err error, key string) {
+	if !l.down {
+		l.downAt = time.Now()
+		l.logf(slog.LevelWarn, "redislimit: Redis unavailable; the failure policy decides", slog.String("key", key),
+			slog.Any("error", err), slog.String("policy", l.o.describe()))
+	}
 	l.down, l.recover, l.lastErr, l.probeKey = true, true, err, key
 	l.reloadLocked()
 	if !l.probing && !l.closed {
@@ -42,8 +48,25 @@ func (l *Limiter) downLocked(err error, key string) {
 
 // upLocked records that Redis answered a lease. It requires l.mu held.
 func (l *Limiter) upLocked() {
+	l.backLocked("a lease")
 	l.down, l.recover, l.lastErr = false, false, nil
 	clear(l.fallback)
+}
+
+// backLocked logs that Redis answers again, if it was unavailable, found by what. It requires
+// l.mu held.
+func (l *Limiter) backLocked(by string) {
+	if l.down {
+		l.logf(slog.LevelInfo, "redislimit: Redis answers again; leases resume", slog.String("found_by", by),
+			slog.Duration("unavailable", time.Since(l.downAt)))
+	}
+}
+
+// logf logs a line at level, if the Limiter has a logger that logs it.
+func (l *Limiter) logf(level slog.Level, msg string, attrs ...slog.Attr) {
+	if lg := l.o.log; lg != nil && lg.Enabled(context.Background(), level) {
+		lg.LogAttrs(context.Background(), level, msg, attrs...)
+	}
 }
 
 // slotReloader is a client that keeps a map of where its keys are, as *redis.ClusterClient does.
@@ -86,12 +109,14 @@ func (l *Limiter) probe() {
 		cancel()
 		l.mu.Lock()
 		if err == nil {
+			l.backLocked("the probe")
 			l.down, l.probing = false, false
 			l.mu.Unlock()
 			return
 		}
 		l.stats.Failures++
 		l.lastErr = err
+		l.logf(slog.LevelDebug, "redislimit: probe failed", slog.String("key", key), slog.Any("error", err))
 		l.reloadLocked()
 		l.mu.Unlock()
 		t.Reset(retryEvery)
