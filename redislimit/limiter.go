@@ -1,6 +1,3 @@
-// Package redislimit provides a Limiter on Redis, so that many processes share one quota: ten
-// replicas of a crawler, or a fleet of workers calling one API, keep together to the rate that
-// one of them would keep alone.
 package redislimit
 
 import (
