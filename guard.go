@@ -129,8 +129,8 @@ func (s *Scheduler) tellChanges() {
 	}
 }
 
-// flushLocked delivers the news, if any, with s.mu released meanwhile, and reports whether it
-// did. It requires s.mu held.
+// flushLocked delivers the news, if any, and reports whether it did. It requires s.mu held, and
+// releases it while delivering.
 func (s *Scheduler) flushLocked() bool {
 	if !s.hasNewsLocked() {
 		return false
