@@ -227,7 +227,7 @@ func (h *bodyHold) release(by int) {
 	if by == byCollector {
 		h.t.countLeak()
 	}
-	h.t.sched.release(h.slot)
+	h.t.sched.releaseBody(h.slot)
 	h.t.countBodies(-1)
 	h.cancel()
 }

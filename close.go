@@ -141,7 +141,7 @@ func (s *Scheduler) stopTransport(t *AsyncTransport, now bool) <-chan struct{} {
 func (s *Scheduler) settled(t *AsyncTransport) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return t.tally.queued == 0 && t.tally.aborting == 0 && t.counts.running.Load() == 0
+	return t.tally.queued == 0 && t.tally.aborting == 0 && s.inFlightLocked(t) == 0
 }
 
 // queuedLocked returns t's queued requests. It requires s.mu held.

@@ -28,7 +28,6 @@ func (t *AsyncTransport) RunAsTakenAfter(req *http.Request, ago time.Duration) *
 	f := newFuture(t, req)
 	f.opts = optionsFrom(req.Context())
 	f.phase.take()
-	t.countRunning(1)
 	t.run(f, f.queued-instant(ago))
 	return f
 }

@@ -289,7 +289,6 @@ func (f *Future) Attempts() int {
 // resolve resolves a running Future, or, if it was stopped meanwhile, closes resp and resolves
 // it with the error of what stopped it. It returns the instant f resolved at.
 func (f *Future) resolve(resp *http.Response, err error) instant {
-	f.t.countRunning(-1) // before it resolves: Stats never count a resolved request in flight
 	if stopped := f.phase.finish(); stopped != nil {
 		err = stopped
 		(*runCtx)(f).cancel() // ended before it resolves, whenever what stopped it gets to it

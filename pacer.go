@@ -209,7 +209,7 @@ func (s *Scheduler) retireLocked() {
 // none runs, the slots taken, if any, are held by streamed bodies, and no host waits for a pause
 // to end. It requires s.mu held.
 func (s *Scheduler) idleLocked() bool {
-	return s.queued == 0 && s.timers.len() == 0 && int64(s.inflight) == s.counts.bodies.Load()
+	return s.queued == 0 && s.timers.len() == 0 && s.inflight == s.bodySlots
 }
 
 // stalledLocked reports whether requests wait on slots that only streamed bodies hold: unless
@@ -219,8 +219,7 @@ func (s *Scheduler) stalledLocked() bool {
 	if s.queued == 0 {
 		return false
 	}
-	bodies := s.counts.bodies.Load()
-	return bodies > 0 && int64(s.inflight) == bodies
+	return s.bodySlots > 0 && s.inflight == s.bodySlots
 }
 
 // watchStallLocked makes the pacer look at a stall soon, if requests have begun to wait on slots

@@ -65,7 +65,11 @@ func TestRedirectsStayInThePool(t *testing.T) {
 	resp, err := first.Result()
 	require.NoError(t, err)
 	assert.Equal(t, "/final", resp.Request.URL.Path)
-	assert.Less(t, hits.Load(), int64(10*workers), "the first Future resolved before every request had been sent")
+	// Each request takes a millisecond at least, so two workers send some four hops a millisecond,
+	// and the first result comes after a few: a goroutine per request would have sent most of
+	// the 2,000 hops by then. A busy machine may delay this goroutine by tens of milliseconds,
+	// while the workers send on.
+	assert.Less(t, hits.Load(), int64(n/4), "the first Future resolved before every request had been sent")
 	st := s.Stats()
 	assert.LessOrEqual(t, st.InFlight, workers, "no request runs outside the pool")
 	// The client side: workers, the pacer, two connection loops per connection; the server side:

@@ -279,28 +279,34 @@ func (s *Scheduler) dequeueLocked(f *Future) {
 func (s *Scheduler) transportStats(t *AsyncTransport) Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Queued: t.tally.queued, Hosts: len(s.hosts), Paused: s.pausedLocked(time.Now()), Goroutines: s.goroutines}
+	return Stats{Queued: t.tally.queued, InFlight: s.inFlightLocked(t), Hosts: len(s.hosts), Paused: s.pausedLocked(time.Now()), Goroutines: s.goroutines}
 }
 
 // Stats returns the counts of the Scheduler as a whole: the requests of all its transports.
 func (s *Scheduler) Stats() Stats {
 	s.init(nil)
 	s.mu.Lock()
-	st := Stats{Queued: s.queued, Hosts: len(s.hosts), Paused: s.pausedLocked(time.Now()), Goroutines: s.goroutines}
+	st := Stats{Queued: s.queued, InFlight: s.inFlightLocked(nil), Hosts: len(s.hosts), Paused: s.pausedLocked(time.Now()), Goroutines: s.goroutines}
 	s.mu.Unlock()
 	s.counts.fill(&st)
 	return st
 }
 
-// counters are the outcomes of Futures, and the requests running, updated atomically: a
+// counters are the outcomes of Futures, and the streamed bodies open, updated atomically: a
 // transport keeps its own, and its Scheduler the sum over its transports.
 type counters struct {
+	_ cacheLinePad // workers write the counters: apart from what every request reads, beside them
+
 	completed, failed, canceled, shed, retries, redirects, hedges atomic.Uint64
 
-	running atomic.Int64  // requests taken by a worker and not yet resolved, nor queued again
-	bodies  atomic.Int64  // streamed bodies holding their slots
-	leaked  atomic.Uint64 // streamed bodies collected unclosed
+	bodies atomic.Int64  // streamed bodies holding their slots
+	leaked atomic.Uint64 // streamed bodies collected unclosed
+
+	_ cacheLinePad
 }
+
+// A cacheLinePad keeps the fields on either side of it in cache lines of their own.
+type cacheLinePad [64]byte
 
 // count counts the outcome of a Future resolved with err.
 func (c *counters) count(err error) {
@@ -320,5 +326,5 @@ func (c *counters) count(err error) {
 func (c *counters) fill(st *Stats) {
 	st.Completed, st.Failed, st.Canceled, st.Shed = c.completed.Load(), c.failed.Load(), c.canceled.Load(), c.shed.Load()
 	st.Retries, st.Redirects, st.Hedges = c.retries.Load(), c.redirects.Load(), c.hedges.Load()
-	st.InFlight, st.Bodies, st.LeakedBodies = int(c.running.Load()), int(c.bodies.Load()), c.leaked.Load()
+	st.Bodies, st.LeakedBodies = int(c.bodies.Load()), c.leaked.Load()
 }

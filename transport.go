@@ -248,13 +248,6 @@ func (t *AsyncTransport) count(err error) {
 	t.sched.counts.count(err)
 }
 
-// countRunning counts a request that a worker took (+1), or that leaves its worker (-1): before
-// it resolves, or as it is queued again, so that Stats never count a resolved request in flight.
-func (t *AsyncTransport) countRunning(n int64) {
-	t.counts.running.Add(n)
-	t.sched.counts.running.Add(n)
-}
-
 // countBodies counts streamed bodies made (+1) or ended (-1).
 func (t *AsyncTransport) countBodies(n int64) {
 	t.counts.bodies.Add(n)

@@ -16,6 +16,7 @@ type workerPool struct {
 	cond       sync.Cond // workers wait on it (with Scheduler.mu) for a host to serve or a free slot
 	runners    []*runner // the worker goroutines
 	inflight   int       // pool slots taken
+	bodySlots  int       // of those, the slots of streamed bodies whose workers are done with them
 	waiting    int       // workers waiting on cond
 	waking     int       // workers signaled and not yet running
 	pool       fullClock // how long every pool slot was taken
@@ -57,6 +58,20 @@ func (s *Scheduler) runningLocked(t *AsyncTransport, out []*Future) []*Future {
 		}
 	}
 	return out
+}
+
+// inFlightLocked counts the requests of t (of all transports if t is nil) that workers run and
+// that have not resolved. A Future's phase is done before it resolves, so that Stats never count
+// a resolved request in flight; counting here, where Stats are read, costs a request nothing. It
+// requires s.mu held.
+func (s *Scheduler) inFlightLocked(t *AsyncTransport) int {
+	n := 0
+	for _, r := range s.runners {
+		if f := r.f; f != nil && (t == nil || f.t == t) && !f.phase.is(stateDone) {
+			n++
+		}
+	}
+	return n
 }
 
 // An outcome is what an attempt leaves to the worker that ran it.
@@ -127,7 +142,9 @@ func (s *Scheduler) endLocked(f *Future, out outcome, end instant) (change Limit
 		s.lastActive = out.end
 	}
 	s.comeBackLocked(f) // before it is queued again: then another worker may run f
-	if !out.kept {
+	if out.kept {
+		s.bodySlots++ // the body gives them back, in releaseBody
+	} else {
 		s.releaseLocked(out.slot)
 	}
 	resolved := !out.retry
@@ -156,7 +173,6 @@ func (s *Scheduler) endLocked(f *Future, out outcome, end instant) (change Limit
 // with ErrClosed if its transport was closed (under Shutdown, a running request's retries go on);
 // f is then done, to be aborted. It requires s.mu held.
 func (s *Scheduler) requeueLocked(f *Future, wait time.Duration) error {
-	f.t.countRunning(-1)
 	if err, ok := f.phase.requeue(); !ok {
 		return err
 	}
@@ -233,7 +249,6 @@ func (s *Scheduler) takeLocked(gen uint32) (f *Future, waited bool) {
 		s.queued--
 		f.t.tally.queued--
 		f.t.tally.running++
-		f.t.countRunning(1)
 		s.takePoolSlotLocked()
 		s.takeHostSlotLocked(h)
 		if f.stop != nil {
@@ -276,9 +291,12 @@ func (s *Scheduler) releaseLocked(h *host) {
 	s.wakeLocked()
 }
 
-// release is releaseLocked for callers that do not hold s.mu.
-func (s *Scheduler) release(h *host) {
+// releaseBody gives back the slots of a streamed body: its pool slot, and its host slot on h.
+// It may come before its worker's endLocked counts the body in bodySlots, and then leaves
+// bodySlots at -1 until it does.
+func (s *Scheduler) releaseBody(h *host) {
 	s.mu.Lock()
+	s.bodySlots--
 	s.releaseLocked(h)
 	s.mu.Unlock()
 }
