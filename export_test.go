@@ -18,6 +18,10 @@ func (l *RateLimiter) ReserveSince(now, since time.Time) time.Time { return l.re
 
 var FutureSize = unsafe.Sizeof(Future{})
 
+// FutureTakenEnd is where the fields a worker touches as it takes a Future end: its queue slot
+// and its phase.
+var FutureTakenEnd = unsafe.Offsetof(Future{}.phase) + unsafe.Sizeof(Future{}.phase)
+
 var HostSize = unsafe.Sizeof(host{})
 
 // RunAsTakenAfter runs req as a worker does that took it without waiting, right after ending a
