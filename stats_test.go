@@ -43,6 +43,46 @@ func TestSchedulerStatsAddUp(t *testing.T) {
 	assert.GreaterOrEqual(t, st.Completed+st.Canceled, uint64(2))
 }
 
+// A Scheduler that a transport made counts that transport's requests once, and those of another
+// transport sharing it too: retries, redirects, outcomes and bodies.
+func TestOwnedSchedulerStatsAddUp(t *testing.T) {
+	ok := newEchoServer(t)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, ok.URL, http.StatusFound) })
+	mux.HandleFunc("/busy", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	retry := httpfutures.WithRetry(httpfutures.RetryPolicy{
+		MaxRetries: 2,
+		Backoff:    func(_, _ time.Duration, _ int, _ *http.Response) time.Duration { return 0 },
+	})
+	owner := newSession(t, retry)
+	other := newSession(t, httpfutures.WithScheduler(owner.Transport().Scheduler()), httpfutures.WithStreaming(true))
+	for _, s := range []*httpfutures.Session{owner, owner, other} {
+		resp, err := s.Get(srv.URL + "/moved").Result()
+		require.NoError(t, err)
+		body(t, resp)
+	}
+	resp, err := owner.Get(srv.URL + "/busy").Result()
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "the last response, after the retries")
+	held, err := other.Get(ok.URL).Result()
+	require.NoError(t, err)
+	t.Cleanup(func() { held.Body.Close() })
+
+	so, sx, st := owner.Stats(), other.Stats(), owner.Transport().Scheduler().Stats()
+	assert.Equal(t, uint64(3), so.Completed)
+	assert.Equal(t, uint64(2), sx.Completed)
+	assert.Equal(t, uint64(5), st.Completed, "each request counted once")
+	assert.Equal(t, uint64(2), so.Retries)
+	assert.Equal(t, uint64(2), st.Retries)
+	assert.Equal(t, uint64(1), sx.Redirects)
+	assert.Equal(t, uint64(3), st.Redirects)
+	assert.Equal(t, 1, sx.Bodies)
+	assert.Equal(t, 1, st.Bodies)
+	assert.Equal(t, st, owner.Transport().Scheduler().Stats(), "read again, the same")
+}
+
 // HostStats tells a default port from the same number on another scheme: https://h.test:80 is
 // not http://h.test.
 func TestHostStatsKnowsTheScheme(t *testing.T) {
