@@ -144,7 +144,7 @@ func (a AdaptiveLimit) withDefaults() AdaptiveLimit {
 // ignored. It has no effect without WithAdaptiveHostLimit. It configures a Scheduler; it is an
 // Observer's LimitChanged (see WithObserver).
 func WithLimitChanged(fn func(LimitChange)) Option {
-	return schedOption("WithLimitChanged", func(c *config) { c.observer = c.observer.and(Observer{LimitChanged: fn}) })
+	return schedOption("WithLimitChanged", func(c *config) { c.observer = c.observer.And(Observer{LimitChanged: fn}) })
 }
 
 // A LimitChange is a change of a host's adaptive concurrency limit.

@@ -73,8 +73,12 @@ type hostTable struct {
 	seq    uint32                         // submission counter, for FIFO order within a priority; wraps
 }
 
-// hostKey names the host a request is queued under: its host and port, lower-cased, with a
-// default port left out, so that http://Example.com:80/ and http://example.com/ share a queue.
+// HostOf returns the name of the host a request to u is queued under, as HostStats, the
+// Observer and LimitChange give it: its host and port, lower-cased, with the scheme's default
+// port left out, so that http://Example.com:80/ and http://example.com/ share a queue.
+func HostOf(u *url.URL) string { return hostKey(u.Scheme, u.Host) }
+
+// hostKey is HostOf for a URL's scheme and host.
 func hostKey(scheme, hostport string) string {
 	switch {
 	case scheme == "http" && strings.HasSuffix(hostport, ":80"):

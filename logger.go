@@ -32,7 +32,7 @@ import (
 func WithLogger(l *slog.Logger) Option {
 	return schedOption("WithLogger", func(c *config) {
 		if l != nil {
-			c.observer = c.observer.and(newHostLog(l, time.Now).observer())
+			c.observer = c.observer.And(newHostLog(l, time.Now).observer())
 		}
 	})
 }

@@ -110,11 +110,12 @@ func outcomeOf(err error) Outcome {
 // times: each Observer is told every event, in the order they were given. It configures a
 // Scheduler: every transport and session on it is observed.
 func WithObserver(o Observer) Option {
-	return schedOption("WithObserver", func(c *config) { c.observer = c.observer.and(o) })
+	return schedOption("WithObserver", func(c *config) { c.observer = c.observer.And(o) })
 }
 
-// and returns an Observer that tells o, then p, each event.
-func (o Observer) and(p Observer) Observer {
+// And returns an Observer that tells o, then p, each event: for a package whose Observer is
+// made of parts. WithObserver(o.And(p)) is WithObserver(o), WithObserver(p).
+func (o Observer) And(p Observer) Observer {
 	return Observer{
 		Queued:         both(o.Queued, p.Queued),
 		Started:        both2(o.Started, p.Started),

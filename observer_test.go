@@ -251,6 +251,47 @@ func TestObserversComposeAndCannotCrash(t *testing.T) {
 	assert.Equal(t, []string{"first", "second"}, order, "a panic stops the Observers after it, for that event only")
 }
 
+// An Observer joined with And tells each part every event, in order, and skips the parts that
+// are nil; their contexts chain, the first part's outermost.
+func TestObserverAnd(t *testing.T) {
+	ts := eventServer(t)
+	type key string
+	var order []string
+	var mu sync.Mutex
+	note := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		order = append(order, s)
+	}
+	seen := make(chan [2]any, 1)
+	first := httpfutures.Observer{
+		Queued: func(*httpfutures.Future) { note("queued 1") },
+		Context: func(ctx context.Context, _ *httpfutures.Future) context.Context {
+			return context.WithValue(ctx, key("a"), 1)
+		},
+	}
+	second := httpfutures.Observer{
+		Queued:   func(*httpfutures.Future) { note("queued 2") },
+		Resolved: func(*httpfutures.Future, httpfutures.Outcome) { note("resolved 2") },
+		Context: func(ctx context.Context, _ *httpfutures.Future) context.Context {
+			return context.WithValue(ctx, key("b"), ctx.Value(key("a")))
+		},
+	}
+	next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		seen <- [2]any{r.Context().Value(key("a")), r.Context().Value(key("b"))}
+		return http.DefaultTransport.RoundTrip(r)
+	})
+	tr := newTransport(t, next, httpfutures.WithObserver(first.And(httpfutures.Observer{}).And(second)))
+	resp, err := tr.StartRoundTrip(get(t, ts.URL+"/ok")).Result()
+	require.NoError(t, err)
+	assert.Equal(t, "ok", body(t, resp))
+	require.NoError(t, tr.Close())
+	assert.Equal(t, [2]any{1, 1}, <-seen, "the second part's context wraps the first's")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"queued 1", "queued 2", "resolved 2"}, order)
+}
+
 // An Observer's Context is the context the next RoundTripper sees: a tracer's span goes there.
 func TestObserverContextReachesTheRoundTripper(t *testing.T) {
 	type spanKey struct{}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -81,6 +82,30 @@ func TestOwnedSchedulerStatsAddUp(t *testing.T) {
 	assert.Equal(t, 1, sx.Bodies)
 	assert.Equal(t, 1, st.Bodies)
 	assert.Equal(t, st, owner.Transport().Scheduler().Stats(), "read again, the same")
+}
+
+// HostOf names a URL's host as the Scheduler does, and HostStats finds a host by that name.
+func TestHostOf(t *testing.T) {
+	for raw, want := range map[string]string{
+		"http://Example.COM/x":       "example.com",
+		"http://example.com:80/":     "example.com",
+		"https://example.com:443/":   "example.com",
+		"https://example.com:80/":    "example.com:80",
+		"http://example.com:443/":    "example.com:443",
+		"http://127.0.0.1:8080/path": "127.0.0.1:8080",
+		"http://[::1]:80/":           "[::1]",
+	} {
+		u, err := url.Parse(raw)
+		require.NoError(t, err)
+		assert.Equal(t, want, httpfutures.HostOf(u), raw)
+	}
+
+	ts := newEchoServer(t)
+	tr := newTransport(t, nil, httpfutures.WithAdaptiveHostLimit(8))
+	req := get(t, ts.URL+"/x")
+	_, err := tr.StartRoundTrip(req).Result()
+	require.NoError(t, err)
+	assert.NotZero(t, tr.HostStats(httpfutures.HostOf(req.URL)).Limit, "HostStats finds the host by that name")
 }
 
 // HostStats tells a default port from the same number on another scheme: https://h.test:80 is

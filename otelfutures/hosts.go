@@ -9,6 +9,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/httpfutures/httpfutures"
 )
 
 // The hosts with series of their own (WithHosts): the first ones seen, up to a cap.
@@ -52,7 +54,7 @@ func (s *hostSet) of(u *url.URL) *hostSeries {
 	if s == nil || u == nil || u.Host == "" {
 		return nil
 	}
-	key := hostKey(u.Scheme, u.Host)
+	key := httpfutures.HostOf(u)
 	if v, ok := s.hosts.Load(key); ok {
 		return v.(*hostSeries)
 	}
@@ -113,16 +115,4 @@ func appendServerAttrs(kv []attribute.KeyValue, u *url.URL) []attribute.KeyValue
 		kv = append(kv, semconv.ServerPort(port))
 	}
 	return kv
-}
-
-// hostKey names a host as the Scheduler's HostStats does: host and port in lower case, the
-// scheme's default port left out.
-func hostKey(scheme, hostport string) string {
-	switch {
-	case scheme == "http" && strings.HasSuffix(hostport, ":80"):
-		hostport = hostport[:len(hostport)-len(":80")]
-	case scheme == "https" && strings.HasSuffix(hostport, ":443"):
-		hostport = hostport[:len(hostport)-len(":443")]
-	}
-	return strings.ToLower(hostport)
 }

@@ -96,22 +96,23 @@ func New(opts ...Option) (*Telemetry, error) {
 
 // Observer returns the Observer that reports to t, for httpfutures.WithObserver.
 func (t *Telemetry) Observer() httpfutures.Observer {
-	var o httpfutures.Observer
+	var metrics, traces httpfutures.Observer
 	if t == nil {
-		return o
+		return metrics
 	}
 	if m := t.metrics; m != nil {
-		o.Retried, o.Redirected, o.Hedged, o.Resolved = m.retried, m.redirected, m.hedged, m.resolved
-		o.Attached, o.CircuitChanged = m.attached, m.circuitChanged
+		metrics = httpfutures.Observer{
+			Retried: m.retried, Redirected: m.redirected, Hedged: m.hedged, Resolved: m.resolved,
+			Attached: m.attached, CircuitChanged: m.circuitChanged,
+		}
 	}
 	if tr := t.traces; tr != nil {
-		o.Started, o.Context = tr.started, tr.context
-		o.Retried = both(o.Retried, tr.retried)
-		o.Redirected = both(o.Redirected, tr.redirected)
-		o.Hedged = both1(o.Hedged, tr.hedged)
-		o.Resolved = both(o.Resolved, tr.resolved)
+		traces = httpfutures.Observer{
+			Started: tr.started, Context: tr.context,
+			Retried: tr.retried, Redirected: tr.redirected, Hedged: tr.hedged, Resolved: tr.resolved,
+		}
 	}
-	return o
+	return metrics.And(traces)
 }
 
 // Option is httpfutures.WithObserver(t.Observer()).
@@ -124,26 +125,4 @@ func (t *Telemetry) Close() error {
 		return nil
 	}
 	return t.metrics.close()
-}
-
-// both returns a func that calls f, then g; either may be nil.
-func both[A, B any](f, g func(A, B)) func(A, B) {
-	switch {
-	case f == nil:
-		return g
-	case g == nil:
-		return f
-	}
-	return func(a A, b B) { f(a, b); g(a, b) }
-}
-
-// both1 is both for a func of one argument.
-func both1[A any](f, g func(A)) func(A) {
-	switch {
-	case f == nil:
-		return g
-	case g == nil:
-		return f
-	}
-	return func(a A) { f(a); g(a) }
 }

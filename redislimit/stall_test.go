@@ -15,18 +15,27 @@ import (
 // sends then, so the tests that measure a rate on a busy machine leave that time out, and say
 // how long it was. A ticker's goroutine that wakes a tick late or more sees it.
 
-// stallTick is how often watchStalls looks at the clock.
+// stallTick is how often watchStalls looks at the clock, and watchRedis at the server.
 const stallTick = 5 * time.Millisecond
 
 // watchStalls notes, from start until the returned func is called, the spells in which the
 // process did not run, as a ticker's goroutine that wakes a tick late or more sees them: a
 // machine too busy to give it a core for a while, or often. The func returns them.
 func watchStalls(start time.Time) func() [][2]int64 {
+	return watchTicks(start, func(last, now time.Time) (spell [2]int64, ok bool) {
+		return [2]int64{last.Add(stallTick).UnixNano(), now.UnixNano()}, now.Sub(last) > 2*stallTick
+	})
+}
+
+// watchTicks calls look at every tick of stallTick from start until the returned func is called,
+// with the time of the tick before (or of the watch's start) and of this one, and notes the
+// spells it reports. The func returns them.
+func watchTicks(start time.Time, look func(last, now time.Time) (spell [2]int64, ok bool)) func() [][2]int64 {
 	stop := make(chan struct{})
 	done := make(chan [][2]int64, 1)
 	go func() {
-		var stalls [][2]int64
-		defer func() { done <- stalls }()
+		var spells [][2]int64
+		defer func() { done <- spells }()
 		select {
 		case <-stop:
 			return
@@ -40,8 +49,8 @@ func watchStalls(start time.Time) func() [][2]int64 {
 			case <-stop:
 				return
 			case now := <-tick.C:
-				if now.Sub(last) > 2*stallTick {
-					stalls = append(stalls, [2]int64{last.Add(stallTick).UnixNano(), now.UnixNano()})
+				if spell, ok := look(last, now); ok {
+					spells = append(spells, spell)
 				}
 				last = now
 			}
@@ -109,35 +118,12 @@ func sendBounds(r float64, burst int, within float64, reports []fleetReport, fro
 // from its sending to its answer, on a machine too busy to run the server. No process leases
 // then. The func returns them.
 func watchRedis(rdb redis.UniversalClient, key string, start time.Time) func() [][2]int64 {
-	stop := make(chan struct{})
-	done := make(chan [][2]int64, 1)
-	go func() {
-		var stalls [][2]int64
-		defer func() { done <- stalls }()
-		select {
-		case <-stop:
-			return
-		case <-time.After(time.Until(start)):
-		}
-		tick := time.NewTicker(stallTick)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			sent := time.Now()
-			rdb.Exists(context.Background(), key)
-			if got := time.Now(); got.Sub(sent) > 2*stallTick {
-				stalls = append(stalls, [2]int64{sent.UnixNano(), got.UnixNano()})
-			}
-		}
-	}()
-	return func() [][2]int64 {
-		close(stop)
-		return <-done
-	}
+	return watchTicks(start, func(_, _ time.Time) (spell [2]int64, ok bool) {
+		sent := time.Now()
+		rdb.Exists(context.Background(), key)
+		got := time.Now()
+		return [2]int64{sent.UnixNano(), got.UnixNano()}, got.Sub(sent) > 2*stallTick
+	})
 }
 
 // union returns the spells in a or b, each sorted and without overlaps.
