@@ -103,10 +103,6 @@ func TestLeakedBodyIsCollected(t *testing.T) {
 	t.Cleanup(h2.Close)
 	live, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	type path struct {
-		name string
-		get  func(t testing.TB, url string) (*http.Response, *httpfutures.AsyncTransport)
-	}
 	viaClient := func(ctx context.Context) func(*httpfutures.AsyncTransport) func(testing.TB, string) *http.Response {
 		return func(tr *httpfutures.AsyncTransport) func(testing.TB, string) *http.Response {
 			return func(t testing.TB, url string) *http.Response {

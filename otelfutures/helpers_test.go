@@ -145,7 +145,7 @@ func collect(t *testing.T, r *sdkmetric.ManualReader) map[string]points {
 func attrs(s attribute.Set) string {
 	var kv []string
 	for _, a := range s.ToSlice() {
-		kv = append(kv, string(a.Key)+"="+a.Value.Emit())
+		kv = append(kv, string(a.Key)+"="+a.Value.String())
 	}
 	slices.Sort(kv)
 	return strings.Join(kv, ",")

@@ -104,7 +104,7 @@ func events(s sdktrace.ReadOnlySpan) []string {
 		name := e.Name
 		for _, a := range e.Attributes {
 			if a.Key == "httpfutures.attempt" {
-				name += " " + a.Value.Emit()
+				name += " " + a.Value.String()
 			}
 		}
 		out = append(out, name)
