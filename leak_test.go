@@ -266,6 +266,40 @@ func TestIdleSchedulerKeepsNoGoroutine(t *testing.T) {
 	assert.Equal(t, uint64(3), tr.Stats().Completed)
 }
 
+// Streamed bodies held open keep their slots, not the goroutines: with every slot held by a body,
+// 1 to 8 workers, the Scheduler is idle and its goroutines end; the bodies closed, the slots are
+// back, and the next requests run on goroutines started again.
+func TestIdleWithBodiesOpen(t *testing.T) {
+	ts := newBodyServer(t)
+	for _, workers := range []int{1, 2, 8} {
+		t.Run(fmt.Sprintf("%d workers", workers), func(t *testing.T) {
+			tr := newTransport(t, nil, httpfutures.WithWorkers(workers), httpfutures.WithWorkerIdleTimeout(50*time.Millisecond))
+			client := &http.Client{Transport: tr}
+			var open []*http.Response
+			for range workers {
+				resp, err := client.Get(ts.URL)
+				require.NoError(t, err)
+				open = append(open, resp)
+			}
+			assert.Equal(t, workers, tr.Stats().Bodies)
+			require.Eventually(t, func() bool { return tr.Stats().Goroutines == 0 }, 5*time.Second, 5*time.Millisecond,
+				"every slot held by a body: nothing for the goroutines to do")
+			for _, resp := range open {
+				assert.Contains(t, body(t, resp), `{"items":"xxx`)
+			}
+			st := tr.Stats()
+			assert.Zero(t, st.Bodies)
+			assert.Zero(t, st.InFlight)
+			for range 2 * workers {
+				resp, err := client.Get(ts.URL)
+				require.NoError(t, err, "the slots came back")
+				body(t, resp)
+			}
+			require.Eventually(t, func() bool { return tr.Stats().Goroutines == 0 }, 5*time.Second, 5*time.Millisecond)
+		})
+	}
+}
+
 // A Scheduler shared by transports keeps no goroutine once idle either, and is closed as usual.
 func TestIdleSharedScheduler(t *testing.T) {
 	ts := newEchoServer(t)
