@@ -320,6 +320,9 @@ func TestLoggerCircuitChanged(t *testing.T) {
 	for range 4 {
 		tr.StartRoundTrip(get(t, "http://a.test/")).Result()
 	}
+	// The breaker counts an attempt as its worker ends it, just after its Future resolved.
+	require.Eventually(t, func() bool { return tr.HostStats("a.test").Circuit == httpfutures.CircuitOpen },
+		time.Second, time.Millisecond)
 	_, err := tr.StartRoundTrip(get(t, "http://a.test/")).Result()
 	require.ErrorIs(t, err, httpfutures.ErrCircuitOpen)
 	fail.Store(false)
