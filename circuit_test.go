@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,13 +141,15 @@ func TestCircuitBreakerOpensOnADeadHost(t *testing.T) {
 }
 
 // A healthy host with random errors never trips a breaker: 10,000 requests, 1% of them 500s,
-// under the default thresholds and tighter ones.
+// under the default thresholds and tighter ones. A tighter ratio needs a larger minimum: with a
+// ratio of 0.1 and the default 20, two errors among the first 20 requests, which come in about
+// 1.7% of runs, would open it (see MinRequests).
 func TestCircuitBreakerSparesAHealthyHost(t *testing.T) {
 	srv := newFaultServer(t, answerRandom500)
 	for _, cb := range []httpfutures.CircuitBreaker{
 		{},
-		{FailureRatio: 0.1},
-		{FailureRatio: 0.1, MinRequests: 50, Window: time.Second},
+		{FailureRatio: 0.1, MinRequests: 100},
+		{FailureRatio: 0.1, MinRequests: 100, Window: time.Second},
 	} {
 		t.Run(fmt.Sprintf("ratio %v min %d window %v", cb.FailureRatio, cb.MinRequests, cb.Window), func(t *testing.T) {
 			log := newCircuitLog()
@@ -179,6 +183,41 @@ func TestCircuitBreakerSparesAHealthyHost(t *testing.T) {
 				errs, 100*float64(errs)/n, refused)
 		})
 	}
+}
+
+// MinRequests' doc gives how often chance alone opens a breaker with a FailureRatio of 0.1 on a
+// host with 1% of errors at random, by MinRequests. Here each run is a breaker that counts 200
+// such attempts, 1 ms apart; later ones cannot reach the ratio but by odds of 1e-12 and less.
+func TestCircuitBreakerOpensByChance(t *testing.T) {
+	const runs, attempts = 10_000, 200
+	tests := []struct {
+		min         int
+		least, most float64 // share of runs that open
+	}{
+		{20, 0.012, 0.025}, // P(2 or more of the first 20 fail) = 1.7%, and a few more later
+		{50, 0, 0.001},
+		{100, 0, 0},
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var rows []string
+	for _, tt := range tests {
+		opened := 0
+		for range runs {
+			record := httpfutures.CircuitOf(httpfutures.CircuitBreaker{FailureRatio: 0.1, MinRequests: tt.min})
+			now := time.Now()
+			for i := range attempts {
+				if record(now.Add(time.Duration(i)*time.Millisecond), rng.IntN(100) == 0) {
+					opened++
+					break
+				}
+			}
+		}
+		share := float64(opened) / runs
+		assert.GreaterOrEqual(t, share, tt.least, "MinRequests %d", tt.min)
+		assert.LessOrEqual(t, share, tt.most, "MinRequests %d", tt.min)
+		rows = append(rows, fmt.Sprintf("%11d  %6.2f%%", tt.min, 100*share))
+	}
+	t.Logf("FailureRatio 0.1, 1%% of errors at random, %d runs:\nMinRequests  opened\n%s", runs, strings.Join(rows, "\n"))
 }
 
 // An open breaker lets a probe through after its cooldown, and closes when it succeeds: within

@@ -35,3 +35,15 @@ func (t *AsyncTransport) RunAsTakenAfter(req *http.Request, ago time.Duration) *
 	t.run(f, f.queued-instant(ago))
 	return f
 }
+
+// CircuitOf is a host's closed breaker as c configures it, without a Scheduler: record counts an
+// attempt at now, failed or not, and reports whether the breaker opened at it.
+func CircuitOf(c CircuitBreaker) (record func(now time.Time, failed bool) (opened bool)) {
+	c = c.withDefaults()
+	var b circuit
+	b.init(&c)
+	return func(now time.Time, failed bool) bool {
+		ch := b.record(&c, now, failed, false)
+		return ch != nil && ch.To == CircuitOpen
+	}
+}
