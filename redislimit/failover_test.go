@@ -164,15 +164,18 @@ func TestFailover(t *testing.T) {
 			rBefore := holds(t0.Add(200*time.Millisecond), killed, "before the kill")
 			again := failedOver.Add(within)
 			rAfter := holds(again, end, "from 2 s after the failover")
-			// Meanwhile, once the tokens leased before the kill are spent: the policies.
-			down := killed.Add(lease + 100*time.Millisecond)
+			// Meanwhile, once the tokens leased before the kill are spent: the policies. A process
+			// the machine stalled spends them late, by as long as it stalled.
+			down := spentBy(report, killed, lease+100*time.Millisecond)
 			closed, fallback := members[0].srv.times(nil), members[1].srv.times(nil)
-			assert.Zero(t, countIn(closed, down, failedOver), "requests sent failing closed during the failover")
+			assert.Zero(t, countIn(closed, down, failedOver), "requests sent failing closed during the failover, from %v after the kill",
+				down.Sub(killed).Round(time.Millisecond))
 			assert.LessOrEqual(t, rate(fallback, down, failedOver), quota/2*1.1, "requests per second falling back during the failover")
 			assert.GreaterOrEqual(t, rate(fallback, down, failedOver), quota/2*0.9*ran(down, failedOver),
 				"requests per second falling back during the failover")
 			for _, o := range members[0].d.between(down, failedOver) {
-				require.ErrorIs(t, o.err, redislimit.ErrUnavailable)
+				assert.ErrorIs(t, o.err, redislimit.ErrUnavailable, "failing closed: a request submitted %v and done %v after the kill",
+					o.submitted.Sub(killed).Round(time.Millisecond), o.done.Sub(killed).Round(time.Millisecond))
 			}
 			// The first lease after the failover.
 			var backs []string
@@ -207,6 +210,19 @@ func TestFailover(t *testing.T) {
 		})
 	}
 	t.Logf("quota %d/s shared by a Limiter failing closed and one falling back to half:\n%s", quota, strings.Join(rows, "\n"))
+}
+
+// spentBy returns when the tokens leased before at are spent: after span, and later by as long
+// as the process stalled meanwhile.
+func spentBy(reports []fleetReport, at time.Time, span time.Duration) time.Time {
+	end := at.Add(span)
+	for {
+		later := at.Add(span + stalledTogether(reports, at, end))
+		if !later.After(end) {
+			return end
+		}
+		end = later
+	}
 }
 
 // watchLeases notes, every 2 ms, when each member's count of leased tokens grows, until the
