@@ -29,9 +29,12 @@ import (
 // twice as long, up to a second.
 //
 // After a decrease, the limit grows back toward the one that failed, halving the distance each
-// round trip, then probes it: one slot for 40 successes for each overload that answered the last
-// decrease, so that probing costs the host one response in 40 whether it refuses at once or after
-// a round trip. Once a request sent at that limit succeeds, the capacity has risen, and the limit
+// round trip, or, if the decrease came within two round trips of the one before (the limits in
+// between failed too), by a slot each round trip. Then it probes that limit: one slot for 40
+// successes for each overload that answered the last decrease, and half a slot a round trip at
+// most, so that probing costs the host one response in 40 whether it refuses at once or after a
+// round trip, and a refusal a round trip late comes before the limit has passed the one that
+// failed. Once a request sent at that limit succeeds, the capacity has risen, and the limit
 // grows by a slot the first round trip, then twice as many each round trip. It grows only while
 // the host uses at least half of it.
 //

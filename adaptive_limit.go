@@ -26,6 +26,7 @@ type estimate struct {
 	cut      instant     // the last decrease: what was sent before it is of its burst; 0 if none
 	steady   bool        // the slow start is over: a decrease, or a slowed round, ended it
 	peak     float64     // the limit that last failed, probed slowly; 0 once passed
+	crawl    bool        // the last decrease followed the one before within two round trips
 	burst    int         // the failures that answered the last decrease
 	bySlow   bool        // the last decrease was the latency signal's
 	gain     float64     // the slots added each round trip past the peak
@@ -147,11 +148,17 @@ func (a *adaptiveState) succeeded(cfg *AdaptiveLimit, rtt time.Duration, o obser
 	step := 1.0 // the slow start
 	switch {
 	case !a.steady:
+	case a.peak > 0 && a.limit < a.peak-1 && a.crawl:
+		// Back toward the limit that failed twice in a row: a slot each round trip.
+		step = 1 / max(a.limit, roundSamples)
 	case a.peak > 0 && a.limit < a.peak-1:
 		// Back toward the limit that last failed, halving the distance each round trip.
 		step = max(1, (a.peak-1-a.limit)/2) / max(a.limit, roundSamples)
 	case a.peak > 0:
-		step = 1 / float64(probeCost*a.burst)
+		// At the limit that last failed: probeCost successes a slot for each failure that
+		// answered it, and half a slot a round trip at most, so that a failure a round trip
+		// late still answers the probe before the estimate has passed it.
+		step = min(1/float64(probeCost*a.burst), 0.5/max(a.limit, roundSamples))
 	default:
 		// Past it, or after a slowdown: a slot each round trip, and, past a refusal, twice
 		// as many each round trip, up to half the limit.
@@ -179,15 +186,19 @@ func (a *adaptiveState) passPeak() {
 // it takes the estimate down to it, and makes one over it the limit that failed (else the limit
 // in force is). That capacity is one over the concurrency the host serves, if over a quarter of
 // the estimate, or, if the failure ends the slow start, its load, if over half of it: the
-// host's successes then lag its limit by a round trip. The failures of the requests sent before
-// the decrease are of its burst, which it answered.
+// host's successes then lag its limit by a round trip. A decrease within two round trips of the
+// one before shows the limits in between too high as well, not a failure that came by chance:
+// the estimate then climbs back toward the limit that failed by a slot a round trip, not halfway
+// each round trip, which would undo half of each decrease. The failures of the requests sent
+// before the decrease are of its burst, which it answered.
 func (a *adaptiveState) decrease(ofBurst bool, end instant, factor float64, load int) bool {
 	if ofBurst {
 		a.burst++
 		return false
 	}
+	again := a.cut != 0 && !a.bySlow && time.Duration(end-a.cut) < 2*a.srtt
 	old, steady := a.limit, a.steady
-	a.cut, a.steady, a.bySlow, a.peak, a.burst = end, true, false, float64(a.cur), 1
+	a.cut, a.steady, a.bySlow, a.peak, a.burst, a.crawl = end, true, false, float64(a.cur), 1, again
 	a.limit = max(min(a.limit*factor, a.limit-1), 1)
 	c := 0.0
 	if served := a.served(); served > 0 && served+1 > old/4 {

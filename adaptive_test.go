@@ -404,3 +404,64 @@ func TestAdaptiveLimitIgnoresQueueing(t *testing.T) {
 	assert.Empty(t, w.decreases(hostOf(t, ts.URL)))
 	assert.Equal(t, 4, tr.HostStats(ts.URL).Limit)
 }
+
+// roundOfSuccesses feeds e a round trip's worth of successes, as many as its limit, sent one
+// after another from start over rtt, each at the limit in force, or at capacity if lower: a
+// request sent beyond it would fail. It returns when the last ended.
+func roundOfSuccesses(e *httpfutures.Estimate, start, rtt time.Duration, capacity int) time.Duration {
+	n := int(e.Limit())
+	for i := range n {
+		at := start + time.Duration(i)*rtt/time.Duration(n)
+		e.Succeed(at, at+rtt, min(int(e.Limit()), capacity))
+	}
+	return start + rtt
+}
+
+// A second decrease within two round trips of the first shows the limit in between too high as
+// well: the estimate climbs back toward it by a slot a round trip, not halfway, which would undo
+// half of each decrease while a server that sheds a round trip late goes on failing. After a
+// single decrease, it climbs back about halfway (7 of the 19 slots in a round trip).
+func TestAdaptiveDecreasesInARow(t *testing.T) {
+	const rtt = 80 * time.Millisecond
+	cfg := httpfutures.AdaptiveLimit{Max: 256, Tolerance: math.Inf(1)}
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+	inARow := httpfutures.NewEstimate(cfg, 200, rtt)
+	inARow.Fail(ms(920), ms(1000), 201)
+	inARow.Fail(ms(1020), ms(1100), 181) // sent after the first decrease, 100 ms after it
+	before := inARow.Limit()
+	roundOfSuccesses(inARow, ms(1101), rtt, 160)
+	assert.InDelta(t, 162, before, 0.5, "two decreases of 0.9")
+	assert.InDelta(t, 1, inARow.Limit()-before, 0.1, "climbed in the round trip after two decreases in a row")
+
+	once := httpfutures.NewEstimate(cfg, 200, rtt)
+	once.Fail(ms(920), ms(1000), 201)
+	before = once.Limit()
+	roundOfSuccesses(once, ms(1001), rtt, 160)
+	assert.Greater(t, once.Limit()-before, 5.0, "climbed in the round trip after one decrease, toward the limit that failed")
+}
+
+// At the limit that last failed, the estimate probes by half a slot a round trip at most, so that
+// a server that sheds a round trip late answers a probe before the estimate has passed the limit
+// that failed: passing it, the estimate would take the capacity for risen and climb fast.
+func TestAdaptiveProbesThePeakByHalfASlot(t *testing.T) {
+	const rtt = 80 * time.Millisecond
+	for _, c := range []int{4, 16, 48, 128, 256} {
+		e := httpfutures.NewEstimate(httpfutures.AdaptiveLimit{Max: 512, Tolerance: math.Inf(1)}, float64(c+1), rtt)
+		e.Fail(time.Millisecond, rtt+time.Millisecond, c+1)
+		peak := e.Peak()
+		require.Equal(t, float64(c+1), peak)
+		at, rounds := rtt+2*time.Millisecond, 0
+		for ; e.Limit() < peak-1; rounds++ {
+			require.Less(t, rounds, 40, "capacity %d: back to the limit that failed", c)
+			at = roundOfSuccesses(e, at, rtt, c)
+		}
+		for range 3 {
+			before := e.Limit()
+			at = roundOfSuccesses(e, at, rtt, c)
+			assert.LessOrEqual(t, e.Limit()-before, 0.5+1e-9, "capacity %d: a round trip's probe at the limit that failed", c)
+		}
+		assert.Equal(t, peak, e.Peak(), "capacity %d: the limit that failed is not passed in three round trips", c)
+		t.Logf("capacity %d: within a slot of the limit that failed (%v) in %d round trips; %.2f three round trips later", c, peak, rounds, e.Limit())
+	}
+}

@@ -47,3 +47,35 @@ func CircuitOf(c CircuitBreaker) (record func(now time.Time, failed bool) (opene
 		return ch != nil && ch.To == CircuitOpen
 	}
 }
+
+// An Estimate is a host's adaptive limit without a Scheduler, steady (its slow start over), fed
+// the outcomes of requests by hand: times are offsets from its start.
+type Estimate struct {
+	a   adaptiveState
+	cfg AdaptiveLimit
+}
+
+// NewEstimate returns an Estimate at limit, under cfg, whose successes have taken srtt.
+func NewEstimate(cfg AdaptiveLimit, limit float64, srtt time.Duration) *Estimate {
+	e := &Estimate{cfg: cfg.withDefaults()}
+	e.a.limit, e.a.cur, e.a.ceiling, e.a.steady, e.a.srtt = limit, int(limit), e.cfg.Max, true, srtt
+	e.a.gain, e.a.gainFrom = 1, limit
+	return e
+}
+
+// Succeed feeds a success of a request sent at start with load in flight, ended at end.
+func (e *Estimate) Succeed(start, end time.Duration, load int) {
+	o := observation{start: instant(start), sig: sigSuccess, sent: sendState{load: load, done: e.a.done}}
+	e.a.succeeded(&e.cfg, end-start, o, instant(end), e.a.cur)
+	e.a.cur = max(int(e.a.limit), 1)
+}
+
+// Fail feeds an overload (a 503) of a request sent at start, ended at end.
+func (e *Estimate) Fail(start, end time.Duration, load int) {
+	e.a.decrease(instant(start) <= e.a.cut, instant(end), e.cfg.Backoff, load)
+	e.a.cur = max(int(e.a.limit), 1)
+}
+
+// Limit returns the estimate; Peak the limit that last failed, zero if none or passed.
+func (e *Estimate) Limit() float64 { return e.a.limit }
+func (e *Estimate) Peak() float64  { return e.a.peak }
