@@ -45,25 +45,26 @@ func checkTimetable(t *testing.T, rep map[string]any, due map[uint64]time.Time, 
 func TestRunOpenModelKeepsTheRate(t *testing.T) {
 	srv, hits := countingServer(t)
 	path := filepath.Join(t.TempDir(), "r.json")
+	rate, n := strconv.Itoa(openRate), int(openRate*openSpan/time.Second)
 
-	code, rep, stderr := runJSON(t, t.Context(), "-rate", "1000", "-duration", "1s", "-output", path, srv.URL)
+	code, rep, stderr := runJSON(t, t.Context(), "-rate", rate, "-duration", openSpan.String(), "-output", path, srv.URL)
 
 	require.Equal(t, 0, code, stderr)
 	sent := rep["sent"].(map[string]any)
 	t.Logf("rate %.1f/s, sent at %.1f/s, p50 %v, max %v, send lag p99 %vns, dropped %v", rep["rate"], sent["rate"],
 		latency(t, rep, "50th"), latency(t, rep, "max"), sent["lag_99th"], sent["dropped"])
-	// Request i is due at i/1000s, and those due before 1s are sent, or dropped if the machine
-	// is so busy (the race detector) that they could not be by the end: 1000 in all.
-	checkTimetable(t, rep, readSeqs(t, path), 1000, func(seq uint64) time.Duration { return time.Duration(seq) * time.Millisecond })
+	// Request i is due at i/openRate s, and those due before openSpan are sent, or dropped if
+	// the machine is so busy that they could not be by the end: n in all.
+	checkTimetable(t, rep, readSeqs(t, path), n, func(seq uint64) time.Duration { return time.Duration(seq) * time.Second / openRate })
 	assert.Equal(t, float64(hits.Load()), rep["requests"])
 	assert.Equal(t, "open", rep["model"])
-	assert.Equal(t, "1000", rep["target_rate"])
+	assert.Equal(t, rate, rep["target_rate"])
 	// The rate is what was sent, over the span of the real send times; the timetable's is
 	// beside it, exact.
 	assert.Equal(t, sent["rate"], rep["rate"])
-	assert.InDelta(t, 1000, rep["rate"], 100)
-	assert.Equal(t, float64(1000), rep["asked_requests"])
-	assert.Equal(t, float64(1000), rep["asked_rate"])
+	assert.InDelta(t, openRate, rep["rate"], openRate/10)
+	assert.Equal(t, float64(n), rep["asked_requests"])
+	assert.Equal(t, float64(openRate), rep["asked_rate"])
 }
 
 func TestRunLatencyCountsFromScheduledTime(t *testing.T) {
