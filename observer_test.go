@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -222,17 +223,30 @@ func (l failingLimiter) Reserve(context.Context, string, time.Time) (time.Time, 
 	return time.Time{}, l.err
 }
 
+// A noteLog keeps, in order, what Observers note from any goroutine.
+type noteLog struct {
+	mu  sync.Mutex
+	all []string
+}
+
+func (l *noteLog) add(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.all = append(l.all, s)
+}
+
+func (l *noteLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.all)
+}
+
 // Observers given several times are each told every event, in order; one that panics neither
 // crashes the process nor fails a request, and the others are still told.
 func TestObserversComposeAndCannotCrash(t *testing.T) {
 	ts := eventServer(t)
-	var order []string
-	var mu sync.Mutex
-	note := func(s string) {
-		mu.Lock()
-		defer mu.Unlock()
-		order = append(order, s)
-	}
+	var notes noteLog
+	note := notes.add
 	tr := newTransport(t, nil,
 		httpfutures.WithObserver(httpfutures.Observer{Resolved: func(*httpfutures.Future, httpfutures.Outcome) { note("first") }}),
 		httpfutures.WithObserver(httpfutures.Observer{
@@ -246,9 +260,7 @@ func TestObserversComposeAndCannotCrash(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "ok", body(t, resp))
 	require.NoError(t, tr.Close()) // a worker tells a Future's end after it resolved: Close waits for it
-	mu.Lock()
-	defer mu.Unlock()
-	assert.Equal(t, []string{"first", "second"}, order, "a panic stops the Observers after it, for that event only")
+	assert.Equal(t, []string{"first", "second"}, notes.list(), "a panic stops the Observers after it, for that event only")
 }
 
 // An Observer joined with And tells each part every event, in order, and skips the parts that
@@ -256,13 +268,8 @@ func TestObserversComposeAndCannotCrash(t *testing.T) {
 func TestObserverAnd(t *testing.T) {
 	ts := eventServer(t)
 	type key string
-	var order []string
-	var mu sync.Mutex
-	note := func(s string) {
-		mu.Lock()
-		defer mu.Unlock()
-		order = append(order, s)
-	}
+	var notes noteLog
+	note := notes.add
 	seen := make(chan [2]any, 1)
 	first := httpfutures.Observer{
 		Queued: func(*httpfutures.Future) { note("queued 1") },
@@ -287,9 +294,7 @@ func TestObserverAnd(t *testing.T) {
 	assert.Equal(t, "ok", body(t, resp))
 	require.NoError(t, tr.Close())
 	assert.Equal(t, [2]any{1, 1}, <-seen, "the second part's context wraps the first's")
-	mu.Lock()
-	defer mu.Unlock()
-	assert.Equal(t, []string{"queued 1", "queued 2", "resolved 2"}, order)
+	assert.Equal(t, []string{"queued 1", "queued 2", "resolved 2"}, notes.list())
 }
 
 // An Observer's Context is the context the next RoundTripper sees: a tracer's span goes there.
