@@ -21,7 +21,6 @@ type attempt struct {
 	resp   *http.Response     // what came back, until the attempt hands it on
 	handed bool               // req went to the RoundTripper (or client), which closes its body
 	obs    observation        // what the round trip says of the host's load (adaptive limits)
-	hl     health             // what the round trip says of the host, for its guard
 	clock  instant            // the clock as the worker last read it, if just before; 0 if not
 }
 
@@ -63,7 +62,7 @@ func (t *AsyncTransport) run(f *Future, clock instant) (out outcome) {
 		a.obs = classify(resp, err, sentAt, canceled)
 	}
 	if t.sched.guarded() {
-		a.hl = a.judge(resp, err)
+		t.sched.judged(f, a.judge(resp, err)) // before f resolves: its caller may read HostStats
 	}
 	if hedge {
 		return a.endHedge(resp, err, sentAt)
@@ -75,7 +74,7 @@ func (t *AsyncTransport) run(f *Future, clock instant) (out outcome) {
 		if v.retry {
 			a.resp = nil // disposed of by the policy
 			a.end()
-			return outcome{slot: f.slotHost(), retry: true, wait: v.wait, obs: a.obs, hl: a.hl}
+			return outcome{slot: f.slotHost(), retry: true, wait: v.wait, obs: a.obs}
 		}
 		a.resp = v.resp
 	}
@@ -225,12 +224,12 @@ func (a *attempt) deliver() outcome {
 	if !stream {
 		a.end()
 		end := f.resolve(resp, nil)
-		return outcome{slot: f.slotHost(), obs: a.obs, hl: a.hl, end: end}
+		return outcome{slot: f.slotHost(), obs: a.obs, end: end}
 	}
 	watch := a.parent.Done() != nil || t.attemptTimeout() > 0 // the context may end otherwise than by cancel
 	resp = streamed(resp, t, f.slotHost(), a.ctx, a.cancel, watch)
 	end := f.resolve(resp, nil)
-	return outcome{slot: f.slotHost(), kept: true, obs: a.obs, hl: a.hl, end: end}
+	return outcome{slot: f.slotHost(), kept: true, obs: a.obs, end: end}
 }
 
 // responseHooks runs the transport's hooks, the request's, and a decoder's, in that order, with
@@ -277,7 +276,7 @@ func (a *attempt) fail(err error) outcome {
 		r.nextBody = nil
 	}
 	end := a.f.resolve(nil, err)
-	return outcome{slot: a.f.slotHost(), obs: a.obs, hl: a.hl, end: end}
+	return outcome{slot: a.f.slotHost(), obs: a.obs, end: end}
 }
 
 func hasRequestHook(hooks []Hooks) bool {

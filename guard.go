@@ -198,6 +198,16 @@ func (s *Scheduler) screenLocked(h *host, f *Future, now time.Time) error {
 	return nil
 }
 
+// judged counts the attempt of f that ended saying hl in its host's breaker and throttle. The
+// attempt's worker calls it before f resolves, so that what f's caller reads of the host, and what
+// Observer.Resolved reads, includes the attempt. A change of the breaker it makes is delivered
+// when the worker ends the attempt.
+func (s *Scheduler) judged(f *Future, hl health) {
+	s.mu.Lock()
+	s.judgedLocked(f.host, f, hl, time.Now())
+	s.mu.Unlock()
+}
+
 // judgedLocked counts the attempt of f to h that ended saying hl at now, in h's breaker and
 // throttle. It requires s.mu held.
 func (s *Scheduler) judgedLocked(h *host, f *Future, hl health, now time.Time) {

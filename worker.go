@@ -81,7 +81,6 @@ type outcome struct {
 	retry bool          // the attempt failed and is to be tried again after wait
 	wait  time.Duration // how long the next attempt waits, if retry
 	obs   observation   // what it says of its host's load, if hosts have adaptive limits
-	hl    health        // what it says of its host, if hosts have guards
 	end   instant       // when it resolved its Future; 0 if it did not (a retry)
 }
 
@@ -126,8 +125,8 @@ func (s *Scheduler) worker(gen uint32) {
 	}
 }
 
-// endLocked ends the attempt of f that left out at end: its host's adaptive limit and guard learn
-// from it, the slots it holds go back (unless a streamed body keeps them), and it is queued again
+// endLocked ends the attempt of f that left out at end: its host's adaptive limit learns from it
+// (its guard counted it before f resolved, in judged), the slots it holds go back (unless a streamed body keeps them), and it is queued again
 // if it is to be retried. It returns the change of the host's limit, if any, to be told with s.mu
 // released. It requires s.mu held, and releases it while resolving a retry that cannot be, and
 // while delivering its guard's news.
@@ -136,7 +135,7 @@ func (s *Scheduler) endLocked(f *Future, out outcome, end instant) (change Limit
 		change, changed = s.adaptLocked(f.host, out.obs, end)
 	}
 	if f.host.guard != nil {
-		s.judgedLocked(f.host, f, out.hl, time.Now())
+		s.unprobeLocked(f.host, f) // if the attempt ended before its round trip, unjudged
 	}
 	if out.end != 0 {
 		s.lastActive = out.end
