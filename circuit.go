@@ -77,8 +77,9 @@ func DefaultIsFailure(resp *http.Response, err error) bool {
 // WithCircuitBreaker gives each host a circuit breaker configured by c; see CircuitBreaker. It
 // composes: Retry-After pauses, rate limits and adaptive limits still apply to a closed breaker's
 // host, and each attempt of a retried request counts. The requests it refuses fail with
-// ErrCircuitOpen and count in Stats.Shed; HostStats shows each host's state, and
-// Observer.CircuitChanged is told each change. It configures a Scheduler.
+// ErrCircuitOpen and count in Stats.Shed; HostStats shows each host's state, with every attempt
+// of a resolved Future counted, and Observer.CircuitChanged is told each change. It configures a
+// Scheduler.
 func WithCircuitBreaker(c CircuitBreaker) Option {
 	nonNegative("WithCircuitBreaker Cooldown", int64(c.Cooldown))
 	nonNegative("WithCircuitBreaker MinRequests", int64(c.MinRequests))

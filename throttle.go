@@ -63,8 +63,8 @@ func DefaultIsOverload(resp *http.Response, err error) bool {
 // WithAdaptiveThrottle gives each host an adaptive throttle configured by a; see
 // AdaptiveThrottle. The requests it rejects fail with ErrThrottled, unsent, and count in
 // Stats.Shed; a retry it rejects ends the request with its last attempt's response (or a
-// *RetryError if it had none). HostStats.Throttle shows each host's rejection probability. It
-// configures a Scheduler.
+// *RetryError if it had none). HostStats.Throttle shows each host's rejection probability, with
+// every attempt of a resolved Future counted. It configures a Scheduler.
 func WithAdaptiveThrottle(a AdaptiveThrottle) Option {
 	nonNegative("WithAdaptiveThrottle Window", int64(a.Window))
 	if a.K != 0 && !(a.K >= 1 && !math.IsInf(a.K, 1)) {
