@@ -141,11 +141,12 @@ func (a AdaptiveLimit) withDefaults() AdaptiveLimit {
 }
 
 // WithLimitChanged makes the Scheduler call fn each time a host's adaptive limit changes, so
-// that it can be exported to metrics. fn runs in a worker, with no lock held, and should return
-// quickly; calls for different hosts, or from different workers, may come concurrently and out
-// of order (a LimitChange tells what it went from and to). A panic in fn is recovered and
-// ignored. It has no effect without WithAdaptiveHostLimit. It configures a Scheduler; it is an
-// Observer's LimitChanged (see WithObserver).
+// that it can be exported to metrics. fn runs with no lock held, in a worker or in a goroutine
+// that made other news (a caller's, as a full queue sheds), and should return quickly: the
+// changes are told one at a time, in the order they were made, each going from where the one
+// before it for its host went to. A panic in fn is recovered and ignored. It has no effect
+// without WithAdaptiveHostLimit. It configures a Scheduler; it is an Observer's LimitChanged
+// (see WithObserver).
 func WithLimitChanged(fn func(LimitChange)) Option {
 	return schedOption("WithLimitChanged", func(c *config) { c.observer = c.observer.And(Observer{LimitChanged: fn}) })
 }
@@ -198,14 +199,15 @@ const (
 // adaptive limits. The worker reads the clock when it takes the outcome: a success's time
 // includes reading its body.
 type observation struct {
-	start instant // when the round trip was sent
-	sig   signal
-	sent  sendState // the host as it was sent
+	start    instant // when the round trip was sent
+	sig      signal
+	sent     sendState // the host as it was sent
+	answered bool      // counted in its host's answered until the attempt ends
 }
 
 // A sendState is what an observation notes of its host as the attempt is taken.
 type sendState struct {
-	load int    // the requests in flight to the host, the attempt's included
+	load int    // the requests in flight to the host and not yet answered, the attempt's included
 	done uint64 // the host's successes so far
 }
 
@@ -215,7 +217,7 @@ func (h *host) sendStateLocked() sendState {
 	if h.adapt == nil {
 		return sendState{}
 	}
-	return sendState{load: h.inflight, done: h.adapt.done}
+	return sendState{load: h.inflight - int(h.adapt.answered.Load()), done: h.adapt.done}
 }
 
 // classify turns an attempt's end into an observation. canceled tells that the attempt's caller

@@ -2,6 +2,7 @@ package httpfutures
 
 import (
 	"math"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,6 +15,11 @@ type adaptiveState struct {
 	estimate // the limit, and how it moves
 	latency  // the latency signal
 	failHold // the slots held by failures that lowered nothing
+
+	// answered is the attempts whose round trip has returned and that their workers have not
+	// ended yet: what the server is done with, though its slots are still taken. The worker
+	// that got the answer adds itself without Scheduler.mu; the rest is done with it held.
+	answered atomic.Int32
 }
 
 // estimate is a host's adaptive limit and how it moves: AIMD with a slow start, probing back to
@@ -85,13 +91,13 @@ func (s *Scheduler) hostLimitOf(h *host) int {
 	return s.hostLimit
 }
 
-// adaptLocked moves h's adaptive limit by what an attempt of it that ended at end observed, and
-// reports the change, if the limit in force changed. A failure that lowers nothing holds the
-// attempt's slot for a while. It requires s.mu held, and the attempt's slot not yet given back.
-func (s *Scheduler) adaptLocked(h *host, o observation, end instant) (LimitChange, bool) {
+// adaptLocked moves h's adaptive limit by what an attempt of it that ended at end observed. A
+// failure that lowers nothing holds the attempt's slot for a while. It requires s.mu held, and
+// the attempt's slot not yet given back.
+func (s *Scheduler) adaptLocked(h *host, o observation, end instant) {
 	a, cfg := h.adapt, s.adaptive
 	if a == nil || o.sig == sigNone {
-		return LimitChange{}, false
+		return
 	}
 	rtt := time.Duration(end - o.start)
 	var reason LimitReason
@@ -106,9 +112,9 @@ func (s *Scheduler) adaptLocked(h *host, o observation, end instant) (LimitChang
 	}
 	limit := s.capLimit(a.limit)
 	if reason == LimitUnchanged || limit == a.cur {
-		return LimitChange{}, false
+		return
 	}
-	return s.setLimitLocked(h, limit, reason, s.at(end))
+	s.setLimitLocked(h, limit, reason, s.at(end))
 }
 
 // succeeded learns from a success o of round trip rtt that ended at end with inflight requests to
@@ -346,13 +352,13 @@ type byHold struct{}
 func (byHold) less(a, b *host) bool { return a.adapt.heldTo < b.adapt.heldTo }
 func (byHold) pos(h *host) *int     { return &h.adapt.holdIdx }
 
-// setLimitLocked puts limit in force for h, and reports the change if there was one. A slot
-// freed by a higher limit is offered to h's queue. It requires s.mu held.
-func (s *Scheduler) setLimitLocked(h *host, limit int, reason LimitReason, now time.Time) (LimitChange, bool) {
+// setLimitLocked puts limit in force for h, and leaves the change, if there was one, to be told
+// (see failFast). A slot freed by a higher limit is offered to h's queue. It requires s.mu held.
+func (s *Scheduler) setLimitLocked(h *host, limit int, reason LimitReason, now time.Time) {
 	a := h.adapt
 	old := a.cur
 	if limit == old {
-		return LimitChange{}, false
+		return
 	}
 	a.cur, a.reason = limit, reason
 	if s.tracksFull {
@@ -366,24 +372,19 @@ func (s *Scheduler) setLimitLocked(h *host, limit int, reason LimitReason, now t
 		s.pushRingLocked(h)
 		s.wakeLocked()
 	}
-	return LimitChange{Host: h.key, From: old, To: limit, Reason: reason, At: now}, true
+	if s.obs.LimitChanged != nil {
+		s.limits = append(s.limits, LimitChange{Host: h.key, From: old, To: limit, Reason: reason, At: now})
+	}
 }
 
 // seedLocked sets h's adaptive limit to the concurrency quota a server announced, and caps it
 // there until another quota is announced. It requires s.mu held.
-func (s *Scheduler) seedLocked(h *host, quota int, now time.Time) (LimitChange, bool) {
+func (s *Scheduler) seedLocked(h *host, quota int, now time.Time) {
 	a := h.adapt
 	ceiling := max(min(quota, s.adaptive.Max), 1)
 	if ceiling == a.ceiling && a.limit <= float64(ceiling) {
-		return LimitChange{}, false
+		return
 	}
 	a.ceiling, a.limit = ceiling, float64(ceiling)
-	return s.setLimitLocked(h, s.capLimit(a.limit), LimitPolicy, now)
-}
-
-// limitChanged tells the Observers of c. It requires s.mu not held.
-func (s *Scheduler) limitChanged(c LimitChange) {
-	if fn := s.obs.LimitChanged; fn != nil {
-		tell(fn, c) // the callback cannot crash the worker; it has no Future to fail
-	}
+	s.setLimitLocked(h, s.capLimit(a.limit), LimitPolicy, now)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -464,4 +465,52 @@ func TestAdaptiveProbesThePeakByHalfASlot(t *testing.T) {
 		assert.Equal(t, peak, e.Peak(), "capacity %d: the limit that failed is not passed in three round trips", c)
 		t.Logf("capacity %d: within a slot of the limit that failed (%v) in %d round trips; %.2f three round trips later", c, peak, rounds, e.Limit())
 	}
+}
+
+// A host's limit changes are told in the order they were made, one at a time, each going from
+// where the one before went to, however long the callback takes and however many workers make
+// them: a log or a gauge fed by them ends at the limit in force.
+func TestLimitChangesAreToldInOrder(t *testing.T) {
+	var capacity atomic.Int64
+	capacity.Store(16)
+	var running atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer running.Add(-1)
+		if running.Add(1) > capacity.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}))
+	t.Cleanup(ts.Close)
+	var (
+		mu      sync.Mutex
+		told    []httpfutures.LimitChange
+		calls   atomic.Int64 // callbacks running
+		overlap atomic.Bool  // two ran at once
+	)
+	tr := newTransport(t, nil, httpfutures.WithWorkers(64), httpfutures.WithAdaptiveHostLimit(64),
+		httpfutures.WithLimitChanged(func(c httpfutures.LimitChange) {
+			if calls.Add(1) > 1 {
+				overlap.Store(true)
+			}
+			defer calls.Add(-1)
+			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond) // a slow exporter
+			mu.Lock()
+			told = append(told, c)
+			mu.Unlock()
+		}))
+	load(t, tr, ts.URL, 64, 300*time.Millisecond)
+	capacity.Store(4)
+	load(t, tr, ts.URL, 64, 300*time.Millisecond)
+	require.NoError(t, tr.Close()) // every change told
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Greater(t, len(told), 10, "the limit moved")
+	assert.False(t, overlap.Load(), "one call at a time")
+	for i := 1; i < len(told); i++ {
+		require.Equal(t, told[i-1].To, told[i].From, "change %d of %d: %+v after %+v", i+1, len(told), told[i], told[i-1])
+	}
+	assert.Equal(t, tr.HostStats(ts.URL).Limit, told[len(told)-1].To, "the last told is the limit in force")
 }

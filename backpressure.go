@@ -66,8 +66,6 @@ func (s *Scheduler) observe(h *host, resp *http.Response) error {
 		return nil
 	}
 	now := time.Now()
-	var change LimitChange
-	changed := false
 	var bp Backpressure
 	s.mu.Lock()
 	before := h.serverAsk
@@ -78,16 +76,13 @@ func (s *Scheduler) observe(h *host, resp *http.Response) error {
 	after := h.serverAsk
 	if seed && h.adapt != nil {
 		if quota, ok := parseConcurrencyPolicy(resp.Header); ok {
-			change, changed = s.seedLocked(h, quota, now)
+			s.seedLocked(h, quota, now)
 		}
 	}
 	n := s.takeNewsLocked()
 	s.mu.Unlock()
 	s.toldAsked(h.key, before, after)
 	s.deliver(n)
-	if changed {
-		s.limitChanged(change)
-	}
 	return s.shareBackpressure(h.key, bp)
 }
 

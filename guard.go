@@ -44,18 +44,20 @@ func (s *Scheduler) newGuard(key string) *hostGuard {
 
 // failFast is what a Scheduler keeps to fail requests before they are sent: the requests queued
 // for their first attempt, by priority, for a full queue to shed (WithQueueLimit), the requests
-// to fail once its lock is released, and the circuit changes to tell. Whoever makes news
-// delivers it before leaving the lock for good; the changes are told in order, by one goroutine
-// at a time. Its zero value has nothing queued nor to deliver. It is guarded by Scheduler.mu.
+// to fail once its lock is released, and the changes to tell: its hosts' circuits, and their
+// adaptive limits. Whoever makes news delivers it before leaving the lock for good; the changes
+// are told in order, by one goroutine at a time. Its zero value has nothing queued nor to
+// deliver. It is guarded by Scheduler.mu.
 type failFast struct {
 	shed    shedQueue       // kept only with WithQueueLimit
 	failing []failing       // requests taken out of their queues, to fail
 	changes []CircuitChange // circuit changes to tell, in order; kept only for an Observer
+	limits  []LimitChange   // adaptive limit changes to tell, in order; kept only for an Observer
 	telling bool            // a goroutine tells the changes: the others leave theirs to it
 }
 
 // news is what a goroutine took to do once the Scheduler's lock is released: requests to fail,
-// and whether it tells the circuit changes. The zero news is nothing to do.
+// and whether it tells the changes. The zero news is nothing to do.
 type news struct {
 	failing []failing
 	tell    bool
@@ -82,23 +84,26 @@ func (s *Scheduler) failLocked(fs []*Future, err error) {
 // hasNewsLocked reports whether there are requests to fail, or changes to tell that no goroutine
 // tells. It requires s.mu held.
 func (s *Scheduler) hasNewsLocked() bool {
-	return s.failing != nil || s.changes != nil && !s.telling
+	return s.failing != nil || s.hasChangesLocked() && !s.telling
 }
+
+// hasChangesLocked reports whether there are changes to tell. It requires s.mu held.
+func (s *Scheduler) hasChangesLocked() bool { return s.changes != nil || s.limits != nil }
 
 // takeNewsLocked returns the news to deliver, and leaves none: the requests to fail, and the
 // changes to tell unless another goroutine tells them. It requires s.mu held.
 func (s *Scheduler) takeNewsLocked() news {
-	if s.failing == nil && s.changes == nil {
+	if s.failing == nil && !s.hasChangesLocked() {
 		return news{}
 	}
-	n := news{failing: s.failing, tell: s.changes != nil && !s.telling}
+	n := news{failing: s.failing, tell: s.hasChangesLocked() && !s.telling}
 	s.failing = nil
 	s.telling = s.telling || n.tell
 	return n
 }
 
-// deliver does what n says: it tells the circuit changes, then fails the requests. It requires
-// s.mu not held.
+// deliver does what n says: it tells the changes, then fails the requests. It requires s.mu not
+// held.
 func (s *Scheduler) deliver(n news) {
 	if n.failing == nil && !n.tell {
 		return
@@ -111,20 +116,23 @@ func (s *Scheduler) deliver(n news) {
 	}
 }
 
-// tellChanges tells the circuit changes to the Observers, in order, those made meanwhile
-// included, until none is left. It requires s.mu not held.
+// tellChanges tells the circuit and limit changes to the Observers, each kind in order, those
+// made meanwhile included, until none is left. It requires s.mu not held.
 func (s *Scheduler) tellChanges() {
 	for {
 		s.mu.Lock()
-		cs := s.changes
-		s.changes = nil
-		s.telling = cs != nil
+		cs, ls := s.changes, s.limits
+		more := cs != nil || ls != nil
+		s.changes, s.limits, s.telling = nil, nil, more
 		s.mu.Unlock()
-		if cs == nil {
+		if !more {
 			return
 		}
 		for _, c := range cs {
 			tell(s.obs.CircuitChanged, c)
+		}
+		for _, c := range ls {
+			tell(s.obs.LimitChanged, c) // the callback cannot crash the worker; it has no Future to fail
 		}
 	}
 }

@@ -48,8 +48,8 @@ type Observer struct {
 	LimitChanged func(c LimitChange)
 	// LimiterFailed: a Limiter refused a request to host with err (its Reserve failed).
 	LimiterFailed func(host string, err error)
-	// CircuitChanged: the circuit breaker of a host changed state (WithCircuitBreaker). Calls for
-	// one host may come out of order from different goroutines: c tells what it went from and to.
+	// CircuitChanged: the circuit breaker of a host changed state (WithCircuitBreaker). Changes
+	// are told one at a time, in the order they were made, as are LimitChanged's.
 	CircuitChanged func(c CircuitChange)
 
 	// Context, if set, returns the context each attempt of f runs under, made from ctx: a tracer

@@ -116,23 +116,23 @@ func (s *Scheduler) worker(gen uint32) {
 		}
 		s.mu.Lock()
 		r.f = nil
-		if change, changed := s.endLocked(f, out, end); changed {
-			s.mu.Unlock()
-			s.limitChanged(change)
-			s.mu.Lock()
-			clock = 0 // the callback took its time
+		if s.endLocked(f, out, end) {
+			clock = 0 // the news took its time
 		}
 	}
 }
 
 // endLocked ends the attempt of f that left out at end: its host's adaptive limit learns from it
-// (its guard counted it before f resolved, in judged), the slots it holds go back (unless a streamed body keeps them), and it is queued again
-// if it is to be retried. It returns the change of the host's limit, if any, to be told with s.mu
-// released. It requires s.mu held, and releases it while resolving a retry that cannot be, and
-// while delivering its guard's news.
-func (s *Scheduler) endLocked(f *Future, out outcome, end instant) (change LimitChange, changed bool) {
+// (its guard counted it before f resolved, in judged), the slots it holds go back (unless a
+// streamed body keeps them), and it is queued again if it is to be retried. It requires s.mu
+// held, and releases it while delivering the news (a change of the host's limit or circuit,
+// requests to fail), and reports whether it did.
+func (s *Scheduler) endLocked(f *Future, out outcome, end instant) (delivered bool) {
+	if out.obs.answered {
+		f.host.adapt.answered.Add(-1)
+	}
 	if end != 0 {
-		change, changed = s.adaptLocked(f.host, out.obs, end)
+		s.adaptLocked(f.host, out.obs, end)
 	}
 	if f.host.guard != nil {
 		s.unprobeLocked(f.host, f) // if the attempt ended before its round trip, unjudged
@@ -163,8 +163,7 @@ func (s *Scheduler) endLocked(f *Future, out outcome, end instant) (change Limit
 	}
 	f.t.tally.running--
 	f.t.tally.checkDrained()
-	s.flushLocked()
-	return change, changed
+	return s.flushLocked()
 }
 
 // requeueLocked puts the running f back for another attempt after wait, with no slot held
