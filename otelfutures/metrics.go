@@ -224,8 +224,15 @@ func (x *metrics) hedged(f *httpfutures.Future) {
 	x.hedges.Add(req.Context(), 1, opts.plain.add...)
 }
 
+// started gives the host of f's attempt its series, if there is room, before the attempt can
+// change the host's circuit: a change told before any of the host's requests resolved is then
+// counted under it. It is observed only with WithHosts.
+func (x *metrics) started(f *httpfutures.Future, _ int) {
+	x.hosts.of(requestOf(f).URL)
+}
+
 // circuitChanged counts a change of a host's circuit breaker, under the host's series if it has
-// one (it makes none).
+// one (it makes none: the attempts that changed it made it, in started).
 func (x *metrics) circuitChanged(c httpfutures.CircuitChange) {
 	kv := []attribute.KeyValue{keyCircuit.String(c.To.String())}
 	if h := x.hosts.byKey(c.Host); h != nil {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,6 +195,40 @@ func TestMetricsCircuit(t *testing.T) {
 	assert.Equal(t, points{"httpfutures.circuit.state=open," + bad: 1}, m["httpfutures.circuit.changes"])
 	assert.Equal(t, points{bad: 1}, m["httpfutures.host.circuit"], "open for the broken host")
 	assert.NotContains(t, m["httpfutures.host.circuit"], good, "a host the Scheduler holds nothing of has no point")
+}
+
+// A circuit change is counted under its host's series even when no request to the host has
+// resolved yet: the host has its series from its first attempt. Here the four attempts that open
+// the breaker are held in Observer.Resolved, and the change is told by the request it refuses.
+func TestMetricsCircuitBeforeAnyResult(t *testing.T) {
+	broken := newServer(t)
+	mp, r := meter(t)
+	tel := newTelemetry(t, otelfutures.WithMeterProvider(mp), otelfutures.WithHosts(2))
+	var holding atomic.Bool
+	holding.Store(true)
+	hold := make(chan struct{})
+	held := httpfutures.Observer{Resolved: func(*httpfutures.Future, httpfutures.Outcome) {
+		if holding.Load() {
+			<-hold
+		}
+	}}
+	tr := httpfutures.NewTransport(nil, httpfutures.WithWorkers(4), httpfutures.WithObserver(held), tel.Option(),
+		httpfutures.WithCircuitBreaker(httpfutures.CircuitBreaker{MinRequests: 4, Cooldown: time.Hour}))
+	t.Cleanup(func() { tr.Close() })
+	for range 4 {
+		req, err := http.NewRequest(http.MethodGet, broken.URL+"/broken", nil)
+		require.NoError(t, err)
+		tr.StartRoundTrip(req)
+	}
+	require.Eventually(t, func() bool { return tr.HostStats(broken.URL).Circuit == httpfutures.CircuitOpen },
+		5*time.Second, time.Millisecond, "opened by the four attempts, each held before its result")
+	holding.Store(false)
+	req, err := http.NewRequest(http.MethodGet, broken.URL+"/broken", nil)
+	require.NoError(t, err)
+	_, err = tr.StartRoundTrip(req).Result()
+	require.ErrorIs(t, err, httpfutures.ErrCircuitOpen)
+	assert.Equal(t, points{"httpfutures.circuit.state=open," + hostOf(broken.Server): 1}, collect(t, r)["httpfutures.circuit.changes"])
+	close(hold)
 }
 
 // A host's series names it by the URL's host name and port, the scheme's default if it names

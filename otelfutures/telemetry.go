@@ -105,6 +105,9 @@ func (t *Telemetry) Observer() httpfutures.Observer {
 			Retried: m.retried, Redirected: m.redirected, Hedged: m.hedged, Resolved: m.resolved,
 			Attached: m.attached, CircuitChanged: m.circuitChanged,
 		}
+		if m.hosts != nil {
+			metrics.Started = m.started
+		}
 	}
 	if tr := t.traces; tr != nil {
 		traces = httpfutures.Observer{
