@@ -58,12 +58,12 @@ func (t *AsyncTransport) run(f *Future, clock instant) (out outcome) {
 	}
 	resp, err := a.roundTrip()
 	if adaptive {
-		if h := f.host.adapt; h != nil {
-			h.answered.Add(1) // no longer in flight at the server, for the sends until the attempt ends
-		}
 		canceled := errors.Is(a.parent.Err(), context.Canceled) || !f.phase.is(stateRunning)
 		a.obs = classify(resp, err, sentAt, canceled)
-		a.obs.answered = f.host.adapt != nil
+		if h := f.host.adapt; h != nil {
+			h.answered.Add(1) // no longer in flight at the server, for the sends until the attempt ends
+			a.obs.answered = true
+		}
 	}
 	if t.sched.guarded() {
 		t.sched.judged(f, a.judge(resp, err)) // before f resolves: its caller may read HostStats
