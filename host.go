@@ -13,27 +13,34 @@ import (
 type host struct {
 	key string
 
-	// Its requests.
+	// What a request writes as it is queued and taken is in the host's first two cache lines,
+	// and what a worker reads to take it in four (the reserving flag and the pace open their
+	// groups): with every request the lines written move between cores, and fewer cost less.
+	// TestHotFieldsShareCacheLines holds them there.
+
+	// Its requests, its slots and its place in the round-robin and the timers.
 	queue    hostQueue
 	inflight int            // host slots taken
-	delayed  int            // requests waiting to be tried again: they keep the host
-	kept     int            // redirects on their way to it, and running requests redirected away: they keep it too
+	inRing   bool           // in the Scheduler's round-robin
+	timerIdx int            // position in Scheduler.timers; -1 if not waiting
 	waiters  *slotQueue     // redirects waiting for a slot, handed one as it frees; nil if none
 	adapt    *adaptiveState // its adaptive concurrency limit (WithAdaptiveHostLimit); nil if off
 	guard    *hostGuard     // its circuit breaker and adaptive throttle; nil if the Scheduler has neither
 
-	// Its pace: the host's own rate limit, what its server asked for, and the tokens of its next
-	// request as they are reserved.
+	// Its pace: the host's own rate limit, the tokens of its next request as they are
+	// reserved, and what its server asked for.
 	limiter     *RateLimiter // WithHostRateLimit; nil if none
-	serverAsk                // a pause and a pace, asked by the server's responses
 	reservation              // the rate tokens of the next request
+	serverAsk                // a pause and a pace, asked by the server's responses
 
-	// Its place in the Scheduler's round-robin, timers and idle list.
-	inRing   bool
-	timerIdx int       // position in Scheduler.timers; -1 if not waiting
-	wakeAt   time.Time // when it stops waiting, if timerIdx >= 0
-	idleIdx  int       // position in Scheduler.idle; -1 if not idle
-	evictAt  time.Time // when it may be forgotten, if idle
+	// What keeps it besides its queue and its slots.
+	delayed int // requests waiting to be tried again
+	kept    int // redirects on their way to it, and running requests redirected away
+
+	// Its wait for a time, and its eviction once idle.
+	wakeAt  time.Time // when it stops waiting, if timerIdx >= 0
+	idleIdx int       // position in Scheduler.idle; -1 if not idle
+	evictAt time.Time // when it may be forgotten, if idle
 
 	full fullClock // how long every host slot was taken (WithHostLimit)
 	mark busyMark  // the pool's and its own full time at its last reservation
@@ -43,8 +50,8 @@ type host struct {
 // Retry-After, an exhausted RateLimit quota) and a pace (the RateLimit fields), both capped by
 // WithMaxRetryAfter. It is guarded by Scheduler.mu.
 type serverAsk struct {
-	pausedTo  time.Time    // paused until then; zero or past if not paused
 	pace      *RateLimiter // the pace the RateLimit fields ask for; nil if none, or once it lapsed
+	pausedTo  time.Time    // paused until then; zero or past if not paused
 	paceUntil time.Time    // when the pace lapses
 }
 
@@ -55,22 +62,23 @@ type serverAsk struct {
 // the request cannot go (its slots are taken) is used by the next worker to serve the host. It
 // is guarded by Scheduler.mu.
 type reservation struct {
-	ownDue      time.Time // when the token of the host's own limiters is due, if ownReserved
-	due         time.Time // when the next request may go, if reserved
+	reserving   bool      // a worker is reserving the shared limiters' token, with Scheduler.mu released
 	ownReserved bool      // the host's own limiters have a token for the next request
 	reserved    bool      // every rate token for the next request is reserved
-	reserving   bool      // a worker is reserving the shared limiters' token, with Scheduler.mu released
+	ownDue      time.Time // when the token of the host's own limiters is due, if ownReserved
+	due         time.Time // when the next request may go, if reserved
 }
 
 // A hostTable is the hosts a Scheduler keeps state for: those with requests, in the round-robin
 // while a worker may take one now, and the idle ones until they are evicted. It counts the
-// requests queued over all hosts. It is guarded by Scheduler.mu.
+// requests queued over all hosts. It is guarded by Scheduler.mu. What every request writes comes
+// first.
 type hostTable struct {
+	queued int      // requests in host queues, and retries waiting
+	seq    uint32   // submission counter, for FIFO order within a priority; wraps
+	ring   hostRing // hosts that have a request a worker may take now, round-robin
 	hosts  map[string]*host
-	ring   hostRing                       // hosts that have a request a worker may take now, round-robin
 	idle   indexedHeap[*host, byEviction] // hosts with nothing queued or running, for eviction
-	queued int                            // requests in host queues, and retries waiting
-	seq    uint32                         // submission counter, for FIFO order within a priority; wraps
 }
 
 // HostOf returns the name of the host a request to u is queued under, as HostStats, the

@@ -216,17 +216,14 @@ func (s *Scheduler) idleLocked() bool {
 // their callers close them, only the collector gives such slots back, from bodies dropped
 // unclosed. It requires s.mu held.
 func (s *Scheduler) stalledLocked() bool {
-	if s.queued == 0 {
-		return false
-	}
-	return s.bodySlots > 0 && s.inflight == s.bodySlots
+	return s.bodySlots > 0 && s.queued > 0 && s.inflight == s.bodySlots
 }
 
-// watchStallLocked makes the pacer look at a stall soon, if requests have begun to wait on slots
-// held only by bodies, since the pacer last looked or its last collection found some. It
-// requires s.mu held.
+// watchStallLocked makes the pacer look at the stall that requests are in (stalledLocked), unless
+// it has looked at it already and its last collection found no body. Every request asks
+// stalledLocked first, which reads only what a request writes anyway. It requires s.mu held.
 func (s *Scheduler) watchStallLocked() {
-	if (s.stalledAt == 0 || s.counts.leaked.Load() != s.leakedAt) && s.stalledLocked() {
+	if s.stalledAt == 0 || s.counts.leaked.Load() != s.leakedAt {
 		s.wakePacerLocked(time.Now().Add(stallCollect))
 	}
 }

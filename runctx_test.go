@@ -219,13 +219,6 @@ func TestAllocationsPerBatch(t *testing.T) {
 	assert.LessOrEqual(t, allocs, 3.0*batch)
 }
 
-// The Future, made for every request, stays in the allocator's 192-byte size class, whose objects
-// start on a cache line; what a worker touches as it takes one is in the first line.
-func TestFutureSize(t *testing.T) {
-	assert.LessOrEqual(t, httpfutures.FutureSize, uintptr(192))
-	assert.LessOrEqual(t, httpfutures.FutureTakenEnd, uintptr(64))
-}
-
 // A request that a Session made but could not send still has a working context.
 func TestSessionInvalidRequestContext(t *testing.T) {
 	s := newSession(t)

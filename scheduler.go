@@ -46,13 +46,16 @@ type Scheduler struct {
 	shared sharedLimiters // the Limiters all hosts share, called one reservation at a time
 
 	// mu guards the groups below, the state of every host, the tallies of its transports, and
-	// the queue slots and phases of every Future it holds.
+	// the queue slots and phases of every Future it holds. What every request writes with it
+	// held (mu itself, the first fields of hostTable and of workerPool) is in two cache lines:
+	// the lock passes between cores at least twice a request, and the lines written move with
+	// it. TestHotFieldsShareCacheLines holds them there.
 	mu         sync.Mutex
-	workerPool      // the workers, and the slots of the pool
+	closed     bool // Close was called: no new request, and the goroutines end
 	hostTable       // the hosts, their round-robin and their eviction
+	workerPool      // the workers, and the slots of the pool
 	timetable       // what waits for a time: hosts, retries, the pacer, stalls
 	failFast        // what fails requests before they are sent, and what it leaves to do
-	closed     bool // Close was called: no new request, and the goroutines end
 }
 
 // settings are a Scheduler's options, with their defaults filled in. They are set by setup, and
@@ -146,7 +149,7 @@ func (s *Scheduler) startLocked() {
 // deadline refuses it, leaving f untouched. A full queue sheds a queued request of lower
 // priority than f's, if there is one, to make room for it.
 func (s *Scheduler) submit(f *Future) error {
-	key := hostKey(f.req.URL.Scheme, f.req.URL.Host)
+	key, now := hostKey(f.req.URL.Scheme, f.req.URL.Host), s.at(f.queued)
 	tl := &f.t.tally
 	s.mu.Lock()
 	if s.closed || tl.closing {
@@ -160,7 +163,6 @@ func (s *Scheduler) submit(f *Future) error {
 			return ErrQueueFull
 		}
 	}
-	now := s.at(f.queued)
 	h := s.hostLocked(key, now)
 	if h.guard != nil || h.timerIdx >= 0 {
 		if err := s.screenLocked(h, f, now); err != nil {
@@ -188,7 +190,9 @@ func (s *Scheduler) submit(f *Future) error {
 	s.watchLocked(f)
 	s.pushRingLocked(h)
 	s.wakeLocked()
-	s.watchStallLocked()
+	if s.stalledLocked() {
+		s.watchStallLocked()
+	}
 	n := s.takeNewsLocked()
 	s.mu.Unlock()
 	if fn := s.obs.Queued; fn != nil {

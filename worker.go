@@ -11,19 +11,21 @@ import (
 // A workerPool is a Scheduler's worker goroutines and the slots they take: a slot of the pool
 // for each request running, or whose streamed body is open. Its workers start at the first
 // request, and end once the Scheduler has been idle for workerIdle (a generation of them retires)
-// or closed. It is guarded by Scheduler.mu.
+// or closed. It is guarded by Scheduler.mu. What every request writes comes first, in the cache
+// line it shares with the end of hostTable; what follows is read with every request (the workers
+// check the generation) and written seldom, so that reading it costs no miss.
 type workerPool struct {
-	cond       sync.Cond // workers wait on it (with Scheduler.mu) for a host to serve or a free slot
-	runners    []*runner // the worker goroutines
 	inflight   int       // pool slots taken
-	bodySlots  int       // of those, the slots of streamed bodies whose workers are done with them
+	lastActive instant   // when a request was last queued, or an attempt last ended
 	waiting    int       // workers waiting on cond
 	waking     int       // workers signaled and not yet running
-	pool       fullClock // how long every pool slot was taken
+	bodySlots  int       // of the pool slots taken, those of streamed bodies whose workers are done with them
+	gen        uint32    // the generation of its goroutines: those of an older one end
 	started    bool      // its goroutines run: the workers and the pacer of generation gen
 	goroutines int       // its goroutines running, of any generation
-	gen        uint32    // the generation of its goroutines: those of an older one end
-	lastActive instant   // when a request was last queued, or an attempt last ended
+	cond       sync.Cond // workers wait on it (with Scheduler.mu) for a host to serve or a free slot
+	runners    []*runner // the worker goroutines
+	pool       fullClock // how long every pool slot was taken
 }
 
 // A runner is what the Scheduler knows of a worker goroutine: the request it runs, for Close and
@@ -217,7 +219,9 @@ func (s *Scheduler) takeLocked(gen uint32) (f *Future, waited bool) {
 			return nil, waited
 		}
 		if s.inflight >= s.workers || s.ring.len() == 0 {
-			s.watchStallLocked()
+			if s.stalledLocked() {
+				s.watchStallLocked()
+			}
 			waited = true
 			s.waiting++
 			s.cond.Wait()
