@@ -113,7 +113,7 @@ func TestRedisKilledMidRun(t *testing.T) {
 		// outstanding is how many requests the test keeps in flight.
 		outstanding = 32
 		// slack is what a machine busy with other work may add to the deadline; far less than
-		// the 3 s a go-redis client waits by default for a server that does not answer.
+		// the 5 s a go-redis client waits by default for a server that does not answer.
 		slack = 250 * time.Millisecond
 	)
 	lease := redislimit.DefaultLeaseSpan
