@@ -3,17 +3,48 @@ package redislimit
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // A client of go-redis bounds a call by its context's deadline only if it was made with
-// ContextTimeoutEnabled; otherwise by its ReadTimeout, 3 s by default, far beyond what a request
+// ContextTimeoutEnabled; otherwise by its ReadTimeout, 5 s by default, far beyond what a request
 // should wait for its token. So a Limiter makes each call in a goroutine of its own, and a
 // Reserve waits for it no longer than the deadline: a call that has not answered by then is
 // overdue, and goes on in the background until the client gives up, while the Limiter starts no
 // other. A batch leased ahead is asked for in the same way, without waiting: Reserve hands out
 // the tokens it holds meanwhile, so an answer slowed by a busy machine costs nothing as long as
 // it comes before they are spent.
+
+// adviseClient tells the logger, at New, if the client ends a call only at its ReadTimeout: the
+// Limiter then finds Redis again after a network cut only that long after the call made at the
+// cut, however early the network healed. It knows the clients of go-redis; of others it says
+// nothing.
+func (l *Limiter) adviseClient() {
+	var bounded bool
+	var read time.Duration
+	switch c := l.rdb.(type) {
+	case *redis.Client:
+		o := c.Options()
+		bounded, read = o.ContextTimeoutEnabled, o.ReadTimeout
+	case *redis.ClusterClient:
+		o := c.Options()
+		bounded, read = o.ContextTimeoutEnabled, o.ReadTimeout
+	default:
+		return
+	}
+	if bounded {
+		return
+	}
+	timeout := slog.Duration("read_timeout", read)
+	if read <= 0 { // as the client keeps it: no timeout
+		timeout = slog.String("read_timeout", "none: a call ends when its connection fails")
+	}
+	l.logf(slog.LevelInfo, "redislimit: the Redis client ends a call past the deadline only at its ReadTimeout; "+
+		"make it with ContextTimeoutEnabled to find Redis again soon after a network cut", slog.String("key", l.key), timeout)
+}
 
 // errSlow is the failure of a call that did not answer within the deadline.
 type errSlow time.Duration

@@ -127,12 +127,17 @@ func (s Stats) CallsPerRequest() float64 {
 // Limiter, in any process, made with the same Redis and key. A burst below 1 is taken as 1. New
 // starts one goroutine, which listens for backpressure; Close stops it.
 //
-// New panics if rdb is nil, if key is empty or holds a brace (keys are hash-tagged with
-// braces), or if r is not a positive finite rate.
+// New panics if rdb is nil or a *redis.Ring (which cannot listen before it is given a channel,
+// as New does), if key is empty or holds a brace (keys are hash-tagged with braces), or if r is
+// not a positive finite rate.
 func New(rdb redis.UniversalClient, key string, r rate.Limit, burst int, opts ...Option) *Limiter {
+	_, ring := rdb.(*redis.Ring)
 	switch {
 	case rdb == nil:
 		panic("redislimit: New with a nil Redis client")
+	case ring:
+		panic("redislimit: New with a *redis.Ring, which cannot listen for backpressure before it has a channel: " +
+			"use a *redis.Client, a *redis.ClusterClient or a failover client")
 	case key == "" || strings.ContainsAny(key, "{}"):
 		panic(fmt.Sprintf("redislimit: New with key %q: the key must be non-empty and hold no braces", key))
 	case !(r > 0) || r == rate.Inf || math.IsInf(float64(r), 0):
@@ -152,6 +157,7 @@ func New(rdb redis.UniversalClient, key string, r rate.Limit, burst int, opts ..
 		fallback: make(map[string]*fallback),
 	}
 	l.interval = max(l.interval, time.Nanosecond)
+	l.adviseClient()
 	l.ctx, l.stop = context.WithCancel(context.Background())
 	l.ps = rdb.Subscribe(l.ctx) // no channel yet: no round trip here
 	l.wg.Add(1)

@@ -21,6 +21,8 @@ import (
 func TestNewPanicsOnBadArguments(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialed
 	t.Cleanup(func() { rdb.Close() })
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": "127.0.0.1:1"}})
+	t.Cleanup(func() { ring.Close() })
 	tests := []struct {
 		name string
 		new  func()
@@ -31,6 +33,7 @@ func TestNewPanicsOnBadArguments(t *testing.T) {
 		{"key with a brace", func() { redislimit.New(rdb, "a{b", 1, 1) }, "no braces"},
 		{"zero rate", func() { redislimit.New(rdb, "k", 0, 1) }, "positive and finite"},
 		{"infinite rate", func() { redislimit.New(rdb, "k", rate.Inf, 1) }, "positive and finite"},
+		{"a ring", func() { redislimit.New(ring, "k", 1, 1) }, "*redis.Ring"},
 		{"zero deadline", func() { redislimit.WithDeadline(0) }, "must be positive"},
 		{"share above 1", func() { redislimit.WithFallback(1.5) }, "(0, 1]"},
 	}

@@ -96,3 +96,50 @@ func TestLoggerOfAnOutage(t *testing.T) {
 		})
 	}
 }
+
+// A Limiter whose client would let a call run past the deadline until its ReadTimeout says so
+// at New, once, with what to do (TestNetworkCut measures what it costs); one whose client ends
+// calls at their deadline says nothing. New makes no call: no server is needed.
+func TestLoggerAdvisesContextTimeout(t *testing.T) {
+	const advice = "redislimit: the Redis client ends a call past the deadline only at its ReadTimeout; " +
+		"make it with ContextTimeoutEnabled to find Redis again soon after a network cut"
+	for _, tc := range []struct {
+		name    string
+		rdb     func() redis.UniversalClient
+		timeout any // the read_timeout logged; nil if nothing is
+	}{
+		{"client, default", func() redis.UniversalClient {
+			return redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+		}, 5e9}, // go-redis's default ReadTimeout, in nanoseconds as JSON logs a Duration
+		{"client, no ReadTimeout", func() redis.UniversalClient {
+			return redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ReadTimeout: -1})
+		}, "none: a call ends when its connection fails"},
+		{"cluster client, 500ms", func() redis.UniversalClient {
+			return redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, ReadTimeout: 500 * time.Millisecond})
+		}, 5e8},
+		{"client, ContextTimeoutEnabled", func() redis.UniversalClient {
+			return redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
+		}, nil},
+		{"cluster client, ContextTimeoutEnabled", func() redis.UniversalClient {
+			return redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, ContextTimeoutEnabled: true})
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb := tc.rdb()
+			t.Cleanup(func() { rdb.Close() })
+			lines := &logLines{}
+			log := slog.New(slog.NewJSONHandler(lines, nil))
+			lim := redislimit.New(rdb, uniqueKey(t), 100, 10, redislimit.WithLogger(log))
+			require.NoError(t, lim.Close())
+			got := lines.with(t, advice)
+			if tc.timeout == nil {
+				assert.Empty(t, got)
+				return
+			}
+			require.Len(t, got, 1)
+			assert.Equal(t, "INFO", got[0]["level"])
+			assert.Equal(t, tc.timeout, got[0]["read_timeout"])
+			assert.NotEmpty(t, got[0]["key"])
+		})
+	}
+}
