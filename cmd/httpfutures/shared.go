@@ -51,6 +51,9 @@ func (s *sharedFlags) check(target string) (*sharedFlags, error) {
 	if err != nil {
 		return nil, usagef("-redis: %v", err)
 	}
+	// The Limiter's calls end at their deadline, not at the ReadTimeout: after a network cut, the
+	// rate is shared again within a probe of Redis answering (see redislimit's Failures).
+	opt.ContextTimeoutEnabled = true
 	s.opt = opt
 	if s.key == "" {
 		s.key = "demo"

@@ -44,6 +44,7 @@ func TestSharedFlagsKey(t *testing.T) {
 	assert.Equal(t, "example.test:8080", cfg.shared.key)
 	assert.Equal(t, 2, cfg.shared.opt.DB)
 	assert.Equal(t, 100.0, cfg.shared.rate)
+	assert.True(t, cfg.shared.opt.ContextTimeoutEnabled, "the Limiter's calls end at their deadline")
 }
 
 // redisAddr returns the address of the Redis server the tests may use, REDIS_ADDR or
