@@ -177,8 +177,10 @@ func TestRedisKilledMidRun(t *testing.T) {
 				ignore := goleak.IgnoreCurrent()
 				red := startRedis(t)
 				// No retries: the Limiter's deadline bounds each call, and a retry within it
-				// would only add dials while the server is down.
-				rdb := redis.NewClient(&redis.Options{Addr: red.addr, MaxRetries: -1})
+				// would only add dials while the server is down. A call ends at its deadline, as
+				// the package advises: a call made around the restart that ran on to the client's
+				// ReadTimeout would keep the Limiter from Redis that long (see TestNetworkCut).
+				rdb := redis.NewClient(&redis.Options{Addr: red.addr, MaxRetries: -1, ContextTimeoutEnabled: true})
 				srv := newCountingServer(t, nil)
 				lim := redislimit.New(rdb, uniqueKey(t), quota, burst, append(tt.opts, redislimit.WithDeadline(deadline))...)
 				sends := &sendClock{rt: http.DefaultTransport.(*http.Transport).Clone()}
