@@ -3,8 +3,9 @@
 // one of them would keep alone. Every limit of an httpfutures Scheduler is kept by its process;
 // a Limiter made by New with the same Redis and key is shared by every process, on any machine:
 //
-//	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true}) // or a *redis.ClusterClient, or NewFailoverClient
-//	lim := redislimit.New(rdb, "api.example.com", 100, 10)          // 100/s, bursts of 10, for all
+//	// Or a *redis.ClusterClient, or NewFailoverClient; ContextTimeoutEnabled: see Failures.
+//	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
+//	lim := redislimit.New(rdb, "api.example.com", 100, 10) // 100/s, bursts of 10, for all
 //	defer lim.Close()
 //	session := httpfutures.NewSession(httpfutures.WithLimiter(lim))
 //
@@ -46,8 +47,9 @@
 // a word (a firewall, a lost route), a call made then never answers, and a Limiter whose client
 // waits for the ReadTimeout finds Redis again only that long after the call, however early the
 // network healed; with ContextTimeoutEnabled, within a probe or two of it (measured: 0.26 s
-// against 1.8 s with a ReadTimeout of 2 s, TestNetworkCut). A call ended so costs its connection.
-// Make the client with ContextTimeoutEnabled, as the example above does.
+// against 1.8 s with a ReadTimeout of 2 s, TestNetworkCut); the client closes the connection of
+// a call it ends so. Make the client with ContextTimeoutEnabled, as the example above does; New
+// tells the logger if it is not.
 //
 // A probe asks the node that holds the quota every 100 ms, not any node: a cluster client sends a
 // PING anywhere, and would find the cluster answering while the quota's slot still points at a
