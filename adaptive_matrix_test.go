@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/httpfutures/httpfutures"
+	"github.com/httpfutures/httpfutures/internal/stallwatch"
 )
 
 // The adaptive limit across the servers it will meet rather than at one tuned point: capacities
@@ -440,11 +441,11 @@ func jitterCell(t *testing.T, median time.Duration, sigma float64, outstanding i
 // virtual machine's neighbors) delays every round trip of that while alike, which is what a
 // server slowing down looks like from here, and AdaptiveLimit documents that a client starved
 // so lowers its limit. A decrease is accepted, and said, only within a second after the
-// process stalled for 10 ms or more, as a ticker's goroutine that wakes late sees it.
+// process stalled for 10 ms or more (stallwatch.Process: a ticker's goroutine two ticks late).
 func healthyCell(t *testing.T, name, url string, outstanding int) []matrixRow {
 	w := newLimitWatch()
 	tr := adaptiveTransport(t, outstanding, w)
-	stalls := watchProcessStalls()
+	stalls := stallwatch.Process(time.Now())
 	run := load(t, tr, url, outstanding, learnSpan+measureSpan)
 	spells := stalls()
 	got := run.window(learnSpan, learnSpan+measureSpan)
@@ -471,43 +472,14 @@ func healthyCell(t *testing.T, name, url string, outstanding int) []matrixRow {
 	return []matrixRow{row}
 }
 
-// watchProcessStalls notes, until the returned func is called, the spells in which the process
-// did not run for 10 ms or more, as a goroutine woken every 2 ms sees them; the func returns
-// them, each as its start and end.
-func watchProcessStalls() func() [][2]time.Time {
-	const tick = 2 * time.Millisecond
-	stop, done := make(chan struct{}), make(chan [][2]time.Time, 1)
-	go func() {
-		var spells [][2]time.Time
-		t := time.NewTicker(tick)
-		defer t.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-stop:
-				done <- spells
-				return
-			case now := <-t.C:
-				if now.Sub(last) >= 10*time.Millisecond+tick {
-					spells = append(spells, [2]time.Time{last.Add(tick), now})
-				}
-				last = now
-			}
-		}
-	}()
-	return func() [][2]time.Time {
-		close(stop)
-		return <-done
-	}
-}
-
 // stalledBefore returns how long the longest of spells that ended within d before at lasted;
 // zero if none did.
-func stalledBefore(spells [][2]time.Time, at time.Time, d time.Duration) time.Duration {
+func stalledBefore(spells []stallwatch.Spell, at time.Time, d time.Duration) time.Duration {
 	var longest time.Duration
 	for _, s := range spells {
-		if !s[1].After(at) && at.Sub(s[1]) <= d {
-			longest = max(longest, s[1].Sub(s[0]))
+		end := time.Unix(0, s[1])
+		if !end.After(at) && at.Sub(end) <= d {
+			longest = max(longest, time.Duration(s[1]-s[0]))
 		}
 	}
 	return longest

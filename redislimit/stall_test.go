@@ -8,59 +8,20 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/httpfutures/httpfutures/internal/stallwatch"
 	"github.com/httpfutures/httpfutures/redislimit"
 )
 
 // A machine busy enough may give a process no core at all for a while, or too seldom: no limiter
 // sends then, so the tests that measure a rate on a busy machine leave that time out, and say
-// how long it was. A ticker's goroutine that wakes a tick late or more sees it.
+// how long it was (package stallwatch).
 
 // stallTick is how often watchStalls looks at the clock, and watchRedis at the server.
-const stallTick = 5 * time.Millisecond
+const stallTick = stallwatch.Tick
 
 // watchStalls notes, from start until the returned func is called, the spells in which the
-// process did not run, as a ticker's goroutine that wakes a tick late or more sees them: a
-// machine too busy to give it a core for a while, or often. The func returns them.
-func watchStalls(start time.Time) func() [][2]int64 {
-	return watchTicks(start, func(last, now time.Time) (spell [2]int64, ok bool) {
-		return [2]int64{last.Add(stallTick).UnixNano(), now.UnixNano()}, now.Sub(last) > 2*stallTick
-	})
-}
-
-// watchTicks calls look at every tick of stallTick from start until the returned func is called,
-// with the time of the tick before (or of the watch's start) and of this one, and notes the
-// spells it reports. The func returns them.
-func watchTicks(start time.Time, look func(last, now time.Time) (spell [2]int64, ok bool)) func() [][2]int64 {
-	stop := make(chan struct{})
-	done := make(chan [][2]int64, 1)
-	go func() {
-		var spells [][2]int64
-		defer func() { done <- spells }()
-		select {
-		case <-stop:
-			return
-		case <-time.After(time.Until(start)):
-		}
-		tick := time.NewTicker(stallTick)
-		defer tick.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-stop:
-				return
-			case now := <-tick.C:
-				if spell, ok := look(last, now); ok {
-					spells = append(spells, spell)
-				}
-				last = now
-			}
-		}
-	}()
-	return func() [][2]int64 {
-		close(stop)
-		return <-done
-	}
-}
+// process did not run. The func returns them.
+func watchStalls(start time.Time) func() [][2]int64 { return stallwatch.Process(start) }
 
 // stalledTogether returns how long, in [from, to), every process of reports was stalled at once,
 // or the Redis server they share (the spells of redisStalls).
@@ -118,7 +79,7 @@ func sendBounds(r float64, burst int, within float64, reports []fleetReport, fro
 // from its sending to its answer, on a machine too busy to run the server. No process leases
 // then. The func returns them.
 func watchRedis(rdb redis.UniversalClient, key string, start time.Time) func() [][2]int64 {
-	return watchTicks(start, func(_, _ time.Time) (spell [2]int64, ok bool) {
+	return stallwatch.Ticks(start, func(_, _ time.Time) (spell [2]int64, ok bool) {
 		sent := time.Now()
 		rdb.Exists(context.Background(), key)
 		got := time.Now()
