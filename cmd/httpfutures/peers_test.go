@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -256,6 +257,57 @@ func TestRunPrometheus(t *testing.T) {
 
 	_, err = http.Get("http://" + addr + "/metrics")
 	assert.Error(t, err, "the endpoint is gone with the run")
+}
+
+// Each scrape shows a request in every figure it counts in, or in none: the requests by code, the
+// latency and the send lag agree in every scrape taken while requests end, many at a time.
+func TestRunPrometheusScrapesAgree(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+
+	done := make(chan int)
+	var out, errb bytes.Buffer
+	go func() {
+		done <- run(t.Context(), []string{"-rate", "4000", "-duration", "1500ms", "-prometheus", addr, srv.URL}, &out, &errb)
+	}()
+	scrapes, disagree := 0, 0
+	var first string
+	for {
+		select {
+		case code := <-done:
+			require.Equal(t, exitOK, code, errb.String())
+			t.Logf("%d scrapes while requests ended, %d disagreeing", scrapes, disagree)
+			require.GreaterOrEqual(t, scrapes, 10, "scrapes while the run lasted")
+			assert.Zero(t, disagree, "scrapes whose figures disagree; the first: %s", first)
+			return
+		default:
+		}
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		f, err := p.TextToMetricFamilies(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		fams := toDTO(f)
+		reqs, lat, lag := fams["httpfutures_attack_requests_total"], fams["httpfutures_attack_latency_seconds"], fams["httpfutures_attack_send_lag_seconds"]
+		if reqs == nil || reqs.sum == 0 {
+			continue
+		}
+		scrapes++
+		if lat.count != reqs.sum || lag.count != reqs.sum {
+			disagree++
+			if first == "" {
+				first = fmt.Sprintf("%v requests, %v latencies, %v send lags", reqs.sum, lat.count, lag.count)
+			}
+		}
+	}
 }
 
 type flagFlag = flag.Flag

@@ -5,11 +5,13 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	promdto "github.com/prometheus/client_model/go"
 
 	"github.com/httpfutures/httpfutures/loadgen"
 )
@@ -25,6 +27,9 @@ type promExporter struct {
 	srv    *http.Server
 	served chan error
 
+	// A request is counted in each of these at once, as a scrape sees them: observe holds mu
+	// shared, and a scrape holds it alone, so that the figures of a scrape agree.
+	mu       sync.RWMutex
 	requests *prometheus.CounterVec
 	latency  prometheus.Histogram
 	lag      prometheus.Histogram
@@ -84,7 +89,12 @@ func startPrometheus(addr string, cfg loadgen.Config) (*promExporter, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	gather := prometheus.GathererFunc(func() ([]*promdto.MetricFamily, error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return reg.Gather()
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	p.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { p.served <- p.srv.Serve(ln) }()
 	return p, nil
@@ -103,7 +113,10 @@ func (p *promExporter) observe(r *loadgen.Result) {
 	if r.Error != "" {
 		kind = loadgen.ErrorKindOf(r.Error)
 	}
-	p.requests.WithLabelValues(strconv.Itoa(int(r.Code)), kind).Inc()
+	requests := p.requests.WithLabelValues(strconv.Itoa(int(r.Code)), kind)
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	requests.Inc()
 	p.latency.Observe(r.Latency.Seconds())
 	if p.open {
 		p.lag.Observe(r.Lag.Seconds())
