@@ -275,8 +275,6 @@ func TestAdaptiveLimitMatrix(t *testing.T) {
 		}
 	}
 	light = append(light,
-		matrixCell{"slower beyond capacity/4", false, func(t *testing.T) []matrixRow { return slowCell(t, 4) }},
-		matrixCell{"slower beyond capacity/16", false, func(t *testing.T) []matrixRow { return slowCell(t, 16) }},
 		matrixCell{"steps/" + shedAtOnce.String(), false, func(t *testing.T) []matrixRow { return stepCell(t, shedAtOnce) }},
 		matrixCell{"steps/" + shedLate.String(), false, func(t *testing.T) []matrixRow { return stepCell(t, shedLate) }},
 		matrixCell{"healthy jitter/10ms σ=1", false, func(t *testing.T) []matrixRow {
@@ -296,11 +294,16 @@ func TestAdaptiveLimitMatrix(t *testing.T) {
 	)
 	// A cell whose 64 outstanding requests see log-normal latencies measures the server only with
 	// the processors to itself: a neighbor's work, under the race detector, delays its goroutines
-	// by as much as the jitter, which reads as the server slowing down. It runs alone, in both runs.
+	// by as much as the jitter, which reads as the server slowing down. So do the cells of servers
+	// that slow down beyond their capacity: a client starved of processors as it learns the round
+	// trip learns a longer one, and holds a higher limit (2.50 times a static limit's round trip,
+	// at capacity 4, beside the light cells in CI). They run alone, in both runs.
 	alone := []matrixCell{
 		{"healthy jitter/50ms σ=0.5", false, func(t *testing.T) []matrixRow {
 			return jitterCell(t, 50*time.Millisecond, 0.5, 64)
 		}},
+		{"slower beyond capacity/4", false, func(t *testing.T) []matrixRow { return slowCell(t, 4) }},
+		{"slower beyond capacity/16", false, func(t *testing.T) []matrixRow { return slowCell(t, 16) }},
 	}
 	table := &matrixTable{}
 	// The light cells run four at a time: each runs its servers and two transports in this
@@ -371,8 +374,10 @@ func slowCell(t *testing.T, c int) []matrixRow {
 	tr, static := adaptiveTransport(t, outstanding, w), staticTransport(t, outstanding, c)
 	learn := 2 * learnSpan
 	var run, refRun *loadRun
+	stalls := stallwatch.Process(time.Now())
 	both(func() { run = load(t, tr, srv.URL, outstanding, learn+measureSpan) },
 		func() { refRun = load(t, static, ref.URL, outstanding, learn+measureSpan) })
+	spells := stalls()
 	got, want := run.window(learn, learn+measureSpan), refRun.window(learn, learn+measureSpan)
 	lo, hi := w.limitsBetween(hostOf(t, srv.URL), initialLimit(outstanding), run.start.Add(learn), run.start.Add(learn+measureSpan))
 	row := matrixRow{cell: fmt.Sprintf("%s, capacity %d", slowsDown, c),
@@ -382,8 +387,18 @@ func slowCell(t *testing.T, c int) []matrixRow {
 	assert.Zero(t, got.shed+got.other)
 	assert.GreaterOrEqual(t, row.vsStatic, 0.85, "goodput after learning, as a share of a static limit's at the capacity")
 	// The latency signal holds round trips at about 1.5 times its baseline, which the first
-	// connections and a loaded machine raise: at most 2.5 times the static limit's.
-	assert.LessOrEqual(t, got.rtt.Seconds(), 2.5*want.rtt.Seconds(), "mean round trip after learning, against a static limit's")
+	// connections raise: at most 2.5 times the static limit's. A client starved of processors
+	// while it learns (the process stalled for 10 ms or more: other work, the race detector)
+	// learns a higher baseline, and holds a higher limit: at most 3.5 times then. Measured alone
+	// under the race detector, at capacity 4: 1.64-1.78 times quiet, 2.02-2.53 with a busy loop
+	// on each core; beside other cells, 1.73-2.90, and once 4.51 with two busy loops a core.
+	bound := 2.5
+	if stall := stalledBefore(spells, run.start.Add(learn+measureSpan), learn+measureSpan); stall > 0 {
+		bound = 3.5
+		t.Logf("the process stalled for %v: a client starved of processors learns a higher baseline", stall.Round(time.Millisecond))
+		row.note += fmt.Sprintf(" (the process stalled %v)", stall.Round(time.Millisecond))
+	}
+	assert.LessOrEqual(t, got.rtt.Seconds(), bound*want.rtt.Seconds(), "mean round trip after learning, against a static limit's")
 	assert.True(t, w.saw(hostOf(t, srv.URL), httpfutures.LimitSlowed), "the latency signal lowered it")
 	return []matrixRow{row}
 }
