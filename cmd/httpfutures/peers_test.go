@@ -272,7 +272,7 @@ func TestRunPrometheusScrapesAgree(t *testing.T) {
 	done := make(chan int)
 	var out, errb bytes.Buffer
 	go func() {
-		done <- run(t.Context(), []string{"-rate", "4000", "-duration", "1500ms", "-prometheus", addr, srv.URL}, &out, &errb)
+		done <- run(t.Context(), []string{"-rate", "1000", "-duration", "2s", "-prometheus", addr, srv.URL}, &out, &errb)
 	}()
 	scrapes, disagree := 0, 0
 	var first string
@@ -281,7 +281,7 @@ func TestRunPrometheusScrapesAgree(t *testing.T) {
 		case code := <-done:
 			require.Equal(t, exitOK, code, errb.String())
 			t.Logf("%d scrapes while requests ended, %d disagreeing", scrapes, disagree)
-			require.GreaterOrEqual(t, scrapes, 10, "scrapes while the run lasted")
+			require.Positive(t, scrapes, "scrapes while the run lasted (about 3,000 on a quiet machine, 200 under the race detector, 4 and more with two busy loops a core besides)")
 			assert.Zero(t, disagree, "scrapes whose figures disagree; the first: %s", first)
 			return
 		default:
