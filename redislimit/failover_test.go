@@ -59,7 +59,7 @@ func sentinelTarget(t *testing.T) failoverTarget {
 		opts: &redis.UniversalOptions{Addrs: s.addrs(), MasterName: s.name},
 		kill: func(string) time.Time {
 			s.master.kill()
-			return promoted(t, s.replica, 20*time.Second)
+			return promoted(t, s.replica, 20*time.Second, s.sentinels...)
 		},
 		told: told,
 	}

@@ -160,8 +160,8 @@ func (c *replicatedCluster) masterOf(t testing.TB, key string) int {
 }
 
 // promoted returns when the replica p, its master lost, has become a master, polling every 5 ms,
-// or fails the test after limit.
-func promoted(t testing.TB, p *redisProcess, limit time.Duration) time.Time {
+// or fails the test after limit, with the logs of p and of the processes that were to promote it.
+func promoted(t testing.TB, p *redisProcess, limit time.Duration, by ...*redisProcess) time.Time {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
@@ -170,8 +170,12 @@ func promoted(t testing.TB, p *redisProcess, limit time.Duration) time.Time {
 			return time.Now()
 		}
 		if time.Now().After(deadline) {
+			logs := p.log()
+			for _, q := range by {
+				logs += fmt.Sprintf("\n%s:\n%s", q.addr, q.log())
+			}
 			require.FailNow(t, "no failover", "replica %s not a master %v after its master was killed: %v %v\n%s",
-				p.addr, limit, role, err, p.log())
+				p.addr, limit, role, err, logs)
 		}
 		time.Sleep(5 * time.Millisecond) // polling: the server says nothing of its own accord
 	}
@@ -198,9 +202,13 @@ func startSentinels(t testing.TB, n int, downAfter time.Duration) *sentinelSet {
 		}
 		return nil
 	})
+	// A sentinel tries a failover of the same master again only after twice the failover timeout:
+	// if the sentinels' votes split (each voting for itself, as they may when they all see the
+	// master down at once), none promotes the replica until then. At 3 s, that is 6 s, which
+	// the tests' 20 s leave room for.
 	conf := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]s %[3]d\n"+
 		"sentinel down-after-milliseconds %[1]s %[4]s\n"+
-		"sentinel failover-timeout %[1]s 10000\n", s.name, s.master.port(), n/2+1, ms(downAfter))
+		"sentinel failover-timeout %[1]s 3000\n", s.name, s.master.port(), n/2+1, ms(downAfter))
 	for range n {
 		p := newRedisProcess(t, "--sentinel")
 		p.conf = filepath.Join(p.dir, "sentinel.conf")
