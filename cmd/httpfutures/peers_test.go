@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -217,30 +219,15 @@ func TestRunPrometheus(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-
-	done := make(chan int)
-	var out, errb bytes.Buffer
-	go func() {
-		done <- run(t.Context(), []string{"-rate", "200", "-duration", "2s", "-prometheus", addr, srv.URL}, &out, &errb)
-	}()
+	addr, done, errb := runPrometheus(t, "200", srv.URL)
 
 	var fams map[string]*dto
 	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + addr + "/metrics")
+		var err error
+		fams, err = scrape(addr)
 		if err != nil {
 			return false
 		}
-		defer resp.Body.Close()
-		p := expfmt.NewTextParser(model.UTF8Validation)
-		f, err := p.TextToMetricFamilies(resp.Body)
-		if err != nil {
-			return false
-		}
-		fams = toDTO(f)
 		c := fams["httpfutures_attack_requests_total"]
 		return c != nil && c.sum >= 50
 	}, 1800*time.Millisecond, 20*time.Millisecond, "the figures are served during the run")
@@ -255,7 +242,7 @@ func TestRunPrometheus(t *testing.T) {
 	assert.Equal(t, 200.0, fams["httpfutures_attack_target_rate"].sum)
 	assert.Contains(t, fams, "httpfutures_attack_in_flight")
 
-	_, err = http.Get("http://" + addr + "/metrics")
+	_, err := http.Get("http://" + addr + "/metrics")
 	assert.Error(t, err, "the endpoint is gone with the run")
 }
 
@@ -264,16 +251,7 @@ func TestRunPrometheus(t *testing.T) {
 func TestRunPrometheusScrapesAgree(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-
-	done := make(chan int)
-	var out, errb bytes.Buffer
-	go func() {
-		done <- run(t.Context(), []string{"-rate", "1000", "-duration", "2s", "-prometheus", addr, srv.URL}, &out, &errb)
-	}()
+	addr, done, errb := runPrometheus(t, "1000", srv.URL)
 	scrapes, disagree := 0, 0
 	var first string
 	for {
@@ -286,16 +264,12 @@ func TestRunPrometheusScrapesAgree(t *testing.T) {
 			return
 		default:
 		}
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
+		fams, err := scrape(addr)
+		if unreachable := (*url.Error)(nil); errors.As(err, &unreachable) { // not listening yet, or no longer
 			time.Sleep(5 * time.Millisecond)
 			continue
 		}
-		p := expfmt.NewTextParser(model.UTF8Validation)
-		f, err := p.TextToMetricFamilies(resp.Body)
-		resp.Body.Close()
-		require.NoError(t, err)
-		fams := toDTO(f)
+		require.NoError(t, err, "the figures parse")
 		reqs, lat, lag := fams["httpfutures_attack_requests_total"], fams["httpfutures_attack_latency_seconds"], fams["httpfutures_attack_send_lag_seconds"]
 		if reqs == nil || reqs.sum == 0 {
 			continue
@@ -308,6 +282,37 @@ func TestRunPrometheusScrapesAgree(t *testing.T) {
 			}
 		}
 	}
+}
+
+// runPrometheus starts a run of the program at rate requests a second for 2 s against url, serving
+// its figures for Prometheus at addr; done gets its exit code.
+func runPrometheus(t *testing.T, rate, url string) (addr string, done <-chan int, errb *bytes.Buffer) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr = ln.Addr().String()
+	require.NoError(t, ln.Close())
+	codes := make(chan int, 1)
+	var out bytes.Buffer
+	errb = new(bytes.Buffer)
+	go func() {
+		codes <- run(t.Context(), []string{"-rate", rate, "-duration", "2s", "-prometheus", addr, url}, &out, errb)
+	}()
+	return addr, codes, errb
+}
+
+// scrape gets the figures served at addr and parses them as Prometheus does.
+func scrape(addr string) (map[string]*dto, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	f, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return toDTO(f), nil
 }
 
 type flagFlag = flag.Flag
