@@ -103,11 +103,15 @@ func (s *Scheduler) takeNewsLocked() news {
 }
 
 // deliver does what n says: it tells the changes, then fails the requests. It requires s.mu not
-// held.
+// held. Every request queued asks it, with no news almost always: that costs no call.
 func (s *Scheduler) deliver(n news) {
-	if n.failing == nil && !n.tell {
-		return
+	if n.failing != nil || n.tell {
+		s.deliverNews(n)
 	}
+}
+
+// deliverNews is deliver, for news there is.
+func (s *Scheduler) deliverNews(n news) {
 	if n.tell {
 		s.tellChanges()
 	}

@@ -300,6 +300,42 @@ func TestIdleWithBodiesOpen(t *testing.T) {
 	}
 }
 
+// The idle period counts from when the Scheduler last had something to do, and a request that
+// waits in the queue is something to do, however it leaves it. With the only slot held by an
+// open body, a second request waits 8 s and is canceled: the goroutines stay for the whole idle
+// period after that, and end once it is over. (Counted from when that request was queued, they
+// ended 2 s after it left.)
+func TestIdlePeriodCountsFromTheQueueLeftEmpty(t *testing.T) {
+	const idle = 10 * time.Second
+	synctest.Test(t, func(t *testing.T) {
+		open := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader("body")), Request: req}, nil
+		})
+		tr := httpfutures.NewTransport(open, httpfutures.WithWorkers(1), httpfutures.WithWorkerIdleTimeout(idle))
+		defer tr.Close()
+		held, err := tr.RoundTrip(get(t, "http://h.test/held"))
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		waiting := tr.StartRoundTrip(get(t, "http://h.test/waiting").WithContext(ctx))
+		time.Sleep(8 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, 1, tr.Stats().Queued, "the request waits for the slot the body holds")
+		cancel()
+		_, err = waiting.Result()
+		require.ErrorIs(t, err, context.Canceled)
+
+		time.Sleep(idle - time.Millisecond)
+		synctest.Wait()
+		assert.Equal(t, 2, tr.Stats().Goroutines, "%v after the queue emptied, the worker and the pacer still run", idle-time.Millisecond)
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		assert.Zero(t, tr.Stats().Goroutines, "%v after the queue emptied, they ended", idle)
+
+		assert.Equal(t, "body", body(t, held))
+		assert.Zero(t, tr.Stats().LeakedBodies)
+	})
+}
+
 // A Scheduler shared by transports keeps no goroutine once idle either, and is closed as usual.
 func TestIdleSharedScheduler(t *testing.T) {
 	ts := newEchoServer(t)

@@ -222,9 +222,10 @@ func WithHostIdleTimeout(d time.Duration) Option {
 // WithWorkerIdleTimeout sets how long a Scheduler's goroutines (its workers and its pacer) wait
 // for work before they end; the next request starts them again. The default is 10 seconds, so
 // that a transport or session dropped without Close, or an idle one, keeps no goroutine, as
-// net/http lets its idle connections go. Slots held by open streamed bodies do not keep the
-// goroutines (the work that comes after them starts them again); a host paused by its server
-// keeps them until the pause ends. It configures a Scheduler.
+// net/http lets its idle connections go. The period counts from the end of the last work: a
+// request running, or waiting in the queue, however it leaves it. Slots held by open streamed
+// bodies do not keep the goroutines (the work that comes after them starts them again); a host
+// paused by its server keeps them until the pause ends. It configures a Scheduler.
 func WithWorkerIdleTimeout(d time.Duration) Option {
 	nonNegative("WithWorkerIdleTimeout", int64(d))
 	return schedOption("WithWorkerIdleTimeout", func(c *config) { c.workerIdle = d })

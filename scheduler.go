@@ -133,9 +133,13 @@ func (s *Scheduler) setup(c *config) {
 
 // startLocked starts the workers and the pacer, unless they run. It requires s.mu held.
 func (s *Scheduler) startLocked() {
-	if s.started {
-		return
+	if !s.started {
+		s.spawnLocked()
 	}
+}
+
+// spawnLocked starts the workers and the pacer of generation s.gen. It requires s.mu held.
+func (s *Scheduler) spawnLocked() {
 	s.started = true
 	s.goroutines += s.workers + 1
 	s.wg.Add(s.workers + 1)
@@ -177,7 +181,6 @@ func (s *Scheduler) submit(f *Future) error {
 		s.failLocked([]*Future{shed}, errShed)
 	}
 	s.startLocked()
-	s.lastActive = f.queued
 	f.host = h
 	f.seq = s.seq
 	s.seq++
@@ -277,6 +280,9 @@ func (s *Scheduler) dequeueLocked(f *Future) {
 	}
 	f.phase.dequeue()
 	s.maybeIdleLocked(h)
+	if s.queued == 0 {
+		s.lastActive = s.now() // the Scheduler may be idle from now
+	}
 }
 
 // transportStats returns the counts of t's requests now queued and running.

@@ -16,7 +16,7 @@ import (
 // check the generation) and written seldom, so that reading it costs no miss.
 type workerPool struct {
 	inflight   int       // pool slots taken
-	lastActive instant   // when a request was last queued, or an attempt last ended
+	lastActive instant   // when an attempt last ended, or the queue was last left empty by a request never sent
 	waiting    int       // workers waiting on cond
 	waking     int       // workers signaled and not yet running
 	bodySlots  int       // of the pool slots taken, those of streamed bodies whose workers are done with them
