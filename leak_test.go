@@ -301,39 +301,71 @@ func TestIdleWithBodiesOpen(t *testing.T) {
 }
 
 // The idle period counts from when the Scheduler last had something to do, and a request that
-// waits in the queue is something to do, however it leaves it. With the only slot held by an
-// open body, a second request waits 8 s and is canceled: the goroutines stay for the whole idle
-// period after that, and end once it is over. (Counted from when that request was queued, they
-// ended 2 s after it left.)
+// waits in the queue is something to do, however it leaves it. With every slot held by an open
+// body (1, 2 and 8 workers), one more request waits 8 s and leaves the queue unsent (its
+// context canceled, its Future canceled, or its deadline passed): the goroutines stay for the
+// whole idle period after that, and end once it is over. (Counted from when that request was
+// queued, they ended 2 s after it left.)
 func TestIdlePeriodCountsFromTheQueueLeftEmpty(t *testing.T) {
-	const idle = 10 * time.Second
-	synctest.Test(t, func(t *testing.T) {
-		open := roundTripFunc(func(req *http.Request) (*http.Response, error) {
-			return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader("body")), Request: req}, nil
-		})
-		tr := httpfutures.NewTransport(open, httpfutures.WithWorkers(1), httpfutures.WithWorkerIdleTimeout(idle))
-		defer tr.Close()
-		held, err := tr.RoundTrip(get(t, "http://h.test/held"))
-		require.NoError(t, err)
-		ctx, cancel := context.WithCancel(context.Background())
-		waiting := tr.StartRoundTrip(get(t, "http://h.test/waiting").WithContext(ctx))
-		time.Sleep(8 * time.Second)
-		synctest.Wait()
-		assert.Equal(t, 1, tr.Stats().Queued, "the request waits for the slot the body holds")
-		cancel()
-		_, err = waiting.Result()
-		require.ErrorIs(t, err, context.Canceled)
+	const idle, wait = 10 * time.Second, 8 * time.Second
+	leaves := []struct {
+		name  string
+		start func(tr *httpfutures.AsyncTransport, req *http.Request) (f *httpfutures.Future, leave func())
+		err   error
+	}{
+		{"its context canceled", func(tr *httpfutures.AsyncTransport, req *http.Request) (*httpfutures.Future, func()) {
+			ctx, cancel := context.WithCancel(req.Context())
+			return tr.StartRoundTrip(req.WithContext(ctx)), cancel
+		}, context.Canceled},
+		{"its Future canceled", func(tr *httpfutures.AsyncTransport, req *http.Request) (*httpfutures.Future, func()) {
+			f := tr.StartRoundTrip(req)
+			return f, func() { f.Cancel() }
+		}, context.Canceled},
+		{"its deadline passed", func(tr *httpfutures.AsyncTransport, req *http.Request) (*httpfutures.Future, func()) {
+			ctx, cancel := context.WithTimeout(req.Context(), wait)
+			t.Cleanup(cancel)
+			return tr.StartRoundTrip(req.WithContext(ctx)), func() {}
+		}, context.DeadlineExceeded},
+	}
+	for _, workers := range []int{1, 2, 8} {
+		for _, leave := range leaves {
+			t.Run(fmt.Sprintf("%d workers, %s", workers, leave.name), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					open := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+						return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader("body")), Request: req}, nil
+					})
+					tr := httpfutures.NewTransport(open, httpfutures.WithWorkers(workers), httpfutures.WithWorkerIdleTimeout(idle))
+					defer tr.Close()
+					var held []*http.Response
+					for range workers {
+						resp, err := tr.RoundTrip(get(t, "http://h.test/held"))
+						require.NoError(t, err)
+						held = append(held, resp)
+					}
+					f, leaveQueue := leave.start(tr, get(t, "http://h.test/waiting"))
+					time.Sleep(wait - time.Millisecond)
+					synctest.Wait()
+					assert.Equal(t, 1, tr.Stats().Queued, "the request waits for a slot that a body holds")
+					time.Sleep(time.Millisecond)
+					leaveQueue()
+					_, err := f.Result()
+					require.ErrorIs(t, err, leave.err)
 
-		time.Sleep(idle - time.Millisecond)
-		synctest.Wait()
-		assert.Equal(t, 2, tr.Stats().Goroutines, "%v after the queue emptied, the worker and the pacer still run", idle-time.Millisecond)
-		time.Sleep(time.Millisecond)
-		synctest.Wait()
-		assert.Zero(t, tr.Stats().Goroutines, "%v after the queue emptied, they ended", idle)
+					time.Sleep(idle - time.Millisecond)
+					synctest.Wait()
+					assert.Equal(t, workers+1, tr.Stats().Goroutines, "%v after the queue emptied, the workers and the pacer still run", idle-time.Millisecond)
+					time.Sleep(time.Millisecond)
+					synctest.Wait()
+					assert.Zero(t, tr.Stats().Goroutines, "%v after the queue emptied, they ended", idle)
 
-		assert.Equal(t, "body", body(t, held))
-		assert.Zero(t, tr.Stats().LeakedBodies)
-	})
+					for _, resp := range held {
+						assert.Equal(t, "body", body(t, resp))
+					}
+					assert.Zero(t, tr.Stats().LeakedBodies)
+				})
+			})
+		}
+	}
 }
 
 // A Scheduler shared by transports keeps no goroutine once idle either, and is closed as usual.
