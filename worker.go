@@ -16,7 +16,7 @@ import (
 // check the generation) and written seldom, so that reading it costs no miss.
 type workerPool struct {
 	inflight   int       // pool slots taken
-	lastActive instant   // when an attempt last ended, or the queue was last left empty by a request never sent
+	lastActive instant   // when an attempt last ended, or a request never sent left the queue empty
 	waiting    int       // workers waiting on cond
 	waking     int       // workers signaled and not yet running
 	bodySlots  int       // of the pool slots taken, those of streamed bodies whose workers are done with them
